@@ -1,0 +1,202 @@
+// Package monitor holds everything redis-guardian reads: a Redis source (INFO and
+// CONFIG GET), a host source (disk, memory, kernel settings, cgroup limits of the
+// Redis process) and a Redis log follower. Its output is a Snapshot, plain data that
+// pkg/policy evaluates without any I/O.
+package monitor
+
+import (
+	"time"
+)
+
+// Snapshot is everything known about one watched Redis at one moment. A source that
+// failed records its error in its own reading instead of aborting the tick, so the
+// policy can still reason about what did work.
+type Snapshot struct {
+	Instance string
+	Addr     string
+	Time     time.Time
+	Redis    RedisReading
+	Host     HostReading
+	Log      LogReading
+}
+
+// ErrKind classifies why Redis could not be read, because each kind has a different
+// fix: a down server, a wrong password and a renamed command are not the same page.
+type ErrKind string
+
+// The kinds of Redis errors the policy distinguishes.
+const (
+	ErrNone               ErrKind = ""
+	ErrUnreachable        ErrKind = "unreachable"
+	ErrAuth               ErrKind = "auth"
+	ErrCommandUnavailable ErrKind = "command_unavailable"
+	ErrOther              ErrKind = "other"
+)
+
+// RedisReading is what one tick learned from Redis itself.
+type RedisReading struct {
+	// Err is set when INFO failed; Info is then the zero value.
+	Err     error
+	ErrKind ErrKind
+	Info    Info
+	Latency time.Duration
+
+	// Config is the last CONFIG GET result; it is refreshed rarely, so ConfigTime
+	// says how old it is. ConfigErr is set when CONFIG GET failed (renamed command,
+	// ACL without +config|get); Config then holds what is known, maybe nothing.
+	Config        RedisConfig
+	ConfigTime    time.Time
+	ConfigErr     error
+	ConfigErrKind ErrKind
+}
+
+// Tri is a three-valued answer for host facts that may not be knowable.
+type Tri int
+
+// Values of Tri.
+const (
+	Unknown Tri = iota
+	Yes
+	No
+)
+
+func (t Tri) String() string {
+	switch t {
+	case Yes:
+		return "yes"
+	case No:
+		return "no"
+	default:
+		return "unknown"
+	}
+}
+
+// HostReading is what one tick learned from the host Redis runs on. It is only
+// filled when Redis is local; otherwise Available is false and Reason says why,
+// so nothing is guessed.
+type HostReading struct {
+	Available bool
+	Reason    string
+
+	// DataDir is Redis's `dir`; AOFDir is dir/appenddirname (7.0+) when it exists.
+	DataDir DirReading
+	AOFDir  DirReading
+
+	// RDBFileSize is the size of dir/dbfilename, -1 when absent or unknown. It is the
+	// best estimate of what the next snapshot needs on disk.
+	RDBFileSize int64
+
+	MemTotal     uint64
+	MemAvailable uint64
+	SwapTotal    uint64
+	SwapFree     uint64
+
+	// Overcommit is vm.overcommit_memory (0, 1, 2), -1 when unknown.
+	Overcommit int
+	// THP is the active mode of /sys/kernel/mm/transparent_hugepage/enabled
+	// ("always", "madvise", "never"), empty when unknown.
+	THP string
+
+	// Process facts of the Redis server (pid from INFO). -1 when unknown.
+	PID               int
+	ProcAnonHugePages int64
+	ProcSwap          int64
+	ProcRSS           int64
+
+	Cgroup CgroupReading
+
+	// TempFiles are Redis's own temp files found in dir and the AOF dir.
+	TempFiles []TempFile
+
+	// Errors lists the readings that failed, e.g. "overcommit: permission denied".
+	Errors []string
+}
+
+// DirReading describes a directory Redis writes to.
+type DirReading struct {
+	Path        string
+	Known       bool // false when the path is unknown or could not be read
+	Total       uint64
+	Free        uint64 // bytes available to unprivileged users
+	UsedPercent float64
+	InodesTotal uint64
+	InodesFree  uint64
+	// Writable tells whether the Redis process's uid/gids may create files here.
+	Writable       Tri
+	WritableReason string
+}
+
+// CgroupReading is the cgroup v2 memory state of the Redis process's cgroup.
+type CgroupReading struct {
+	Known bool
+	Path  string // e.g. /system.slice/redis-server.service
+	// MemoryMax is memory.max in bytes, 0 when "max" (no limit).
+	MemoryMax     uint64
+	MemoryCurrent uint64
+	OOMKill       uint64 // oom_kill in memory.events
+}
+
+// TempFileKind names which Redis code path wrote a temp file.
+type TempFileKind string
+
+// Temp file kinds, per Redis's naming (see shared/docs/redis-facts.md).
+const (
+	TempBgsave      TempFileKind = "bgsave"       // temp-<childpid>.rdb, or temp-<mainpid>.rdb for SAVE
+	TempReplSync    TempFileKind = "repl_sync"    // temp-<unixtime>.<mainpid>.rdb
+	TempRewriteBg   TempFileKind = "rewrite_bg"   // temp-rewriteaof-bg-<pid>.aof
+	TempRewrite     TempFileKind = "rewrite"      // temp-rewriteaof-<pid>.aof
+	TempAOFIncr     TempFileKind = "aof_incr"     // appendonlydir/temp-<appendfilename>.incr
+	TempAOFManifest TempFileKind = "aof_manifest" // appendonlydir/temp-<appendfilename>.manifest
+)
+
+// TempFile is one Redis temp file on disk.
+type TempFile struct {
+	Path    string
+	Kind    TempFileKind
+	Size    int64
+	ModTime time.Time
+	// PID is the pid embedded in the name, 0 when the name carries none.
+	PID int
+	// PIDAlive is Yes when a process with that pid exists.
+	PIDAlive Tri
+}
+
+// LogKind is a class of Redis log line the guardian acts on.
+type LogKind string
+
+// The log lines recognised (see shared/docs/redis-facts.md).
+const (
+	LogForkFailed         LogKind = "fork_failed"          // Can't save in background: fork: <reason>
+	LogRDBWriteError      LogKind = "rdb_write_error"      // Write error saving DB on disk: <reason>
+	LogRDBOpenFailed      LogKind = "rdb_open_failed"      // Failed opening the temp RDB file ... (in server.c/rdb.c): <reason>
+	LogBgsaveError        LogKind = "bgsave_error"         // Background saving error
+	LogBgsaveSignal       LogKind = "bgsave_signal"        // Background saving terminated by signal <n>
+	LogBgsaveOK           LogKind = "bgsave_ok"            // Background saving terminated with success
+	LogAOFRewriteError    LogKind = "aof_rewrite_error"    // Background AOF rewrite terminated with error
+	LogAOFRewriteLimit    LogKind = "aof_rewrite_limit"    // Background AOF rewrite has repeatedly failed
+	LogAOFWriteError      LogKind = "aof_write_error"      // Error writing to the AOF file: <reason>
+	LogAOFFsyncSlow       LogKind = "aof_fsync_slow"       // Asynchronous AOF fsync is taking too long
+	LogOutputBufferClosed LogKind = "output_buffer_closed" // scheduled to be closed ASAP for overcoming of output buffer limits
+)
+
+// LogEvent is one recognised Redis log line.
+type LogEvent struct {
+	Kind LogKind
+	// Cause is the reason text Redis printed, e.g. "Resource temporarily unavailable",
+	// "No space left on device", "signal 9". Empty when the line carries none.
+	Cause string
+	// Time is the timestamp in the line, or when it was read if the line had none.
+	Time time.Time
+	Line string
+}
+
+// LogReading is the state of the Redis log follower for one instance.
+type LogReading struct {
+	// Source is "file", "stdout", "syslog" or "unavailable".
+	Source string
+	Path   string
+	// Err is set when the file cannot be followed (missing, permission denied).
+	Err error
+	// Last holds the newest event of each kind seen so far.
+	Last map[LogKind]LogEvent
+}
