@@ -77,6 +77,9 @@ func (t Tri) String() string {
 type HostReading struct {
 	Available bool
 	Reason    string
+	// Disabled is set when the operator turned host checks off; nothing is then
+	// reported about the host, not even that it is unavailable.
+	Disabled bool
 
 	// DataDir is Redis's `dir`; AOFDir is dir/appenddirname (7.0+) when it exists.
 	DataDir DirReading

@@ -1,0 +1,231 @@
+// Package config loads redis-guardian's YAML configuration: strict (an unknown key is
+// an error naming its path), with every default in one place, and validation errors
+// that name the item at fault, so an operator fixes a typo before it hides a problem.
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is where the packaged service reads its configuration.
+const DefaultPath = "/etc/redis-guardian/config.yaml"
+
+// DefaultAddr is watched when there is neither a config file nor --addr.
+const DefaultAddr = "127.0.0.1:6379"
+
+// Mode says whether remedies are carried out.
+type Mode string
+
+// Modes.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeDryRun  Mode = "dry-run"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	Interval      time.Duration
+	Timeouts      Timeouts
+	ConfigRefresh time.Duration
+	Mode          Mode
+	StateDir      string
+	Instances     []Instance
+	// Warnings are problems that do not stop the guardian but deserve a fix, such as
+	// a password written inline.
+	Warnings []string
+}
+
+// Timeouts bound every call, so one slow Redis never stalls a tick.
+type Timeouts struct {
+	Connect time.Duration
+	Command time.Duration
+}
+
+// Instance is one watched Redis.
+type Instance struct {
+	Name          string
+	Addr          string
+	Username      string
+	Password      string
+	PasswordFile  string
+	TLS           *TLS
+	ConfigCommand string
+	// HostChecks is "auto" (when Redis is local), "on" or "off".
+	HostChecks string
+	// LogFile overrides the Redis log path taken from CONFIG GET logfile.
+	LogFile string
+	// IgnoreFindings are finding ids the operator has accepted for this instance
+	// (global and per-instance lists combined).
+	IgnoreFindings []string
+	Thresholds     policy.Thresholds
+	Remedies       policy.Remedies
+}
+
+// TLS holds the client TLS files for rediss:// and TLS-enabled Redis.
+type TLS struct {
+	CA                 string
+	Cert               string
+	Key                string
+	ServerName         string
+	InsecureSkipVerify bool
+}
+
+// ClientConfig builds the *tls.Config, reading the files.
+func (t *TLS) ClientConfig() (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, documented
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("read tls ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca %s: no PEM certificates found", t.CA)
+		}
+		c.RootCAs = pool
+	}
+	if t.Cert != "" || t.Key != "" {
+		kp, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("load tls cert/key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{kp}
+	}
+	return c, nil
+}
+
+// Default returns the configuration used with no file: one Redis on 127.0.0.1:6379.
+func Default() *Config {
+	c, err := Parse(strings.NewReader(""))
+	if err != nil {
+		// The empty document is valid by construction; a failure is a bug in the
+		// defaults, which a test catches.
+		return &Config{}
+	}
+	return c
+}
+
+// ValidationError lists every problem found, each naming its item.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads and validates a YAML document. An empty document yields the defaults.
+func Parse(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var raw rawConfig
+	var root yaml.Node
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, &ValidationError{Problems: []string{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		}
+		v := &validator{}
+		if len(root.Content) > 0 {
+			v.checkKeys(root.Content[0], typeOf(raw), "")
+		}
+		if len(v.problems) > 0 {
+			return nil, &ValidationError{Problems: v.problems}
+		}
+		if err := root.Decode(&raw); err != nil {
+			return nil, &ValidationError{Problems: typeErrors(err)}
+		}
+	}
+	return raw.validate()
+}
+
+// typeErrors splits yaml's combined "unmarshal errors" into one problem each.
+func typeErrors(err error) []string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return te.Errors
+	}
+	return []string{err.Error()}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Overrides are the command-line flags that take precedence over the file.
+type Overrides struct {
+	Addr     string
+	Interval time.Duration
+	DryRun   bool
+	StateDir string
+}
+
+// Apply applies flag overrides. --addr replaces the address of the single configured
+// instance; with several instances it is ambiguous and refused rather than guessed.
+func (c *Config) Apply(o Overrides) error {
+	if o.Addr != "" {
+		if err := checkAddr(o.Addr); err != nil {
+			return fmt.Errorf("--addr: %w", err)
+		}
+		if len(c.Instances) > 1 {
+			return fmt.Errorf("--addr: the config file lists %d instances; edit the file or drop --addr", len(c.Instances))
+		}
+		c.Instances[0].Addr = o.Addr
+		if c.Instances[0].Name == defaultName(DefaultAddr, 0) {
+			c.Instances[0].Name = defaultName(o.Addr, 0)
+		}
+	}
+	if o.Interval != 0 {
+		if o.Interval < 10*time.Millisecond {
+			return fmt.Errorf("--interval: %s is below the minimum 10ms", o.Interval)
+		}
+		c.Interval = o.Interval
+	}
+	if o.DryRun {
+		c.Mode = ModeDryRun
+	}
+	if o.StateDir != "" {
+		if !strings.HasPrefix(o.StateDir, "/") {
+			return fmt.Errorf("--state-dir: %q must be an absolute path", o.StateDir)
+		}
+		c.StateDir = o.StateDir
+	}
+	return nil
+}
+
+// IgnoreSet returns IgnoreFindings as a set.
+func (in Instance) IgnoreSet() map[string]bool {
+	m := make(map[string]bool, len(in.IgnoreFindings))
+	for _, id := range in.IgnoreFindings {
+		m[id] = true
+	}
+	return m
+}

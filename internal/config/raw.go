@@ -1,0 +1,510 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"go.yaml.in/yaml/v3"
+)
+
+// The raw types mirror the YAML. Durations and sizes stay strings until validation
+// so a bad value is reported with its path, and optional values are pointers so a
+// per-instance override can tell "not set" from "set to zero".
+type rawConfig struct {
+	Interval      *string        `yaml:"interval"`
+	Timeouts      *rawTimeouts   `yaml:"timeouts"`
+	ConfigRefresh *string        `yaml:"config_refresh"`
+	Mode          *string        `yaml:"mode"`
+	StateDir      *string        `yaml:"state_dir"`
+	Thresholds    *rawThresholds `yaml:"thresholds"`
+	Remedies      *rawRemedies   `yaml:"remedies"`
+	Ignore        []string       `yaml:"ignore_findings"`
+	Instances     []rawInstance  `yaml:"instances"`
+}
+
+type rawTimeouts struct {
+	Connect *string `yaml:"connect"`
+	Command *string `yaml:"command"`
+}
+
+type rawInstance struct {
+	Name          string         `yaml:"name"`
+	Addr          string         `yaml:"addr"`
+	Username      string         `yaml:"username"`
+	Password      string         `yaml:"password"`
+	PasswordFile  string         `yaml:"password_file"`
+	TLS           *rawTLS        `yaml:"tls"`
+	ConfigCommand *string        `yaml:"config_command"`
+	HostChecks    *string        `yaml:"host_checks"`
+	LogFile       string         `yaml:"log_file"`
+	Ignore        []string       `yaml:"ignore_findings"`
+	Thresholds    *rawThresholds `yaml:"thresholds"`
+	Remedies      *rawRemedies   `yaml:"remedies"`
+}
+
+type rawTLS struct {
+	CA                 string `yaml:"ca"`
+	Cert               string `yaml:"cert"`
+	Key                string `yaml:"key"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+type rawThresholds struct {
+	FragmentationRatio    *float64 `yaml:"fragmentation_ratio"`
+	FragmentationMinBytes *string  `yaml:"fragmentation_min_bytes"`
+	MaxmemoryUsedPercent  *float64 `yaml:"maxmemory_used_percent"`
+	AOFGrowthRatio        *float64 `yaml:"aof_growth_ratio"`
+	AOFBufferBytes        *string  `yaml:"aof_buffer_bytes"`
+	DiskUsedPercent       *float64 `yaml:"disk_used_percent"`
+	ForkSlow              *string  `yaml:"fork_slow"`
+	CgroupForkFactor      *float64 `yaml:"cgroup_fork_factor"`
+	ForkHeadroomFactor    *float64 `yaml:"fork_headroom_factor"`
+	SwapBytes             *string  `yaml:"swap_bytes"`
+	ReplLinkDownGrace     *string  `yaml:"repl_link_down_grace"`
+	StaleTempMinAge       *string  `yaml:"stale_temp_min_age"`
+}
+
+type rawLimits struct {
+	Enabled    *bool   `yaml:"enabled"`
+	Cooldown   *string `yaml:"cooldown"`
+	MaxPerHour *int    `yaml:"max_per_hour"`
+}
+
+type rawRemedies struct {
+	StopWrites *struct {
+		rawLimits  `yaml:",inline"`
+		RequireAOF *bool   `yaml:"require_aof"`
+		Predictive *bool   `yaml:"predictive"`
+		WarnEvery  *string `yaml:"warn_every"`
+	} `yaml:"stop_writes"`
+	BgsaveRetry *struct {
+		rawLimits      `yaml:",inline"`
+		InitialBackoff *string `yaml:"initial_backoff"`
+		MaxBackoff     *string `yaml:"max_backoff"`
+	} `yaml:"bgsave_retry"`
+	RewriteDeferral *struct {
+		rawLimits   `yaml:",inline"`
+		HighOps     *float64 `yaml:"high_ops"`
+		LowOps      *float64 `yaml:"low_ops"`
+		Window      *string  `yaml:"window"`
+		Dwell       *string  `yaml:"dwell"`
+		MaxDeferral *string  `yaml:"max_deferral"`
+	} `yaml:"rewrite_deferral"`
+	TempCleanup *struct {
+		rawLimits `yaml:",inline"`
+		MinAge    *string `yaml:"min_age"`
+	} `yaml:"temp_cleanup"`
+}
+
+type validator struct {
+	problems []string
+	warnings []string
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, path+": "+fmt.Sprintf(format, args...))
+}
+
+func typeOf(x any) reflect.Type { return reflect.TypeOf(x) }
+
+// checkKeys walks the document against the raw types and reports every key that
+// the guardian does not know, with its full path and line.
+func (v *validator) checkKeys(n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			v.checkKeys(c, t, path)
+		}
+	case yaml.MappingNode:
+		if t.Kind() != reflect.Struct {
+			return // a type mismatch; Decode reports it
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			ft, ok := fields[k.Value]
+			if !ok {
+				v.problems = append(v.problems, fmt.Sprintf("%s: unknown key (line %d)", p, k.Line))
+				continue
+			}
+			v.checkKeys(val, ft, p)
+		}
+	case yaml.SequenceNode:
+		if t.Kind() != reflect.Slice {
+			return
+		}
+		for i, c := range n.Content {
+			v.checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}
+
+// yamlFields maps yaml key names to field types, following inline embeddings.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if opts == "inline" {
+			for k, ft := range yamlFields(f.Type) {
+				out[k] = ft
+			}
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (r *rawConfig) validate() (*Config, error) {
+	v := &validator{}
+	c := &Config{
+		Interval:      time.Second,
+		Timeouts:      Timeouts{Connect: 2 * time.Second, Command: time.Second},
+		ConfigRefresh: time.Minute,
+		Mode:          ModeEnforce,
+		StateDir:      "/var/lib/redis-guardian",
+	}
+	v.duration("interval", r.Interval, &c.Interval, 10*time.Millisecond)
+	v.duration("config_refresh", r.ConfigRefresh, &c.ConfigRefresh, time.Second)
+	if r.Timeouts != nil {
+		v.duration("timeouts.connect", r.Timeouts.Connect, &c.Timeouts.Connect, time.Millisecond)
+		v.duration("timeouts.command", r.Timeouts.Command, &c.Timeouts.Command, time.Millisecond)
+	}
+	if r.Mode != nil {
+		switch Mode(*r.Mode) {
+		case ModeEnforce, ModeDryRun:
+			c.Mode = Mode(*r.Mode)
+		default:
+			v.addf("mode", "%q is not one of enforce, dry-run", *r.Mode)
+		}
+	}
+	if r.StateDir != nil {
+		if !strings.HasPrefix(*r.StateDir, "/") {
+			v.addf("state_dir", "%q must be an absolute path", *r.StateDir)
+		} else {
+			c.StateDir = *r.StateDir
+		}
+	}
+
+	thr := policy.DefaultThresholds()
+	v.thresholds("thresholds", r.Thresholds, &thr)
+	rem := policy.DefaultRemedies()
+	v.remedies("remedies", r.Remedies, &rem)
+	v.ignore("ignore_findings", r.Ignore)
+
+	insts := r.Instances
+	if len(insts) == 0 {
+		insts = []rawInstance{{Addr: DefaultAddr}}
+	}
+	names := map[string]int{}
+	for i, ri := range insts {
+		p := fmt.Sprintf("instances[%d]", i)
+		in := Instance{
+			Name: ri.Name, Addr: ri.Addr, Username: ri.Username, Password: ri.Password,
+			PasswordFile: ri.PasswordFile, ConfigCommand: "CONFIG", HostChecks: "auto",
+			LogFile: ri.LogFile, Thresholds: thr, Remedies: rem,
+		}
+		if in.Addr == "" {
+			v.addf(p+".addr", "required: host:port, a unix socket path, or a redis:// or rediss:// URL")
+		} else if err := checkAddr(in.Addr); err != nil {
+			v.addf(p+".addr", "%v", err)
+		}
+		if in.Name == "" {
+			in.Name = defaultName(in.Addr, i)
+		}
+		if !nameRE.MatchString(in.Name) {
+			v.addf(p+".name", "%q must be 1-64 characters of A-Z a-z 0-9 _ . - (it names state files and log fields)", in.Name)
+		}
+		if j, dup := names[in.Name]; dup {
+			v.addf(p+".name", "%q is already used by instances[%d]", in.Name, j)
+		}
+		names[in.Name] = i
+		if in.Password != "" && in.PasswordFile != "" {
+			v.addf(p+".password", "set either password or password_file, not both")
+		}
+		if in.Password != "" {
+			v.warnings = append(v.warnings, p+".password: written inline in the config; prefer password_file with mode 0600")
+		}
+		if in.PasswordFile != "" {
+			v.passwordFile(p+".password_file", in.PasswordFile)
+		}
+		if strings.HasPrefix(in.Addr, "redis://") && strings.Contains(in.Addr, "@") {
+			if u := in.Addr[len("redis://"):]; strings.Contains(u[:strings.Index(u, "@")], ":") {
+				v.warnings = append(v.warnings, p+".addr: the URL carries a password; prefer password_file with mode 0600")
+			}
+		}
+		if ri.TLS != nil {
+			in.TLS = &TLS{CA: ri.TLS.CA, Cert: ri.TLS.Cert, Key: ri.TLS.Key, ServerName: ri.TLS.ServerName, InsecureSkipVerify: ri.TLS.InsecureSkipVerify}
+			if (in.TLS.Cert == "") != (in.TLS.Key == "") {
+				v.addf(p+".tls", "cert and key must be given together")
+			}
+			for k, f := range map[string]string{"ca": in.TLS.CA, "cert": in.TLS.Cert, "key": in.TLS.Key} {
+				if f == "" {
+					continue
+				}
+				if _, err := os.Stat(f); err != nil {
+					v.addf(p+".tls."+k, "%v", err)
+				}
+			}
+			if in.TLS.InsecureSkipVerify {
+				v.warnings = append(v.warnings, p+".tls.insecure_skip_verify: the server certificate is not verified")
+			}
+		}
+		if ri.ConfigCommand != nil {
+			if *ri.ConfigCommand == "" || strings.ContainsAny(*ri.ConfigCommand, " \t\r\n") {
+				v.addf(p+".config_command", "%q must be the single word CONFIG was renamed to", *ri.ConfigCommand)
+			} else {
+				in.ConfigCommand = *ri.ConfigCommand
+			}
+		}
+		if ri.HostChecks != nil {
+			switch *ri.HostChecks {
+			case "auto", "on", "off":
+				in.HostChecks = *ri.HostChecks
+			default:
+				v.addf(p+".host_checks", "%q is not one of auto, on, off", *ri.HostChecks)
+			}
+		}
+		v.ignore(p+".ignore_findings", ri.Ignore)
+		in.IgnoreFindings = append(append([]string(nil), r.Ignore...), ri.Ignore...)
+		v.thresholds(p+".thresholds", ri.Thresholds, &in.Thresholds)
+		v.remedies(p+".remedies", ri.Remedies, &in.Remedies)
+		c.Instances = append(c.Instances, in)
+	}
+	if len(v.problems) > 0 {
+		return nil, &ValidationError{Problems: v.problems}
+	}
+	c.Warnings = v.warnings
+	return c, nil
+}
+
+func (v *validator) passwordFile(path, file string) {
+	st, err := os.Stat(file)
+	if err != nil {
+		v.addf(path, "%v", err)
+		return
+	}
+	if st.IsDir() {
+		v.addf(path, "%s is a directory", file)
+		return
+	}
+	if st.Mode().Perm()&0o004 != 0 {
+		v.warnings = append(v.warnings, fmt.Sprintf("%s: %s is readable by other users (mode %04o); chmod 0600 or 0640", path, file, st.Mode().Perm()))
+	}
+}
+
+func defaultName(addr string, i int) string {
+	s := strings.NewReplacer("redis://", "", "rediss://", "", "unix://", "", "/", "_", ":", "_", "@", "_").Replace(addr)
+	s = strings.Trim(s, "_")
+	if s == "" || !nameRE.MatchString(s) {
+		return fmt.Sprintf("instance%d", i)
+	}
+	return s
+}
+
+func checkAddr(addr string) error {
+	switch {
+	case strings.HasPrefix(addr, "redis://"), strings.HasPrefix(addr, "rediss://"), strings.HasPrefix(addr, "unix://"):
+		return nil // go-redis parses it; errors surface through the URL check below
+	case strings.HasPrefix(addr, "/"):
+		return nil
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port, a unix socket path (absolute) or a redis:// URL", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%q: missing host", addr)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, string, error) {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return "", "", fmt.Errorf("missing port")
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(addr[:i], "["), "]")
+	return host, addr[i+1:], nil
+}
+
+func (v *validator) duration(path string, s *string, dst *time.Duration, min time.Duration) {
+	if s == nil {
+		return
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(*s))
+	if err != nil {
+		v.addf(path, "%q is not a duration (examples: 500ms, 1s, 5m)", *s)
+		return
+	}
+	if d < min {
+		v.addf(path, "%s is below the minimum %s", d, min)
+		return
+	}
+	*dst = d
+}
+
+func (v *validator) size(path string, s *string, dst *int64) {
+	if s == nil {
+		return
+	}
+	n, err := ParseSize(*s)
+	if err != nil {
+		v.addf(path, "%v", err)
+		return
+	}
+	*dst = n
+}
+
+func (v *validator) positive(path string, f *float64, dst *float64) {
+	if f == nil {
+		return
+	}
+	if *f <= 0 {
+		v.addf(path, "%v must be greater than 0", *f)
+		return
+	}
+	*dst = *f
+}
+
+func (v *validator) percent(path string, f *float64, dst *float64) {
+	if f == nil {
+		return
+	}
+	if *f <= 0 || *f > 100 {
+		v.addf(path, "%v must be a percentage in (0, 100]", *f)
+		return
+	}
+	*dst = *f
+}
+
+// ParseSize reads a byte size: a plain number of bytes or a number with a unit
+// (k, kb, kib, m, mb, mib, g, gb, gib; case-insensitive; powers of 1024 as Redis does).
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (examples: 1048576, 512kb, 10mb, 1gb)", s)
+	}
+	return n * mult, nil
+}
+
+func (v *validator) thresholds(p string, r *rawThresholds, t *policy.Thresholds) {
+	if r == nil {
+		return
+	}
+	v.positive(p+".fragmentation_ratio", r.FragmentationRatio, &t.FragmentationRatio)
+	v.size(p+".fragmentation_min_bytes", r.FragmentationMinBytes, &t.FragmentationMinBytes)
+	v.percent(p+".maxmemory_used_percent", r.MaxmemoryUsedPercent, &t.MaxmemoryUsedPercent)
+	v.positive(p+".aof_growth_ratio", r.AOFGrowthRatio, &t.AOFGrowthRatio)
+	v.size(p+".aof_buffer_bytes", r.AOFBufferBytes, &t.AOFBufferBytes)
+	v.percent(p+".disk_used_percent", r.DiskUsedPercent, &t.DiskUsedPercent)
+	v.duration(p+".fork_slow", r.ForkSlow, &t.ForkSlow, time.Millisecond)
+	v.positive(p+".cgroup_fork_factor", r.CgroupForkFactor, &t.CgroupForkFactor)
+	v.positive(p+".fork_headroom_factor", r.ForkHeadroomFactor, &t.ForkHeadroomFactor)
+	v.size(p+".swap_bytes", r.SwapBytes, &t.SwapBytes)
+	v.duration(p+".repl_link_down_grace", r.ReplLinkDownGrace, &t.ReplLinkDownGrace, 0)
+	v.duration(p+".stale_temp_min_age", r.StaleTempMinAge, &t.StaleTempMinAge, 0)
+}
+
+func (v *validator) limits(p string, r rawLimits, l *policy.Limits) {
+	if r.Enabled != nil {
+		l.Enabled = *r.Enabled
+	}
+	v.duration(p+".cooldown", r.Cooldown, &l.Cooldown, 0)
+	if r.MaxPerHour != nil {
+		if *r.MaxPerHour < 1 {
+			v.addf(p+".max_per_hour", "%d must be at least 1 (set enabled: false to turn the remedy off)", *r.MaxPerHour)
+		} else {
+			l.MaxPerHour = *r.MaxPerHour
+		}
+	}
+}
+
+func (v *validator) remedies(p string, r *rawRemedies, m *policy.Remedies) {
+	if r == nil {
+		return
+	}
+	if s := r.StopWrites; s != nil {
+		q := p + ".stop_writes"
+		v.limits(q, s.rawLimits, &m.StopWrites.Limits)
+		if s.RequireAOF != nil {
+			m.StopWrites.RequireAOF = *s.RequireAOF
+		}
+		if s.Predictive != nil {
+			m.StopWrites.Predictive = *s.Predictive
+		}
+		v.duration(q+".warn_every", s.WarnEvery, &m.StopWrites.WarnEvery, time.Second)
+	}
+	if s := r.BgsaveRetry; s != nil {
+		q := p + ".bgsave_retry"
+		v.limits(q, s.rawLimits, &m.BgsaveRetry.Limits)
+		v.duration(q+".initial_backoff", s.InitialBackoff, &m.BgsaveRetry.InitialBackoff, 100*time.Millisecond)
+		v.duration(q+".max_backoff", s.MaxBackoff, &m.BgsaveRetry.MaxBackoff, 100*time.Millisecond)
+		if m.BgsaveRetry.MaxBackoff < m.BgsaveRetry.InitialBackoff {
+			v.addf(q+".max_backoff", "%s is below initial_backoff %s", m.BgsaveRetry.MaxBackoff, m.BgsaveRetry.InitialBackoff)
+		}
+	}
+	if s := r.RewriteDeferral; s != nil {
+		q := p + ".rewrite_deferral"
+		v.limits(q, s.rawLimits, &m.RewriteDeferral.Limits)
+		v.positive(q+".high_ops", s.HighOps, &m.RewriteDeferral.HighOps)
+		v.positive(q+".low_ops", s.LowOps, &m.RewriteDeferral.LowOps)
+		v.duration(q+".window", s.Window, &m.RewriteDeferral.Window, 100*time.Millisecond)
+		v.duration(q+".dwell", s.Dwell, &m.RewriteDeferral.Dwell, 0)
+		v.duration(q+".max_deferral", s.MaxDeferral, &m.RewriteDeferral.MaxDeferral, time.Second)
+		if m.RewriteDeferral.LowOps > m.RewriteDeferral.HighOps {
+			v.addf(q+".low_ops", "%v is above high_ops %v", m.RewriteDeferral.LowOps, m.RewriteDeferral.HighOps)
+		}
+	}
+	if s := r.TempCleanup; s != nil {
+		q := p + ".temp_cleanup"
+		v.limits(q, s.rawLimits, &m.TempCleanup.Limits)
+		v.duration(q+".min_age", s.MinAge, &m.TempCleanup.MinAge, 0)
+	}
+}
+
+func (v *validator) ignore(path string, ids []string) {
+	for i, id := range ids {
+		if !slices.Contains(policy.KnownIDs, id) {
+			v.addf(fmt.Sprintf("%s[%d]", path, i), "%q is not a finding id (see the README's table of findings)", id)
+		}
+	}
+}

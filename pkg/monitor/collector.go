@@ -1,0 +1,208 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CollectorOptions configures the reading of one Redis instance.
+type CollectorOptions struct {
+	Name  string
+	Addr  string
+	Redis *RedisSource
+	Host  *HostSource
+	// HostChecks is "auto" (when the address is local), "on" or "off".
+	HostChecks string
+	// LogFile overrides CONFIG GET logfile (e.g. a path seen differently from here).
+	LogFile string
+	// LogBackscan is how much of the log's existing tail is read for recent causes.
+	LogBackscan int64
+	// LogPoll is how often the follower looks for new lines.
+	LogPoll time.Duration
+	// ProcRoot is where /proc is (tests); default "/proc".
+	ProcRoot string
+}
+
+// Collector assembles Snapshots of one instance from its sources, and runs the log
+// follower once Redis has said where it logs.
+type Collector struct {
+	opts CollectorOptions
+	wake chan struct{}
+
+	mu       sync.Mutex
+	follower *Follower
+	logPath  string
+	logSrc   string
+	startLog func(*Follower)
+	scanned  map[LogKind]LogEvent
+	scanErr  error
+}
+
+// NewCollector builds a collector.
+func NewCollector(o CollectorOptions) *Collector {
+	if o.LogBackscan == 0 {
+		o.LogBackscan = 64 << 10
+	}
+	if o.LogPoll == 0 {
+		o.LogPoll = 50 * time.Millisecond
+	}
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	return &Collector{opts: o, wake: make(chan struct{}, 1)}
+}
+
+// Name is the instance name.
+func (c *Collector) Name() string { return c.opts.Name }
+
+// Addr is the instance address.
+func (c *Collector) Addr() string { return c.opts.Addr }
+
+// Redis is the instance's Redis source.
+func (c *Collector) Redis() *RedisSource { return c.opts.Redis }
+
+// Wake receives when the log follower saw a line worth acting on at once.
+func (c *Collector) Wake() <-chan struct{} { return c.wake }
+
+// SetFollowerStarter installs how a follower is run (the daemon passes a function
+// that starts it under its errgroup). Without one, Snapshot scans the log's tail
+// instead, which is what a one-shot check needs.
+func (c *Collector) SetFollowerStarter(start func(*Follower)) {
+	c.mu.Lock()
+	c.startLog = start
+	c.mu.Unlock()
+}
+
+// Snapshot reads every source once. It never fails: each source's error is kept in
+// its own reading.
+func (c *Collector) Snapshot(ctx context.Context, now time.Time) Snapshot {
+	s := Snapshot{Instance: c.opts.Name, Addr: c.opts.Addr, Time: now}
+	s.Redis = c.opts.Redis.Read(ctx, now)
+	s.Host = c.readHost(ctx, s.Redis)
+	s.Log = c.readLog(s.Redis, s.Host)
+	return s
+}
+
+func (c *Collector) readHost(ctx context.Context, r RedisReading) HostReading {
+	switch {
+	case c.opts.HostChecks == "off":
+		return HostReading{Disabled: true, PID: -1, Overcommit: -1, RDBFileSize: -1}
+	case c.opts.HostChecks != "on" && !IsLocalAddr(c.opts.Addr):
+		return HostReading{Reason: fmt.Sprintf("Redis at %s is not on this host", c.opts.Addr), PID: -1, Overcommit: -1, RDBFileSize: -1}
+	case r.Err != nil:
+		return HostReading{Reason: "Redis did not answer INFO, so its process is unknown", PID: -1, Overcommit: -1, RDBFileSize: -1}
+	case c.opts.Host == nil:
+		return HostReading{Reason: "host checks are not wired", PID: -1, Overcommit: -1, RDBFileSize: -1}
+	}
+	cfg := r.Config
+	t := HostTarget{PID: r.Info.ProcessID, Dir: cfg["dir"], AOFDirName: cfg["appenddirname"], DBFilename: cfg["dbfilename"], AppendFilename: cfg["appendfilename"]}
+	return c.opts.Host.Read(ctx, t)
+}
+
+func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
+	src, path := c.logTarget(r, h)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if src != "file" {
+		return LogReading{Source: src, Path: path}
+	}
+	if path != c.logPath {
+		// First sight of the path, or Redis now logs elsewhere: follow the new file.
+		c.logPath, c.logSrc = path, src
+		c.follower, c.scanned, c.scanErr = nil, nil, nil
+		if c.startLog != nil {
+			f := NewFollower(FollowerOptions{Path: path, Backscan: c.opts.LogBackscan, Poll: c.opts.LogPoll})
+			c.follower = f
+			go c.forwardWake(f)
+			c.startLog(f)
+		} else {
+			c.scanned, c.scanErr = ScanLogTail(path, c.opts.LogBackscan, time.Local)
+		}
+	}
+	if c.follower != nil {
+		return c.follower.Reading()
+	}
+	return LogReading{Source: "file", Path: path, Err: c.scanErr, Last: c.scanned}
+}
+
+// forwardWake relays a follower's wake-ups to the collector's channel, so the loop
+// has one channel to select on even when the log path changes.
+func (c *Collector) forwardWake(f *Follower) {
+	for range f.Wake() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// logTarget decides where the Redis log is, from the override or CONFIG.
+func (c *Collector) logTarget(r RedisReading, h HostReading) (src, path string) {
+	if c.opts.LogFile != "" {
+		return "file", c.opts.LogFile
+	}
+	if !r.Config.Known() {
+		return "unavailable", ""
+	}
+	if !h.Available && c.opts.HostChecks != "on" {
+		return "unavailable", ""
+	}
+	src, path = LogSourceFromConfig(r.Config["logfile"], r.Config["syslog-enabled"] == "yes")
+	if src == "file" && !filepath.IsAbs(path) && h.PID > 0 {
+		// Redis opens a relative logfile against its working directory at start.
+		if cwd, err := os.Readlink(filepath.Join(c.opts.ProcRoot, fmt.Sprint(h.PID), "cwd")); err == nil {
+			path = filepath.Join(cwd, path)
+		}
+	}
+	return src, path
+}
+
+// ScanLogTail reads the last n bytes of a Redis log and returns the newest event of
+// each kind, for a one-shot check that has no follower running.
+func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open redis log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat redis log: %w", err)
+	}
+	off := st.Size() - n
+	if off < 0 {
+		off = 0
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seek redis log: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
+	out := map[LogKind]LogEvent{}
+	first := off > 0
+	for sc.Scan() {
+		line := sc.Text()
+		if first {
+			// The first line after a seek is likely cut in the middle.
+			first = false
+			continue
+		}
+		if ev, ok := ParseLogLine(strings.TrimRight(line, "\r"), loc); ok {
+			if ev.Time.IsZero() {
+				ev.Time = st.ModTime()
+			}
+			out[ev.Kind] = ev
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("read redis log: %w", err)
+	}
+	return out, nil
+}

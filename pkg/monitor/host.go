@@ -1,0 +1,441 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/shirou/gopsutil/v4/mem"
+	"golang.org/x/sys/unix"
+)
+
+// HostTarget says what to read: the pid from Redis's INFO (process_id) and the
+// paths from its CONFIG (dir, appenddirname, dbfilename, appendfilename).
+type HostTarget struct {
+	PID        int
+	Dir        string
+	AOFDirName string
+	DBFilename string
+	// AppendFilename names the AOF temp files; empty means Redis's default.
+	AppendFilename string
+}
+
+// HostOptions points the host source at the kernel's files; tests point them at a
+// fake tree, and a guardian in a container at the host's mounts.
+type HostOptions struct {
+	ProcRoot string // default "/proc"
+	SysRoot  string // default "/sys"
+}
+
+// HostSource reads the facts of the host a local Redis runs on. It holds no state
+// between reads, so one HostSource may serve every instance.
+type HostSource struct {
+	procRoot string
+	sysRoot  string
+}
+
+// NewHostSource returns a HostSource reading from opts' roots.
+func NewHostSource(opts HostOptions) *HostSource {
+	h := &HostSource{procRoot: opts.ProcRoot, sysRoot: opts.SysRoot}
+	if h.procRoot == "" {
+		h.procRoot = "/proc"
+	}
+	if h.sysRoot == "" {
+		h.sysRoot = "/sys"
+	}
+	return h
+}
+
+// Read returns what can be learned about the host of the Redis process t.PID. A
+// reading that fails leaves its field at the unknown value and adds a line to
+// Errors; Read never aborts half-way except when ctx is done. When the pid is not
+// a Redis process on this host, Available is false and nothing else is read,
+// because the paths and memory of this host would say nothing about that Redis.
+func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
+	r := HostReading{
+		Available:         true,
+		RDBFileSize:       -1,
+		Overcommit:        -1,
+		PID:               -1,
+		ProcAnonHugePages: -1,
+		ProcSwap:          -1,
+		ProcRSS:           -1,
+	}
+	if t.PID > 0 {
+		r.PID = t.PID
+	}
+	if ok, reason := h.checkProcess(t.PID); !ok {
+		r.Available = false
+		r.Reason = reason
+		return r
+	}
+	errf := func(format string, args ...any) {
+		r.Errors = append(r.Errors, fmt.Sprintf(format, args...))
+	}
+	stopped := func() bool {
+		if err := ctx.Err(); err != nil {
+			errf("host: stopped: %v", err)
+			return true
+		}
+		return false
+	}
+	pidDir := filepath.Join(h.procRoot, strconv.Itoa(t.PID))
+
+	// Process facts first: the credentials are needed for writability.
+	var cred *ProcStatus
+	if b, err := os.ReadFile(filepath.Join(pidDir, "status")); err != nil {
+		errf("process status: %v", err)
+	} else if st, err := ParseProcStatus(string(b)); err != nil {
+		errf("process status: %v", err)
+	} else {
+		cred = &st
+		r.ProcRSS = st.VmRSS
+		r.ProcSwap = st.VmSwap
+	}
+	if b, err := os.ReadFile(filepath.Join(pidDir, "smaps_rollup")); err != nil {
+		errf("smaps_rollup: %v", err)
+	} else if v, err := ParseSmapsRollup(string(b)); err != nil {
+		errf("smaps_rollup: %v", err)
+	} else {
+		r.ProcAnonHugePages = v
+	}
+	if stopped() {
+		return r
+	}
+
+	// Directories.
+	dir := t.Dir
+	switch {
+	case dir == "":
+		// CONFIG GET may be renamed or denied; Redis chdir()s into its dir, so its
+		// working directory is the same answer.
+		cwd, err := os.Readlink(filepath.Join(pidDir, "cwd"))
+		if err != nil {
+			errf("data dir: not known from config, and the process's cwd: %v", err)
+		}
+		dir = cwd
+	case !filepath.IsAbs(dir):
+		// Redis resolves a relative dir against its own working directory.
+		cwd, err := os.Readlink(filepath.Join(pidDir, "cwd"))
+		if err != nil {
+			errf("data dir: resolve relative dir %q: %v", dir, err)
+			dir = ""
+		} else {
+			dir = filepath.Join(cwd, dir)
+		}
+	default:
+		dir = filepath.Clean(dir)
+	}
+	if dir != "" {
+		var err error
+		r.DataDir, err = readDirReading(ctx, dir, cred)
+		if err != nil {
+			errf("data dir: %v", err)
+		}
+	}
+	aofDir := ""
+	if dir != "" && t.AOFDirName != "" {
+		p := filepath.Join(dir, t.AOFDirName)
+		if _, err := os.Stat(p); err == nil {
+			aofDir = p
+			r.AOFDir, err = readDirReading(ctx, p, cred)
+			if err != nil {
+				errf("aof dir: %v", err)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			errf("aof dir: %v", err)
+		}
+	}
+	if dir != "" && t.DBFilename != "" {
+		fi, err := os.Stat(filepath.Join(dir, t.DBFilename))
+		switch {
+		case err == nil && fi.Mode().IsRegular():
+			r.RDBFileSize = fi.Size()
+		case err == nil:
+			errf("rdb file: %s is not a regular file", filepath.Join(dir, t.DBFilename))
+		case !errors.Is(err, fs.ErrNotExist):
+			errf("rdb file: %v", err)
+		}
+	}
+	if dir != "" {
+		files, err := ScanTempFiles(dir, aofDir, t.AppendFilename, h.procRoot)
+		r.TempFiles = files
+		if err != nil {
+			errf("temp files: %v", err)
+		}
+	}
+	if stopped() {
+		return r
+	}
+
+	// Memory. Swap comes from meminfo too (not SwapMemory, which uses sysinfo(2)
+	// and so ignores ProcRoot, and reads all of /proc/vmstat for counters not used).
+	gctx := context.WithValue(ctx, common.EnvKey, common.EnvMap{
+		common.HostProcEnvKey: h.procRoot,
+		common.HostSysEnvKey:  h.sysRoot,
+	})
+	if vm, err := mem.VirtualMemoryWithContext(gctx); err != nil {
+		errf("memory: %v", err)
+	} else {
+		r.MemTotal = vm.Total
+		r.MemAvailable = vm.Available
+		r.SwapTotal = vm.SwapTotal
+		r.SwapFree = vm.SwapFree
+	}
+
+	// Kernel settings.
+	if b, err := os.ReadFile(filepath.Join(h.procRoot, "sys", "vm", "overcommit_memory")); err != nil {
+		errf("overcommit: %v", err)
+	} else if v, err := ParseOvercommit(string(b)); err != nil {
+		errf("overcommit: %v", err)
+	} else {
+		r.Overcommit = v
+	}
+	if b, err := os.ReadFile(filepath.Join(h.sysRoot, "kernel", "mm", "transparent_hugepage", "enabled")); err != nil {
+		errf("thp: %v", err)
+	} else if v, err := ParseTHP(string(b)); err != nil {
+		errf("thp: %v", err)
+	} else {
+		r.THP = v
+	}
+
+	var err error
+	r.Cgroup, err = h.readCgroup(pidDir)
+	if err != nil {
+		errf("cgroup: %v", err)
+	}
+	return r
+}
+
+// checkProcess tells whether pid is a Redis (or Valkey) server visible on this host.
+func (h *HostSource) checkProcess(pid int) (bool, string) {
+	notFound := fmt.Sprintf("redis process %d not found on this host (remote, or another pid namespace)", pid)
+	if pid <= 0 {
+		return false, notFound
+	}
+	pidDir := filepath.Join(h.procRoot, strconv.Itoa(pid))
+	if _, err := os.Stat(pidDir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, notFound
+		}
+		return false, fmt.Sprintf("cannot check process %d: %v", pid, err)
+	}
+	comm, commErr := os.ReadFile(filepath.Join(pidDir, "comm"))
+	if commErr == nil && isRedisName(string(comm)) {
+		return true, ""
+	}
+	// Redis rewrites its title ("redis-server *:6379"), a renamed binary may still
+	// carry the name in its arguments.
+	cmdline, cmdErr := os.ReadFile(filepath.Join(pidDir, "cmdline"))
+	if cmdErr == nil && isRedisName(string(cmdline)) {
+		return true, ""
+	}
+	if commErr != nil && cmdErr != nil {
+		return false, fmt.Sprintf("cannot tell what process %d is: %v", pid, commErr)
+	}
+	what := strings.TrimSpace(string(comm))
+	if what == "" {
+		what = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return false, fmt.Sprintf("process %d on this host is %q, not redis-server or valkey-server (remote Redis with a colliding pid, or another pid namespace)", pid, what)
+}
+
+func isRedisName(s string) bool {
+	s = strings.ToLower(s)
+	return strings.Contains(s, "redis") || strings.Contains(s, "valkey")
+}
+
+// readDirReading reads the disk usage and writability of a directory. A DirReading with
+// Known=false comes back with the error.
+func readDirReading(ctx context.Context, path string, cred *ProcStatus) (DirReading, error) {
+	d := DirReading{Path: path}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return d, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return d, fmt.Errorf("%s is not a directory", path)
+	}
+	u, err := disk.UsageWithContext(ctx, path)
+	if err != nil {
+		return d, fmt.Errorf("disk usage of %s: %w", path, err)
+	}
+	d.Known = true
+	d.Total, d.Free, d.UsedPercent = u.Total, u.Free, u.UsedPercent
+	d.InodesTotal, d.InodesFree = u.InodesTotal, u.InodesFree
+
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil {
+		d.WritableReason = fmt.Sprintf("cannot statfs %s: %v", path, err)
+		return d, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	readOnly := sfs.Flags&unix.ST_RDONLY != 0
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		d.WritableReason = "owner of " + path + " unknown"
+		return d, nil
+	}
+	perm := dirPerm{path: path, uid: int(st.Uid), gid: int(st.Gid), mode: fi.Mode()}
+	d.Writable, d.WritableReason = dirWritable(perm, cred, readOnly)
+	return d, nil
+}
+
+// dirPerm is what writability depends on, apart from the process.
+type dirPerm struct {
+	path     string
+	uid, gid int
+	mode     fs.FileMode
+}
+
+// dirWritable decides whether a process with cred may create files in a directory.
+// It applies the classic permission check: the owner class when the uid owns the
+// directory, else the group class when any of its gids matches, else other; write
+// and search (w+x) are both needed. It ignores ACLs and capabilities other than
+// root's, and does not check the parents: Redis chdir()s into dir at start-up and
+// writes relative names, so the parents' modes no longer matter to it.
+func dirWritable(d dirPerm, cred *ProcStatus, readOnly bool) (Tri, string) {
+	owner := idName(d.uid, true) + ":" + idName(d.gid, false)
+	desc := fmt.Sprintf("dir %s is owned by %s mode %04o", d.path, owner, d.mode.Perm())
+	if readOnly {
+		return No, desc + " on a read-only filesystem"
+	}
+	if cred == nil {
+		return Unknown, desc + "; the redis process's uid is unknown"
+	}
+	who := fmt.Sprintf("redis process runs as uid %d gid %d", cred.UID, cred.GID)
+	if extra := slices.DeleteFunc(slices.Clone(cred.Groups), func(g int) bool { return g == cred.GID }); len(extra) > 0 {
+		who += fmt.Sprintf(" groups %s", joinIDs(extra))
+	}
+	if cred.UID == 0 {
+		return Yes, desc + "; redis process runs as root"
+	}
+	perm := d.mode.Perm()
+	var need, class fs.FileMode
+	switch {
+	case cred.UID == d.uid:
+		need, class = 0o300, 0o700
+	case cred.GID == d.gid || slices.Contains(cred.Groups, d.gid):
+		need, class = 0o030, 0o070
+	default:
+		need, class = 0o003, 0o007
+	}
+	if perm&class&need == need {
+		return Yes, desc + "; " + who
+	}
+	return No, desc + "; " + who + ", which may not create files there"
+}
+
+// idName shows a uid or gid by name when the host's user database knows it. Redis
+// and the guardian share that database when Redis is local.
+func idName(id int, isUser bool) string {
+	s := strconv.Itoa(id)
+	if isUser {
+		if u, err := user.LookupId(s); err == nil {
+			return u.Username
+		}
+	} else if g, err := user.LookupGroupId(s); err == nil {
+		return g.Name
+	}
+	return s
+}
+
+func joinIDs(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// readCgroup reads the cgroup v2 memory state of the process. Memory files exist
+// only where the memory controller is enabled, so it uses the nearest cgroup (the
+// process's own or an ancestor) that has memory.current, and reports as MemoryMax
+// the smallest memory.max from there up to the root: any ancestor's limit caps
+// the whole subtree.
+func (h *HostSource) readCgroup(pidDir string) (CgroupReading, error) {
+	var c CgroupReading
+	b, err := os.ReadFile(filepath.Join(pidDir, "cgroup"))
+	if err != nil {
+		return c, fmt.Errorf("read process cgroup: %w", err)
+	}
+	p, err := ParseCgroup(string(b))
+	if err != nil {
+		return c, err
+	}
+	c.Path = p
+	// Inside a cgroup namespace, a cgroup outside it shows as "/../x"; joining that
+	// would leave the mount.
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return c, fmt.Errorf("cgroup %s is outside this cgroup namespace", p)
+	}
+	mount := filepath.Join(h.sysRoot, "fs", "cgroup")
+	var levels []string // from the process's cgroup up to the root
+	for rel := filepath.Clean(p); ; rel = filepath.Dir(rel) {
+		levels = append(levels, filepath.Join(mount, rel))
+		if rel == "/" {
+			break
+		}
+	}
+	start := -1
+	for i, l := range levels {
+		if _, err := os.Stat(filepath.Join(l, "memory.current")); err == nil {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		if p == "/" {
+			// The root cgroup has no memory files and no limit.
+			c.Known = true
+			return c, nil
+		}
+		return c, fmt.Errorf("no memory controller for cgroup %s under %s", p, mount)
+	}
+	var errs []error
+	b, err = os.ReadFile(filepath.Join(levels[start], "memory.current"))
+	if err == nil {
+		c.MemoryCurrent, err = ParseCgroupMemoryCurrent(string(b))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	b, err = os.ReadFile(filepath.Join(levels[start], "memory.events"))
+	if err == nil {
+		var ev map[string]uint64
+		if ev, err = ParseCgroupMemoryEvents(string(b)); err == nil {
+			c.OOMKill = ev["oom_kill"]
+		}
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, l := range levels[start:] {
+		b, err := os.ReadFile(filepath.Join(l, "memory.max"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the root, or a level without the controller
+		}
+		var limit uint64
+		if err == nil {
+			limit, err = ParseCgroupMemoryMax(string(b))
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if limit != 0 && (c.MemoryMax == 0 || limit < c.MemoryMax) {
+			c.MemoryMax = limit
+		}
+	}
+	c.Known = len(errs) == 0
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,296 @@
+package monitor
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Info is the typed subset of INFO the guardian reasons about. Fields absent from
+// the server's reply (older versions, forks such as Valkey) keep their zero value,
+// and Has* flags say whether a version-dependent field was present at all, so the
+// policy can tell "0" from "not reported".
+type Info struct {
+	// Server
+	Version       string // redis_version, or valkey_version when the server is Valkey
+	ServerName    string // "redis" unless the server says otherwise (server_name:valkey)
+	Mode          string // redis_mode: standalone, cluster, sentinel
+	ProcessID     int
+	RunID         string
+	TCPPort       int
+	UptimeSeconds int64
+	Executable    string
+	ConfigFile    string
+
+	// Memory
+	UsedMemory            int64
+	UsedMemoryRSS         int64
+	UsedMemoryPeak        int64
+	MaxMemory             int64
+	MaxMemoryPolicy       string
+	TotalSystemMemory     int64
+	MemFragmentationRatio float64
+	MemFragmentationBytes int64
+	HasFragmentationBytes bool
+
+	// Persistence
+	Loading                        bool
+	AsyncLoading                   bool
+	RDBChangesSinceLastSave        int64
+	RDBBgsaveInProgress            bool
+	RDBLastSaveTime                int64 // unix seconds of the last SUCCESSFUL save
+	RDBLastBgsaveStatus            string
+	RDBLastBgsaveTimeSec           int64
+	RDBCurrentBgsaveTimeSec        int64
+	RDBSaves                       int64
+	HasRDBSaves                    bool
+	RDBLastCOWSize                 int64
+	CurrentCOWPeak                 int64
+	AOFEnabled                     bool
+	AOFRewriteInProgress           bool
+	AOFRewriteScheduled            bool
+	AOFLastBgrewriteStatus         string
+	AOFRewrites                    int64
+	AOFRewritesConsecutiveFailures int64
+	AOFLastWriteStatus             string
+	ModuleForkInProgress           bool
+	AOFCurrentSize                 int64
+	AOFBaseSize                    int64
+	AOFBufferLength                int64
+	AOFPendingBioFsync             int64
+	AOFDelayedFsync                int64
+
+	// Stats
+	TotalCommandsProcessed int64
+	InstantaneousOps       int64
+	RejectedConnections    int64
+	EvictedKeys            int64
+	LatestForkUsec         int64
+	TotalForks             int64
+	// OutputBufferLimitDisconnections is client_output_buffer_limit_disconnections
+	// (7.4+ only; HasOutputBufferDisconnections says whether it was reported).
+	OutputBufferLimitDisconnections int64
+	HasOutputBufferDisconnections   bool
+
+	// Replication
+	Role                       string // master or slave
+	MasterLinkStatus           string // up or down, replicas only
+	MasterLinkDownSinceSeconds int64
+	ConnectedReplicas          int64
+
+	// Errorstats (6.2+); HasErrorstats is false when the section was absent.
+	HasErrorstats    bool
+	ErrorstatOOM     int64
+	ErrorstatMISCONF int64
+
+	// Keyspace, summed over all databases.
+	Keys    int64
+	Expires int64
+}
+
+// ForkChildRunning reports whether Redis has a fork child of any kind, during which
+// BGSAVE fails and temp files are in use.
+func (i *Info) ForkChildRunning() bool {
+	return i.RDBBgsaveInProgress || i.AOFRewriteInProgress || i.ModuleForkInProgress
+}
+
+// ParseInfo parses the reply of INFO. It is pure and tolerant: unknown fields and
+// sections are ignored, malformed numbers leave the field at zero, and nothing in the
+// input can make it fail, because a guardian that stops watching over a field added
+// in a new Redis release would be worse than one that misses that field.
+func ParseInfo(s string) Info {
+	var in Info
+	in.ServerName = "redis"
+	section := ""
+	for len(s) > 0 {
+		var line string
+		line, s, _ = strings.Cut(s, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		if line[0] == '#' {
+			section = strings.ToLower(strings.TrimSpace(line[1:]))
+			if section == "errorstats" {
+				in.HasErrorstats = true
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if section == "keyspace" || strings.HasPrefix(k, "db") && strings.Contains(v, "keys=") {
+			keys, expires := parseKeyspace(v)
+			in.Keys += keys
+			in.Expires += expires
+			continue
+		}
+		in.set(k, v)
+	}
+	return in
+}
+
+// set assigns one field. A switch on the key keeps parsing allocation-free: the
+// guardian parses INFO on every tick of every instance.
+func (in *Info) set(k, v string) {
+	switch k {
+	case "redis_version":
+		if in.ServerName == "redis" || in.Version == "" {
+			in.Version = v
+		}
+	case "valkey_version":
+		in.Version = v
+		in.ServerName = "valkey"
+	case "server_name":
+		in.ServerName = v
+	case "redis_mode", "server_mode":
+		in.Mode = v
+	case "process_id":
+		in.ProcessID = int(atoi(v))
+	case "run_id":
+		in.RunID = v
+	case "tcp_port":
+		in.TCPPort = int(atoi(v))
+	case "uptime_in_seconds":
+		in.UptimeSeconds = atoi(v)
+	case "executable":
+		in.Executable = v
+	case "config_file":
+		in.ConfigFile = v
+	case "used_memory":
+		in.UsedMemory = atoi(v)
+	case "used_memory_rss":
+		in.UsedMemoryRSS = atoi(v)
+	case "used_memory_peak":
+		in.UsedMemoryPeak = atoi(v)
+	case "maxmemory":
+		in.MaxMemory = atoi(v)
+	case "maxmemory_policy":
+		in.MaxMemoryPolicy = v
+	case "total_system_memory":
+		in.TotalSystemMemory = atoi(v)
+	case "mem_fragmentation_ratio":
+		in.MemFragmentationRatio = atof(v)
+	case "mem_fragmentation_bytes":
+		in.MemFragmentationBytes = atoi(v)
+		in.HasFragmentationBytes = true
+	case "loading":
+		in.Loading = v == "1"
+	case "async_loading":
+		in.AsyncLoading = v == "1"
+	case "rdb_changes_since_last_save", "changes_since_last_save":
+		in.RDBChangesSinceLastSave = atoi(v)
+	case "rdb_bgsave_in_progress", "bgsave_in_progress":
+		in.RDBBgsaveInProgress = v == "1"
+	case "rdb_last_save_time", "last_save_time":
+		in.RDBLastSaveTime = atoi(v)
+	case "rdb_last_bgsave_status":
+		in.RDBLastBgsaveStatus = v
+	case "rdb_last_bgsave_time_sec":
+		in.RDBLastBgsaveTimeSec = atoi(v)
+	case "rdb_current_bgsave_time_sec":
+		in.RDBCurrentBgsaveTimeSec = atoi(v)
+	case "rdb_saves":
+		in.RDBSaves = atoi(v)
+		in.HasRDBSaves = true
+	case "rdb_last_cow_size":
+		in.RDBLastCOWSize = atoi(v)
+	case "current_cow_peak":
+		in.CurrentCOWPeak = atoi(v)
+	case "aof_enabled":
+		in.AOFEnabled = v == "1"
+	case "aof_rewrite_in_progress":
+		in.AOFRewriteInProgress = v == "1"
+	case "aof_rewrite_scheduled":
+		in.AOFRewriteScheduled = v == "1"
+	case "aof_last_bgrewrite_status":
+		in.AOFLastBgrewriteStatus = v
+	case "aof_rewrites":
+		in.AOFRewrites = atoi(v)
+	case "aof_rewrites_consecutive_failures":
+		in.AOFRewritesConsecutiveFailures = atoi(v)
+	case "aof_last_write_status":
+		in.AOFLastWriteStatus = v
+	case "module_fork_in_progress":
+		in.ModuleForkInProgress = v == "1"
+	case "aof_current_size":
+		in.AOFCurrentSize = atoi(v)
+	case "aof_base_size":
+		in.AOFBaseSize = atoi(v)
+	case "aof_buffer_length":
+		in.AOFBufferLength = atoi(v)
+	case "aof_pending_bio_fsync":
+		in.AOFPendingBioFsync = atoi(v)
+	case "aof_delayed_fsync":
+		in.AOFDelayedFsync = atoi(v)
+	case "total_commands_processed":
+		in.TotalCommandsProcessed = atoi(v)
+	case "instantaneous_ops_per_sec":
+		in.InstantaneousOps = atoi(v)
+	case "rejected_connections":
+		in.RejectedConnections = atoi(v)
+	case "evicted_keys":
+		in.EvictedKeys = atoi(v)
+	case "latest_fork_usec":
+		in.LatestForkUsec = atoi(v)
+	case "total_forks":
+		in.TotalForks = atoi(v)
+	case "client_output_buffer_limit_disconnections":
+		in.OutputBufferLimitDisconnections = atoi(v)
+		in.HasOutputBufferDisconnections = true
+	case "role":
+		in.Role = v
+	case "master_link_status":
+		in.MasterLinkStatus = v
+	case "master_link_down_since_seconds":
+		in.MasterLinkDownSinceSeconds = atoi(v)
+	case "connected_slaves":
+		in.ConnectedReplicas = atoi(v)
+	case "errorstat_OOM":
+		in.ErrorstatOOM = errorstatCount(v)
+	case "errorstat_MISCONF":
+		in.ErrorstatMISCONF = errorstatCount(v)
+	}
+}
+
+// parseKeyspace reads "keys=1,expires=0,avg_ttl=0".
+func parseKeyspace(v string) (keys, expires int64) {
+	for len(v) > 0 {
+		var kv string
+		kv, v, _ = strings.Cut(v, ",")
+		k, n, _ := strings.Cut(kv, "=")
+		switch k {
+		case "keys":
+			keys = atoi(n)
+		case "expires":
+			expires = atoi(n)
+		}
+	}
+	return keys, expires
+}
+
+// errorstatCount reads "count=3".
+func errorstatCount(v string) int64 {
+	_, n, ok := strings.Cut(v, "count=")
+	if !ok {
+		return 0
+	}
+	n, _, _ = strings.Cut(n, ",")
+	return atoi(n)
+}
+
+func atoi(s string) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func atof(s string) float64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}

@@ -1,0 +1,67 @@
+package monitor
+
+import (
+	"strconv"
+	"strings"
+)
+
+// ConfigParams are the settings CONFIG GET fetches: the ones persistence and memory
+// diagnosis depends on. Parameters a server does not know (older versions) are simply
+// absent from the reply.
+var ConfigParams = []string{
+	"dir", "dbfilename", "save", "stop-writes-on-bgsave-error",
+	"appendonly", "appendfilename", "appenddirname", "appendfsync",
+	"auto-aof-rewrite-percentage", "auto-aof-rewrite-min-size",
+	"maxmemory", "maxmemory-policy", "logfile", "syslog-enabled",
+	"replica-ignore-disk-write-errors", "disable-thp", "rdb-key-save-delay",
+}
+
+// RedisConfig is the result of CONFIG GET: parameter name to value, as Redis prints it.
+type RedisConfig map[string]string
+
+// ParseConfigReply turns the flat name/value list CONFIG GET returns (RESP2) into a
+// RedisConfig. A trailing unpaired element is ignored.
+func ParseConfigReply(kv []string) RedisConfig {
+	c := make(RedisConfig, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		c[strings.ToLower(kv[i])] = kv[i+1]
+	}
+	return c
+}
+
+// Get returns a parameter and whether the server reported it.
+func (c RedisConfig) Get(name string) (string, bool) {
+	v, ok := c[name]
+	return v, ok
+}
+
+// Known reports whether CONFIG GET has succeeded at least once.
+func (c RedisConfig) Known() bool { return len(c) > 0 }
+
+// SavePointsSet reports whether RDB save points are configured, which together with
+// stop-writes-on-bgsave-error decides whether a failed save rejects writes.
+func (c RedisConfig) SavePointsSet() bool {
+	return strings.TrimSpace(c["save"]) != ""
+}
+
+// StopWritesOnBgsaveError reports the setting; unknown reads as Redis's default (yes).
+func (c RedisConfig) StopWritesOnBgsaveError() bool {
+	v, ok := c["stop-writes-on-bgsave-error"]
+	return !ok || v == "yes"
+}
+
+// AppendOnly reports whether AOF is configured on.
+func (c RedisConfig) AppendOnly() bool { return c["appendonly"] == "yes" }
+
+// Int returns a numeric parameter, or def when it is absent or not a number.
+func (c RedisConfig) Int(name string, def int64) int64 {
+	v, ok := c[name]
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,315 @@
+package monitor
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions says how to reach one Redis.
+type RedisOptions struct {
+	// Addr is host:port, an absolute unix socket path, or a redis://, rediss:// or
+	// unix:// URL.
+	Addr     string
+	Username string
+	// Password is used when PasswordFile is empty.
+	Password string
+	// PasswordFile is read at every (re)connect, so a rotated secret is picked up
+	// without restarting the guardian.
+	PasswordFile string
+	TLS          *tls.Config
+	// DialTimeout and CommandTimeout bound every call, so a dead or slow Redis can
+	// never hold up a tick for longer than its deadline.
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration
+	// ConfigRefresh is how often CONFIG GET runs; the settings rarely change, and
+	// INFO alone is one round trip per tick.
+	ConfigRefresh time.Duration
+	// ConfigCommand is the name CONFIG was renamed to with rename-command, if any.
+	ConfigCommand string
+}
+
+// NewRedisClient builds a go-redis client from options. It does not connect.
+func NewRedisClient(o RedisOptions) (*redis.Client, error) {
+	opts, err := clientOptions(o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if o.Username != "" {
+		opts.Username = o.Username
+	}
+	if o.Password != "" {
+		opts.Password = o.Password
+	}
+	if o.PasswordFile != "" {
+		file, user := o.PasswordFile, opts.Username
+		opts.CredentialsProviderContext = func(context.Context) (string, string, error) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return "", "", fmt.Errorf("read password_file: %w", err)
+			}
+			return user, strings.TrimRight(string(b), "\r\n"), nil
+		}
+	}
+	if o.TLS != nil {
+		opts.TLSConfig = o.TLS
+	}
+	// RESP2 and no CLIENT SETINFO: works on every version from 6.0 on and keeps the
+	// connection handshake to one AUTH at most.
+	opts.Protocol = 2
+	opts.DisableIdentity = true
+	opts.DialTimeout = o.DialTimeout
+	opts.ReadTimeout = o.CommandTimeout
+	opts.WriteTimeout = o.CommandTimeout
+	opts.ContextTimeoutEnabled = true
+	// The guardian retries on its own schedule (the next tick); a library retry
+	// would only hide an outage and stretch the tick.
+	opts.MaxRetries = -1
+	opts.PoolSize = 2
+	opts.MinIdleConns = 0
+	return redis.NewClient(opts), nil
+}
+
+// clientOptions turns an address in any accepted form into go-redis options.
+func clientOptions(addr string) (*redis.Options, error) {
+	switch {
+	case addr == "":
+		return nil, errors.New("empty address")
+	case strings.HasPrefix(addr, "redis://"), strings.HasPrefix(addr, "rediss://"), strings.HasPrefix(addr, "unix://"):
+		o, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, fmt.Errorf("parse address URL: %w", err)
+		}
+		return o, nil
+	case strings.HasPrefix(addr, "/"):
+		return &redis.Options{Network: "unix", Addr: addr}, nil
+	default:
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("address %q is not host:port, a unix socket path or a redis:// URL: %w", addr, err)
+		}
+		return &redis.Options{Network: "tcp", Addr: addr}, nil
+	}
+}
+
+// IsLocalAddr reports whether an address points at this host (unix socket or
+// loopback), the precondition for host readings.
+func IsLocalAddr(addr string) bool {
+	o, err := clientOptions(addr)
+	if err != nil {
+		return false
+	}
+	if o.Network == "unix" {
+		return true
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// RedisSource reads one Redis: INFO every tick, CONFIG GET now and then.
+type RedisSource struct {
+	client *redis.Client
+	opts   RedisOptions
+
+	mu         sync.Mutex
+	infoArgs   []any // multi-section INFO on 7.0+, "INFO" alone on older servers
+	multiGet   bool  // CONFIG GET with many parameters (7.0+)
+	config     RedisConfig
+	configTime time.Time
+	configErr  error
+	configKind ErrKind
+	stale      bool
+	runID      string
+}
+
+// infoSections are the sections one INFO call asks for on 7.0+. commandstats and
+// latencystats are left out: they are large and the guardian does not need them.
+var infoSections = []any{"INFO", "server", "memory", "persistence", "stats", "replication", "keyspace", "errorstats"}
+
+// NewRedisSource builds a source; it does not connect until the first Read.
+func NewRedisSource(client *redis.Client, opts RedisOptions) *RedisSource {
+	if opts.ConfigCommand == "" {
+		opts.ConfigCommand = "CONFIG"
+	}
+	return &RedisSource{client: client, opts: opts, infoArgs: infoSections, multiGet: true, stale: true}
+}
+
+// Client exposes the connection for pkg/remediate, so both share one pool.
+func (r *RedisSource) Client() *redis.Client { return r.client }
+
+// MarkConfigStale makes the next Read refresh CONFIG, e.g. after the guardian
+// changed a setting itself.
+func (r *RedisSource) MarkConfigStale() {
+	r.mu.Lock()
+	r.stale = true
+	r.mu.Unlock()
+}
+
+// Read performs one tick's worth of reading: one INFO round trip, plus CONFIG GET
+// when the cached settings are stale.
+func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
+	start := time.Now()
+	raw, err := r.info(ctx)
+	rd := RedisReading{Latency: time.Since(start)}
+	if err != nil {
+		rd.Err = fmt.Errorf("INFO: %w", err)
+		rd.ErrKind = ClassifyError(err)
+		r.mu.Lock()
+		rd.Config, rd.ConfigTime, rd.ConfigErr, rd.ConfigErrKind = r.config, r.configTime, r.configErr, r.configKind
+		r.mu.Unlock()
+		return rd
+	}
+	rd.Info = ParseInfo(raw)
+
+	r.mu.Lock()
+	refresh := r.stale || r.configTime.IsZero() || now.Sub(r.configTime) >= r.opts.ConfigRefresh ||
+		(rd.Info.RunID != "" && rd.Info.RunID != r.runID)
+	r.mu.Unlock()
+	if refresh {
+		cfg, err := r.configGet(ctx)
+		r.mu.Lock()
+		r.runID = rd.Info.RunID
+		r.configTime = now
+		r.stale = false
+		if err != nil {
+			r.configErr = fmt.Errorf("%s GET: %w", r.opts.ConfigCommand, err)
+			r.configKind = ClassifyError(err)
+		} else {
+			r.config, r.configErr, r.configKind = cfg, nil, ErrNone
+		}
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	rd.Config, rd.ConfigTime, rd.ConfigErr, rd.ConfigErrKind = r.config, r.configTime, r.configErr, r.configKind
+	r.mu.Unlock()
+	return rd
+}
+
+func (r *RedisSource) info(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	args := r.infoArgs
+	r.mu.Unlock()
+	s, err := r.client.Do(ctx, args...).Text()
+	if err != nil && len(args) > 1 && isSyntaxError(err) {
+		// Redis before 7.0 takes one section only; plain INFO has all we need but
+		// errorstats, which those versions then do not report.
+		r.mu.Lock()
+		r.infoArgs = []any{"INFO"}
+		r.mu.Unlock()
+		return r.client.Do(ctx, "INFO").Text()
+	}
+	return s, err
+}
+
+func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
+	r.mu.Lock()
+	multi := r.multiGet
+	r.mu.Unlock()
+	if multi {
+		args := append([]any{r.opts.ConfigCommand, "GET"}, stringsToAny(ConfigParams)...)
+		kv, err := r.client.Do(ctx, args...).StringSlice()
+		if err == nil {
+			return ParseConfigReply(kv), nil
+		}
+		if !isArityError(err) {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.multiGet = false
+		r.mu.Unlock()
+	}
+	// Before 7.0 CONFIG GET takes one pattern: pipeline them into one round trip.
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(ConfigParams))
+	for i, p := range ConfigParams {
+		cmds[i] = pipe.Do(ctx, r.opts.ConfigCommand, "GET", p)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isRedisReplyError(err) {
+		return nil, err
+	}
+	var kv []string
+	for _, c := range cmds {
+		s, err := c.StringSlice()
+		if err != nil {
+			return nil, err
+		}
+		kv = append(kv, s...)
+	}
+	return ParseConfigReply(kv), nil
+}
+
+func stringsToAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// ClassifyError sorts an error from Redis into the kinds the policy tells apart.
+func ClassifyError(err error) ErrKind {
+	if err == nil {
+		return ErrNone
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"),
+		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"),
+		strings.Contains(msg, "without any password configured"), strings.Contains(msg, "read password_file"):
+		return ErrAuth
+	case strings.HasPrefix(msg, "NOPERM"), strings.Contains(msg, "NOPERM "),
+		strings.Contains(msg, "unknown command"), strings.Contains(msg, "unknown subcommand"):
+		return ErrCommandUnavailable
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return ErrOther
+	}
+	return ErrUnreachable
+}
+
+func isSyntaxError(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "syntax error") || strings.Contains(m, "wrong number of arguments")
+}
+
+func isArityError(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "wrong number of arguments") || strings.Contains(m, "syntax error")
+}
+
+func isRedisReplyError(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr)
+}
+
+// RedactAddr hides a password in a redis:// URL, so addresses can be logged.
+func RedactAddr(addr string) string {
+	i := strings.Index(addr, "://")
+	if i < 0 {
+		return addr
+	}
+	at := strings.LastIndex(addr, "@")
+	if at < i {
+		return addr
+	}
+	cred := addr[i+3 : at]
+	if user, _, ok := strings.Cut(cred, ":"); ok {
+		return addr[:i+3] + user + ":xxxxx" + addr[at:]
+	}
+	return addr
+}

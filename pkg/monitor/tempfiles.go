@@ -1,0 +1,124 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultAppendFilename is Redis's default appendfilename, used when the config
+// is not known.
+const DefaultAppendFilename = "appendonly.aof"
+
+// ScanTempFiles lists Redis's own temp files: the names ParseTempFileName accepts in
+// dir, and temp-<appendFilename>.incr and temp-<appendFilename>.manifest in aofDir
+// (skipped when aofDir is empty or absent). Only regular files are reported, checked
+// with Lstat, so a symlink or directory with a temp name is never offered for
+// deletion. PIDAlive is looked up under procRoot. It returns what it found together
+// with any error, so one unreadable entry does not hide the others.
+func ScanTempFiles(dir, aofDir, appendFilename string, procRoot string) ([]TempFile, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	if appendFilename == "" {
+		appendFilename = DefaultAppendFilename
+	}
+	var files []TempFile
+	var errs []error
+
+	if dir != "" {
+		found, err := scanTempDir(dir, procRoot, func(name string) (TempFileKind, int, bool) {
+			return ParseTempFileName(name)
+		})
+		files = append(files, found...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	// Redis refuses an appendfilename with a path in it; a config claiming one is
+	// not trusted to build names to delete.
+	if aofDir != "" && !strings.ContainsAny(appendFilename, "/\\\x00") {
+		incr := "temp-" + appendFilename + ".incr"
+		manifest := "temp-" + appendFilename + ".manifest"
+		found, err := scanTempDir(aofDir, procRoot, func(name string) (TempFileKind, int, bool) {
+			switch name {
+			case incr:
+				return TempAOFIncr, 0, true
+			case manifest:
+				return TempAOFManifest, 0, true
+			}
+			return "", 0, false
+		})
+		files = append(files, found...)
+		// No AOF dir simply means AOF was never enabled (or Redis < 7.0).
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	} else if aofDir != "" {
+		errs = append(errs, fmt.Errorf("scan temp files: appendfilename %q contains a path separator", appendFilename))
+	}
+
+	slices.SortFunc(files, func(a, b TempFile) int { return strings.Compare(a.Path, b.Path) })
+	return files, errors.Join(errs...)
+}
+
+// scanTempDir reports the regular files of dir whose names match.
+func scanTempDir(dir, procRoot string, match func(string) (TempFileKind, int, bool)) ([]TempFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("scan temp files in %s: %w", dir, err)
+	}
+	var files []TempFile
+	var errs []error
+	for _, e := range entries {
+		kind, pid, ok := match(e.Name())
+		if !ok {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		// ReadDir's type may be unknown on some filesystems; Lstat is the authority
+		// and never follows a symlink.
+		fi, err := os.Lstat(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // gone since ReadDir: Redis finished
+				errs = append(errs, fmt.Errorf("stat temp file: %w", err))
+			}
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		files = append(files, TempFile{
+			Path:     p,
+			Kind:     kind,
+			Size:     fi.Size(),
+			ModTime:  fi.ModTime(),
+			PID:      pid,
+			PIDAlive: pidAlive(procRoot, pid),
+		})
+	}
+	return files, errors.Join(errs...)
+}
+
+// pidAlive tells whether a process with that pid exists in procRoot. A stat error
+// other than "not exist" leaves the answer Unknown, so nothing is deleted on a guess.
+func pidAlive(procRoot string, pid int) Tri {
+	if pid <= 0 {
+		return Unknown
+	}
+	_, err := os.Stat(filepath.Join(procRoot, strconv.Itoa(pid)))
+	switch {
+	case err == nil:
+		return Yes
+	case errors.Is(err, fs.ErrNotExist):
+		return No
+	default:
+		return Unknown
+	}
+}

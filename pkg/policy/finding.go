@@ -1,0 +1,112 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Severity ranks a finding the way monitoring plugins do.
+type Severity string
+
+// Severities. There is no "ok" finding: a healthy instance has none.
+const (
+	Warning  Severity = "warning"
+	Critical Severity = "critical"
+)
+
+// Finding is one diagnosed problem: what is wrong, why, and what fixes it.
+type Finding struct {
+	// ID is stable: alerts, journal queries and runbooks key on it.
+	ID       string   `json:"id"`
+	Severity Severity `json:"severity"`
+	Summary  string   `json:"summary"`
+	// Cause is the evidence: the Redis log line, the host reading, the INFO field.
+	Cause  string `json:"cause"`
+	Remedy string `json:"remedy"`
+}
+
+// Finding ids. They are part of the product's interface: never rename one.
+const (
+	IDRedisUnreachable       = "redis_unreachable"
+	IDAuthFailed             = "auth_failed"
+	IDCommandUnavailable     = "command_unavailable"
+	IDMisconfRDB             = "misconf_rdb"
+	IDMisconfAOF             = "misconf_aof"
+	IDBgsaveFailed           = "bgsave_failed"
+	IDAOFWriteFailed         = "aof_write_failed"
+	IDAOFRewriteFailed       = "aof_rewrite_failed"
+	IDDiskSpaceLow           = "disk_space_low"
+	IDSnapshotWontFit        = "snapshot_wont_fit"
+	IDDatadirNotWritable     = "datadir_not_writable"
+	IDStaleTempFiles         = "stale_temp_files"
+	IDForkHeadroomLow        = "fork_headroom_low"
+	IDOvercommitNotEnabled   = "overcommit_not_enabled"
+	IDTHPEnabled             = "thp_enabled"
+	IDCgroupMemoryTight      = "cgroup_memory_tight"
+	IDMaxmemoryUnset         = "maxmemory_unset"
+	IDMaxmemoryNearLimit     = "maxmemory_near_limit"
+	IDMaxmemoryExceedsHost   = "maxmemory_exceeds_host"
+	IDOOMRejections          = "oom_rejections"
+	IDEvictionPolicyMismatch = "eviction_policy_mismatch"
+	IDFragmentationHigh      = "fragmentation_high"
+	IDSwapping               = "swapping"
+	IDAOFGrowthHigh          = "aof_growth_high"
+	IDAOFFsyncSlow           = "aof_fsync_slow"
+	IDForkSlow               = "fork_slow"
+	IDReplicationLinkDown    = "replication_link_down"
+	IDReplicaBufferOverflow  = "replica_buffer_overflow"
+	IDHostChecksUnavailable  = "host_checks_unavailable"
+	IDRewriteDeferredTooLong = "rewrite_deferred_too_long"
+)
+
+// Worst returns the highest severity among findings, "" when there are none.
+func Worst(fs []Finding) Severity {
+	var w Severity
+	for _, f := range fs {
+		if f.Severity == Critical {
+			return Critical
+		}
+		if f.Severity == Warning {
+			w = Warning
+		}
+	}
+	return w
+}
+
+// sortFindings orders critical before warning, then by id, so output is stable.
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Severity != fs[j].Severity {
+			return fs[i].Severity == Critical
+		}
+		return fs[i].ID < fs[j].ID
+	})
+}
+
+// HumanBytes formats a byte count with binary units, e.g. "1.5 GiB".
+func HumanBytes(n int64) string {
+	if n < 0 {
+		return "-" + HumanBytes(-n)
+	}
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// KnownIDs lists every finding id, for validating configuration that names them.
+var KnownIDs = []string{
+	IDRedisUnreachable, IDAuthFailed, IDCommandUnavailable, IDMisconfRDB, IDMisconfAOF,
+	IDBgsaveFailed, IDAOFWriteFailed, IDAOFRewriteFailed, IDDiskSpaceLow, IDSnapshotWontFit,
+	IDDatadirNotWritable, IDStaleTempFiles, IDForkHeadroomLow, IDOvercommitNotEnabled,
+	IDTHPEnabled, IDCgroupMemoryTight, IDMaxmemoryUnset, IDMaxmemoryNearLimit,
+	IDMaxmemoryExceedsHost, IDOOMRejections, IDEvictionPolicyMismatch, IDFragmentationHigh,
+	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
+	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
+}
