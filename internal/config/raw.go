@@ -317,6 +317,14 @@ func (v *validator) passwordFile(path, file string) {
 }
 
 func defaultName(addr string, i int) string {
+	if strings.HasPrefix(addr, "/") {
+		// A socket path: its file name says more than the directories, e.g.
+		// /run/redis/redis-server.sock -> redis-server.
+		base := addr[strings.LastIndex(addr, "/")+1:]
+		if s := strings.TrimSuffix(base, ".sock"); nameRE.MatchString(s) {
+			return s
+		}
+	}
 	s := strings.NewReplacer("redis://", "", "rediss://", "", "unix://", "", "/", "_", ":", "_", "@", "_").Replace(addr)
 	s = strings.Trim(s, "_")
 	if s == "" || !nameRE.MatchString(s) {
@@ -420,7 +428,7 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > (1<<63-1)/mult { // reject sizes that overflow int64
 		return 0, fmt.Errorf("%q is not a size (examples: 1048576, 512kb, 10mb, 1gb)", s)
 	}
 	return n * mult, nil

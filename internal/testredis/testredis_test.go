@@ -218,7 +218,7 @@ func TestFailFork(t *testing.T) {
 	lift := s.FailFork(t)
 	bgsave(t, c)
 	s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
-	waitLog(t, s, "fork: Resource temporarily unavailable")
+	waitLog(t, s, "Can't save in background: fork: Resource temporarily unavailable")
 	lift()
 	bgsave(t, c)
 	s.WaitFor(t, "successful BGSAVE", waitTimeout, bgsaveStatus("ok"))
@@ -236,6 +236,8 @@ func TestFillDisk(t *testing.T) {
 		lift := s.FillDisk(t)
 		bgsave(t, c)
 		s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+		// 7.0.15 writes "Write error saving DB on disk(rdbSaveRio): No space left on device".
+		waitLog(t, s, "Write error saving DB on disk")
 		waitLog(t, s, "No space left on device")
 		lift()
 		bgsave(t, c)
@@ -251,7 +253,7 @@ func TestFillDisk(t *testing.T) {
 		s.WaitFor(t, "failed AOF write", waitTimeout, func(i map[string]string) bool {
 			return i["aof_last_write_status"] == "err"
 		})
-		waitLog(t, s, "No space left on device")
+		waitLog(t, s, "Error writing to the AOF file: No space left on device")
 		lift()
 		s.WaitFor(t, "AOF writes recovered", waitTimeout, func(i map[string]string) bool {
 			return i["aof_last_write_status"] == "ok"
@@ -271,6 +273,7 @@ func TestDenyDir(t *testing.T) {
 	lift := s.DenyDir(t)
 	bgsave(t, c)
 	s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+	waitLog(t, s, "Failed opening the temp RDB file")
 	waitLog(t, s, "Permission denied")
 	lift()
 	after, err := os.Stat(s.DataDir)
@@ -294,7 +297,7 @@ func TestKillChild(t *testing.T) {
 	bgsave(t, c)
 	s.KillChild(t, syscall.SIGKILL)
 	s.WaitFor(t, "BGSAVE killed", waitTimeout, bgsaveStatus("err"))
-	waitLog(t, s, "terminated by signal 9")
+	waitLog(t, s, "Background saving terminated by signal 9")
 }
 
 func TestWriterCountsMISCONF(t *testing.T) {

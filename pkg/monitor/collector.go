@@ -117,17 +117,31 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 		// First sight of the path, or Redis now logs elsewhere: follow the new file.
 		c.logPath, c.logSrc = path, src
 		c.follower, c.scanned, c.scanErr = nil, nil, nil
+		// Read the tail now, so the first tick already knows recent causes; the
+		// follower then reports what comes after.
+		c.scanned, c.scanErr = ScanLogTail(path, c.opts.LogBackscan, time.Local)
 		if c.startLog != nil {
 			f := NewFollower(FollowerOptions{Path: path, Backscan: c.opts.LogBackscan, Poll: c.opts.LogPoll})
 			c.follower = f
 			go c.forwardWake(f)
 			c.startLog(f)
-		} else {
-			c.scanned, c.scanErr = ScanLogTail(path, c.opts.LogBackscan, time.Local)
 		}
 	}
 	if c.follower != nil {
-		return c.follower.Reading()
+		r := c.follower.Reading()
+		if len(c.scanned) > 0 {
+			merged := make(map[LogKind]LogEvent, len(c.scanned)+len(r.Last))
+			for k, ev := range c.scanned {
+				merged[k] = ev
+			}
+			for k, ev := range r.Last {
+				if old, ok := merged[k]; !ok || !ev.Time.Before(old.Time) {
+					merged[k] = ev
+				}
+			}
+			r.Last = merged
+		}
+		return r
 	}
 	return LogReading{Source: "file", Path: path, Err: c.scanErr, Last: c.scanned}
 }
