@@ -90,6 +90,8 @@ func describeLogSource(l monitor.LogReading) string {
 		return "stdout (the service manager's journal; causes from log lines are not seen)"
 	case "syslog":
 		return "syslog (causes from log lines are not seen)"
+	case "unavailable":
+		return "unavailable (CONFIG GET failed or Redis is not local; set log_file)"
 	default:
 		return "unknown"
 	}

@@ -160,6 +160,10 @@ func runCheck(ctx context.Context, args []string, env Env) int {
 	format := fs.String("format", "text", "output format: text or json")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each instance")
 	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			// Monitoring systems show stdout: say why, not "(No output)".
+			fmt.Fprintf(env.Stdout, "REDIS-GUARDIAN UNKNOWN - %s\n", oneLine(err))
+		}
 		return flagExit(err, check.UNKNOWN)
 	}
 	if fs.NArg() > 0 {

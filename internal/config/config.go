@@ -159,12 +159,21 @@ func Parse(r io.Reader) (*Config, error) {
 		if len(root.Content) > 0 {
 			v.checkKeys(root.Content[0], typeOf(raw), "")
 		}
-		if len(v.problems) > 0 {
-			return nil, &ValidationError{Problems: v.problems}
-		}
+		keyProblems := v.problems
+		// Decode is not strict, so unknown keys are skipped here and every other
+		// problem is still found: an operator sees the whole list at once.
 		if err := root.Decode(&raw); err != nil {
-			return nil, &ValidationError{Problems: typeErrors(err)}
+			return nil, &ValidationError{Problems: append(keyProblems, typeErrors(err)...)}
 		}
+		c, err := raw.validate()
+		if len(keyProblems) > 0 {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				keyProblems = append(keyProblems, ve.Problems...)
+			}
+			return nil, &ValidationError{Problems: keyProblems}
+		}
+		return c, err
 	}
 	return raw.validate()
 }
@@ -198,24 +207,28 @@ func (c *Config) Apply(o Overrides) error {
 		if len(c.Instances) > 1 {
 			return fmt.Errorf("--addr: the config file lists %d instances; edit the file or drop --addr", len(c.Instances))
 		}
-		c.Instances[0].Addr = o.Addr
-		if c.Instances[0].Name == defaultName(DefaultAddr, 0) {
-			c.Instances[0].Name = defaultName(o.Addr, 0)
+	}
+	if o.Interval != 0 && o.Interval < 10*time.Millisecond {
+		return fmt.Errorf("--interval: %s is below the minimum 10ms", o.Interval)
+	}
+	if o.StateDir != "" && !strings.HasPrefix(o.StateDir, "/") {
+		return fmt.Errorf("--state-dir: %q must be an absolute path", o.StateDir)
+	}
+	// Everything is valid: only now change the config, so an error leaves it whole.
+	if o.Addr != "" {
+		in := &c.Instances[0]
+		if in.Name == defaultName(in.Addr, 0) {
+			in.Name = defaultName(o.Addr, 0)
 		}
+		in.Addr = o.Addr
 	}
 	if o.Interval != 0 {
-		if o.Interval < 10*time.Millisecond {
-			return fmt.Errorf("--interval: %s is below the minimum 10ms", o.Interval)
-		}
 		c.Interval = o.Interval
 	}
 	if o.DryRun {
 		c.Mode = ModeDryRun
 	}
 	if o.StateDir != "" {
-		if !strings.HasPrefix(o.StateDir, "/") {
-			return fmt.Errorf("--state-dir: %q must be an absolute path", o.StateDir)
-		}
 		c.StateDir = o.StateDir
 	}
 	return nil

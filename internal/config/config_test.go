@@ -240,7 +240,7 @@ instances:
 				Thresholds:     thr0, Remedies: rem0,
 			},
 			{
-				Name: "run_redis_cache.sock", Addr: "/run/redis/cache.sock",
+				Name: "cache", Addr: "/run/redis/cache.sock", // a socket is named by its file
 				ConfigCommand: "CONFIG", HostChecks: "off",
 				IgnoreFindings: []string{"thp_enabled"},
 				Thresholds:     thr, Remedies: rem,
@@ -343,7 +343,8 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "several unknown keys are all listed",
 			doc:  "intervall: 1s\nthresholds:\n  swap: 1\ninstances:\n  - adr: a:1\n",
-			want: []string{"intervall: unknown key", "thresholds.swap: unknown key", "instances[0].adr: unknown key"},
+			// The typo'd addr also leaves addr missing: both are reported, at once.
+			want: []string{"intervall: unknown key", "thresholds.swap: unknown key", "instances[0].adr: unknown key", "instances[0].addr: required"},
 		},
 		{
 			name: "several validation problems are all listed",
@@ -646,6 +647,13 @@ func TestApply(t *testing.T) {
 			name: "addr replaces the default instance and its derived name",
 			o:    Overrides{Addr: "10.1.2.3:6380"},
 			edit: func(c *Config) { c.Instances[0].Addr, c.Instances[0].Name = "10.1.2.3:6380", "10.1.2.3_6380" },
+		},
+		{
+			name: "socket addr names the default instance by the socket's file",
+			o:    Overrides{Addr: "/run/redis/redis-server.sock"},
+			edit: func(c *Config) {
+				c.Instances[0].Addr, c.Instances[0].Name = "/run/redis/redis-server.sock", "redis-server"
+			},
 		},
 		{
 			name: "addr keeps an explicit name",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -251,8 +252,8 @@ func (r *rawConfig) validate() (*Config, error) {
 		if in.PasswordFile != "" {
 			v.passwordFile(p+".password_file", in.PasswordFile)
 		}
-		if strings.HasPrefix(in.Addr, "redis://") && strings.Contains(in.Addr, "@") {
-			if u := in.Addr[len("redis://"):]; strings.Contains(u[:strings.Index(u, "@")], ":") {
+		if i := strings.Index(in.Addr, "://"); i >= 0 {
+			if at := strings.LastIndex(in.Addr, "@"); at > i && strings.Contains(in.Addr[i+3:at], ":") {
 				v.warnings = append(v.warnings, p+".addr: the URL carries a password; prefer password_file with mode 0600")
 			}
 		}
@@ -261,12 +262,12 @@ func (r *rawConfig) validate() (*Config, error) {
 			if (in.TLS.Cert == "") != (in.TLS.Key == "") {
 				v.addf(p+".tls", "cert and key must be given together")
 			}
-			for k, f := range map[string]string{"ca": in.TLS.CA, "cert": in.TLS.Cert, "key": in.TLS.Key} {
-				if f == "" {
+			for _, kf := range [][2]string{{"ca", in.TLS.CA}, {"cert", in.TLS.Cert}, {"key", in.TLS.Key}} {
+				if kf[1] == "" {
 					continue
 				}
-				if _, err := os.Stat(f); err != nil {
-					v.addf(p+".tls."+k, "%v", err)
+				if _, err := os.Stat(kf[1]); err != nil {
+					v.addf(p+".tls."+kf[0], "%v", err)
 				}
 			}
 			if in.TLS.InsecureSkipVerify {
@@ -325,7 +326,13 @@ func defaultName(addr string, i int) string {
 			return s
 		}
 	}
-	s := strings.NewReplacer("redis://", "", "rediss://", "", "unix://", "", "/", "_", ":", "_", "@", "_").Replace(addr)
+	if i := strings.Index(addr, "://"); i >= 0 {
+		// Never let credentials of a URL into a name: names go to logs and files.
+		if at := strings.LastIndex(addr, "@"); at > i {
+			addr = addr[:i+3] + addr[at+1:]
+		}
+	}
+	s := strings.NewReplacer("redis://", "", "rediss://", "", "unix://", "", "/", "_", ":", "_", "@", "_", "?", "_", "=", "_", "&", "_").Replace(addr)
 	s = strings.Trim(s, "_")
 	if s == "" || !nameRE.MatchString(s) {
 		return fmt.Sprintf("instance%d", i)
@@ -336,7 +343,10 @@ func defaultName(addr string, i int) string {
 func checkAddr(addr string) error {
 	switch {
 	case strings.HasPrefix(addr, "redis://"), strings.HasPrefix(addr, "rediss://"), strings.HasPrefix(addr, "unix://"):
-		return nil // go-redis parses it; errors surface through the URL check below
+		if err := monitor.CheckAddr(addr); err != nil {
+			return fmt.Errorf("%s: %w", monitor.RedactAddr(addr), err)
+		}
+		return nil
 	case strings.HasPrefix(addr, "/"):
 		return nil
 	}

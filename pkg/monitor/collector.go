@@ -121,9 +121,8 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 		// follower then reports what comes after.
 		c.scanned, c.scanErr = ScanLogTail(path, c.opts.LogBackscan, time.Local)
 		if c.startLog != nil {
-			f := NewFollower(FollowerOptions{Path: path, Backscan: c.opts.LogBackscan, Poll: c.opts.LogPoll})
+			f := NewFollower(FollowerOptions{Path: path, Backscan: c.opts.LogBackscan, Poll: c.opts.LogPoll, Wake: c.wake})
 			c.follower = f
-			go c.forwardWake(f)
 			c.startLog(f)
 		}
 	}
@@ -144,17 +143,6 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 		return r
 	}
 	return LogReading{Source: "file", Path: path, Err: c.scanErr, Last: c.scanned}
-}
-
-// forwardWake relays a follower's wake-ups to the collector's channel, so the loop
-// has one channel to select on even when the log path changes.
-func (c *Collector) forwardWake(f *Follower) {
-	for range f.Wake() {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // logTarget decides where the Redis log is, from the override or CONFIG.
@@ -190,7 +178,8 @@ func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent
 	if err != nil {
 		return nil, fmt.Errorf("stat redis log: %w", err)
 	}
-	off := st.Size() - n
+	// Start one byte early: if that byte is a newline, the first full line is kept.
+	off := st.Size() - n - 1
 	if off < 0 {
 		off = 0
 	}

@@ -41,6 +41,9 @@ type FollowerOptions struct {
 	Location *time.Location
 	// Now gives the time for lines without a usable timestamp; nil means time.Now.
 	Now func() time.Time
+	// Wake, when set, is the channel wake-ups go to (buffer 1), so an owner that
+	// replaces followers keeps one channel and needs no relay goroutine.
+	Wake chan struct{}
 }
 
 // Follower tails one Redis log file and keeps the newest event of each kind,
@@ -74,7 +77,7 @@ func NewFollower(opts FollowerOptions) *Follower {
 	}
 	return &Follower{
 		opts: opts,
-		wake: make(chan struct{}, 1),
+		wake: wakeChan(opts.Wake),
 		last: make(map[LogKind]LogEvent),
 	}
 }
@@ -355,4 +358,11 @@ func (t *tailer) appendLine(p []byte) {
 		t.dropped = true
 	}
 	t.line = append(t.line, p...)
+}
+
+func wakeChan(c chan struct{}) chan struct{} {
+	if c != nil {
+		return c
+	}
+	return make(chan struct{}, 1)
 }

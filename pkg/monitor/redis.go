@@ -99,6 +99,21 @@ func clientOptions(addr string) (*redis.Options, error) {
 	}
 }
 
+// CheckAddr validates an address the way the client will read it.
+func CheckAddr(addr string) error {
+	o, err := clientOptions(addr)
+	if err != nil {
+		return err
+	}
+	if o.Network != "unix" {
+		host, port, err := net.SplitHostPort(o.Addr)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("the URL names no host:port")
+		}
+	}
+	return nil
+}
+
 // IsLocalAddr reports whether an address points at this host (unix socket or
 // loopback), the precondition for host readings.
 func IsLocalAddr(addr string) bool {

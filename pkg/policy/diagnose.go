@@ -275,7 +275,7 @@ func (d *diag) aof() {
 			cause = describeLog(ev)
 		}
 		if h := d.s.Host; h.Available && h.DataDir.Known && h.DataDir.Free == 0 {
-			cause += fmt.Sprintf("; %s has 0 bytes free", d.dataDir())
+			cause += fmt.Sprintf("; %s has 0 B free", d.dataDir())
 		}
 		d.add(IDMisconfAOF, Critical, "writes are rejected (MISCONF): Redis cannot write its append-only file", cause, remedy)
 	} else if ev, ok := d.newestLog(d.logSincePrev(), monitor.LogAOFWriteError); ok {
@@ -338,10 +338,10 @@ func (d *diag) host() {
 		forks := d.savePoints() || in.AOFEnabled
 		if dir.Writable == monitor.No {
 			d.add(IDDatadirNotWritable, Critical, "Redis cannot write its data dir: saves and rewrites will fail",
-				dir.WritableReason, fmt.Sprintf("chown redis:redis %s and chmod 0750 (or fix the mount), then BGSAVE", dir.Path))
+				orText(dir.WritableReason, dir.Path+" is not writable by the Redis process's user"), fmt.Sprintf("chown redis:redis %s and chmod 0750 (or fix the mount), then BGSAVE", dir.Path))
 		} else if a := h.AOFDir; a.Known && a.Writable == monitor.No {
 			d.add(IDDatadirNotWritable, Critical, "Redis cannot write its AOF dir: AOF writes and rewrites will fail",
-				a.WritableReason, fmt.Sprintf("chown -R redis:redis %s, then check aof_last_write_status", a.Path))
+				orText(a.WritableReason, a.Path+" is not writable by the Redis process's user"), fmt.Sprintf("chown -R redis:redis %s, then check aof_last_write_status", a.Path))
 		}
 		if forks && exp > 0 && int64(dir.Free) < exp {
 			d.add(IDSnapshotWontFit, Critical, "the next snapshot will not fit on disk",
@@ -528,6 +528,13 @@ func (d *diag) replication() {
 			strings.Join(parts, "; "),
 			"for replicas, raise client-output-buffer-limit replica (e.g. 512mb 128mb 60) so a full sync can finish; otherwise it loops")
 	}
+}
+
+func orText(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }
 
 func orUnknown(s string) string {

@@ -85,7 +85,7 @@ func sortFindings(fs []Finding) {
 
 // HumanBytes formats a byte count with binary units, e.g. "1.5 GiB".
 func HumanBytes(n int64) string {
-	if n < 0 {
+	if n < 0 && n != -1<<63 { // -MinInt64 overflows to itself: print it as plain bytes
 		return "-" + HumanBytes(-n)
 	}
 	const unit = 1024
