@@ -1,0 +1,517 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+)
+
+// fakeRedis answers commands from a function and records them.
+type fakeRedis struct {
+	mu    sync.Mutex
+	calls [][]string
+	reply func(args []string) (any, error)
+}
+
+var _ Doer = (*fakeRedis)(nil)
+
+func (f *fakeRedis) Do(ctx context.Context, args ...any) *redis.Cmd {
+	strs := make([]string, len(args))
+	for i, a := range args {
+		strs[i] = fmt.Sprint(a)
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, strs)
+	f.mu.Unlock()
+	cmd := redis.NewCmd(ctx, args...)
+	v, err := f.reply(strs)
+	if err != nil {
+		cmd.SetErr(err)
+	} else {
+		cmd.SetVal(v)
+	}
+	return cmd
+}
+
+func (f *fakeRedis) Calls() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]string(nil), f.calls...)
+}
+
+// configServer is a fake Redis with a live configuration.
+type configServer struct {
+	fakeRedis
+	config map[string]string
+	// onSet runs before a CONFIG SET is applied; a non-nil error fails it.
+	onSet func(setting, value string) error
+	info  string
+}
+
+func newConfigServer(cfg map[string]string) *configServer {
+	s := &configServer{config: cfg, info: "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"}
+	s.reply = func(args []string) (any, error) {
+		switch {
+		case len(args) == 3 && args[1] == "GET":
+			v, ok := s.config[args[2]]
+			if !ok {
+				return []any{}, nil
+			}
+			return []any{args[2], v}, nil
+		case len(args) == 4 && args[1] == "SET":
+			if s.onSet != nil {
+				if err := s.onSet(args[2], args[3]); err != nil {
+					return nil, err
+				}
+			}
+			s.config[args[2]] = args[3]
+			return "OK", nil
+		case args[0] == "INFO":
+			return s.info, nil
+		}
+		return nil, fmt.Errorf("ERR unknown command '%s'", args[0])
+	}
+	return s
+}
+
+func newExecutor(t *testing.T, c Doer, l Ledger) (*Executor, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	return &Executor{
+		Instance: "main", Addr: "127.0.0.1:6379", Client: c, ConfigCommand: "CONFIG", Ledger: l,
+		Log: zap.New(core), ProcRoot: t.TempDir(), Now: func() time.Time { return when },
+	}, logs
+}
+
+func events(logs *observer.ObservedLogs, event string) int {
+	return logs.FilterField(zap.String("event", event)).Len()
+}
+
+var setStopWrites = policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActSet, Setting: policy.SettingStopWrites,
+	Value: "no", Reason: policy.IDMisconfRDB, Detail: "the last RDB save failed"}
+
+var undoStopWrites = policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActUndo, Setting: policy.SettingStopWrites,
+	Value: "yes", Reason: policy.IDMisconfRDB, Detail: "a save succeeded"}
+
+func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLedger(t, dir)
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+	want := Change{Instance: "main", Addr: "127.0.0.1:6379", Setting: policy.SettingStopWrites, Original: "yes", Value: "no",
+		Remedy: policy.RemedyStopWrites, Reason: policy.IDMisconfRDB, Time: when}
+	sawEntry := false
+	srv.onSet = func(setting, value string) error {
+		// The change must be durable before Redis sees it.
+		reopened, err := OpenFileLedger(dir, "main")
+		if err != nil {
+			return err
+		}
+		got, ok := reopened.Get(setting)
+		sawEntry = ok && got == want
+		return nil
+	}
+	e, logs := newExecutor(t, srv, l)
+	out := e.Execute(context.Background(), setStopWrites)
+	if !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if !sawEntry {
+		t.Error("the ledger entry was not on disk when CONFIG SET ran")
+	}
+	wantCalls := [][]string{{"CONFIG", "GET", policy.SettingStopWrites}, {"CONFIG", "SET", policy.SettingStopWrites, "no"}}
+	if diff := cmp.Diff(wantCalls, srv.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]Change{want}, l.All()); diff != "" {
+		t.Errorf("ledger (-want +got):\n%s", diff)
+	}
+	if n := events(logs, EventApplied); n != 1 {
+		t.Errorf("%d remedy_applied events, want 1", n)
+	}
+	if held := e.Held(); held[policy.SettingStopWrites].Original != "yes" || held[policy.SettingStopWrites].Since != when {
+		t.Errorf("Held() = %+v", held)
+	}
+}
+
+func TestExecuteSetRenamedConfig(t *testing.T) {
+	t.Parallel()
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+	e, _ := newExecutor(t, srv, NewMemLedger())
+	e.ConfigCommand = "CONFIG_7f3a"
+	if out := e.Execute(context.Background(), setStopWrites); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	for _, c := range srv.Calls() {
+		if c[0] != "CONFIG_7f3a" {
+			t.Errorf("call %v does not use the renamed command", c)
+		}
+	}
+}
+
+func TestExecuteSetAlreadySet(t *testing.T) {
+	t.Parallel()
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "no"})
+	l := NewMemLedger()
+	e, _ := newExecutor(t, srv, l)
+	if out := e.Execute(context.Background(), setStopWrites); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if len(srv.Calls()) != 1 || len(l.All()) != 0 {
+		t.Errorf("calls %v, ledger %+v; want one GET and nothing held", srv.Calls(), l.All())
+	}
+}
+
+func TestExecuteSetFailureRemovesEntry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLedger(t, dir)
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+	srv.onSet = func(string, string) error {
+		return errors.New("NOPERM User guardian has no permissions to run the 'config|set' command")
+	}
+	e, logs := newExecutor(t, srv, l)
+	out := e.Execute(context.Background(), setStopWrites)
+	if out.OK || !strings.Contains(out.Err, "NOPERM") {
+		t.Errorf("outcome %+v, want a failure naming NOPERM", out)
+	}
+	if len(l.All()) != 0 {
+		t.Errorf("ledger holds %+v after a failed SET", l.All())
+	}
+	checkFile(t, l.Path(), nil)
+	if n := events(logs, EventFailed); n != 1 {
+		t.Errorf("%d remedy_failed events, want 1", n)
+	}
+}
+
+func TestExecuteSetGetFails(t *testing.T) {
+	t.Parallel()
+	srv := &fakeRedis{reply: func([]string) (any, error) { return nil, errors.New("ERR unknown command 'CONFIG'") }}
+	l := NewMemLedger()
+	e, _ := newExecutor(t, srv, l)
+	out := e.Execute(context.Background(), setStopWrites)
+	if out.OK || out.Err == "" {
+		t.Errorf("outcome %+v, want a failure", out)
+	}
+	if len(srv.Calls()) != 1 || len(l.All()) != 0 {
+		t.Errorf("calls %v, ledger %+v; want only the GET", srv.Calls(), l.All())
+	}
+}
+
+func TestExecuteUndo(t *testing.T) {
+	t.Parallel()
+	held := change(policy.SettingStopWrites, "yes", "no")
+	held.Remedy = policy.RemedyStopWrites
+	for _, tc := range []struct {
+		name      string
+		live      string
+		wantCalls [][]string
+		wantLive  string
+		event     string
+	}{
+		{name: "still ours", live: "no", wantLive: "yes", event: EventUndone, wantCalls: [][]string{
+			{"CONFIG", "GET", policy.SettingStopWrites}, {"CONFIG", "SET", policy.SettingStopWrites, "yes"}}},
+		{name: "changed by someone else", live: "maybe", wantLive: "maybe", event: EventYielded, wantCalls: [][]string{
+			{"CONFIG", "GET", policy.SettingStopWrites}}},
+		{name: "back at the original", live: "yes", wantLive: "yes", event: EventYielded, wantCalls: [][]string{
+			{"CONFIG", "GET", policy.SettingStopWrites}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := openLedger(t, t.TempDir())
+			if err := l.Record(held); err != nil {
+				t.Fatal(err)
+			}
+			srv := newConfigServer(map[string]string{policy.SettingStopWrites: tc.live})
+			e, logs := newExecutor(t, srv, l)
+			if out := e.Execute(context.Background(), undoStopWrites); !out.OK {
+				t.Fatalf("outcome %+v", out)
+			}
+			if diff := cmp.Diff(tc.wantCalls, srv.Calls()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+			if got := srv.config[policy.SettingStopWrites]; got != tc.wantLive {
+				t.Errorf("live value %q, want %q", got, tc.wantLive)
+			}
+			if len(l.All()) != 0 {
+				t.Errorf("ledger still holds %+v", l.All())
+			}
+			if n := events(logs, tc.event); n != 1 {
+				t.Errorf("%d %s events, want 1; logs: %+v", n, tc.event, logs.All())
+			}
+		})
+	}
+}
+
+func TestExecuteUndoNothingHeld(t *testing.T) {
+	t.Parallel()
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "no"})
+	e, _ := newExecutor(t, srv, NewMemLedger())
+	if out := e.Execute(context.Background(), undoStopWrites); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if len(srv.Calls()) != 0 {
+		t.Errorf("calls %v, want none", srv.Calls())
+	}
+}
+
+func TestExecuteDryRun(t *testing.T) {
+	t.Parallel()
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+	l := NewMemLedger()
+	e, logs := newExecutor(t, srv, l)
+	e.DryRun = true
+	dir := t.TempDir()
+	temp := filepath.Join(dir, "temp-"+strconv.Itoa(deadPID(t))+".rdb")
+	if err := os.WriteFile(temp, []byte("REDIS0011"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []policy.Decision{
+		setStopWrites,
+		undoStopWrites,
+		{Remedy: policy.RemedyBgsaveRetry, Action: policy.ActBgsave},
+		{Remedy: policy.RemedyRewriteDeferral, Action: policy.ActBgrewriteaof},
+		{Remedy: policy.RemedyTempCleanup, Action: policy.ActDeleteTemp, Path: temp},
+	} {
+		if out := e.Execute(context.Background(), d); !out.OK {
+			t.Errorf("%s: outcome %+v", d.Action, out)
+		}
+		if d.Action == policy.ActSet {
+			if _, ok := l.Get(d.Setting); !ok {
+				t.Error("dry-run set is not held in the memory ledger")
+			}
+		}
+	}
+	for _, c := range srv.Calls() {
+		if c[0] != "INFO" && (len(c) < 2 || c[1] != "GET") {
+			t.Errorf("dry run sent %v", c)
+		}
+	}
+	if got := srv.config[policy.SettingStopWrites]; got != "yes" {
+		t.Errorf("dry run changed the live value to %q", got)
+	}
+	if len(l.All()) != 0 {
+		t.Errorf("ledger after dry-run undo: %+v", l.All())
+	}
+	if _, err := os.Stat(temp); err != nil {
+		t.Errorf("dry run deleted the temp file: %v", err)
+	}
+	for _, ent := range logs.All() {
+		if ent.ContextMap()["dry_run"] != true {
+			t.Errorf("log %q lacks dry_run", ent.Message)
+		}
+	}
+}
+
+// deadPID finds a pid with no process, scanning down from the top of the pid range.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	top := 4194304
+	if b, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			top = n
+		}
+	}
+	for pid := top - 1; pid > 1000; pid-- {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); errors.Is(err, os.ErrNotExist) {
+			return pid
+		}
+	}
+	t.Fatal("no free pid found")
+	return 0
+}
+
+func TestExecuteDeleteTemp(t *testing.T) {
+	t.Parallel()
+	const busy = "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:1\r\naof_rewrite_in_progress:0\r\n"
+	const loading = "# Persistence\r\nloading:1\r\nrdb_bgsave_in_progress:0\r\n"
+	for _, tc := range []struct {
+		name string
+		// make creates what is to be deleted in dir and returns its path.
+		make    func(t *testing.T, dir string, pid int) string
+		info    string
+		alive   bool // a process with the pid exists under ProcRoot
+		realPID bool // use the real /proc
+		deleted bool
+		ok      bool
+	}{
+		{name: "stale", make: regular("temp-%d.rdb"), deleted: true, ok: true},
+		{name: "stale, real /proc", make: regular("temp-%d.rdb"), realPID: true, deleted: true, ok: true},
+		{name: "stale rewrite", make: regular("temp-rewriteaof-bg-%d.aof"), deleted: true, ok: true},
+		{name: "not a temp name", make: regular("dump.rdb")},
+		{name: "temp-like name", make: regular("temp-%d.rdb.bak")},
+		{name: "symlink", make: func(t *testing.T, dir string, pid int) string {
+			target := regular("dump.rdb")(t, dir, pid)
+			link := filepath.Join(dir, fmt.Sprintf("temp-%d.rdb", pid))
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}},
+		{name: "directory", make: func(t *testing.T, dir string, pid int) string {
+			p := filepath.Join(dir, fmt.Sprintf("temp-%d.rdb", pid))
+			if err := os.Mkdir(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+		{name: "bgsave in progress", make: regular("temp-%d.rdb"), info: busy},
+		{name: "loading", make: regular("temp-%d.rdb"), info: loading},
+		{name: "pid alive", make: regular("temp-%d.rdb"), alive: true},
+		{name: "already gone", make: func(_ *testing.T, dir string, pid int) string {
+			return filepath.Join(dir, fmt.Sprintf("temp-%d.rdb", pid))
+		}, ok: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newConfigServer(nil)
+			if tc.info != "" {
+				srv.info = tc.info
+			}
+			e, logs := newExecutor(t, srv, NewMemLedger())
+			pid := 424242
+			if tc.realPID {
+				e.ProcRoot = ""
+				pid = deadPID(t)
+			}
+			if tc.alive {
+				if err := os.Mkdir(filepath.Join(e.ProcRoot, strconv.Itoa(pid)), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := t.TempDir()
+			path := tc.make(t, dir, pid)
+			before, _ := os.ReadDir(dir)
+			out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyTempCleanup, Action: policy.ActDeleteTemp, Path: path})
+			if out.OK != tc.ok {
+				t.Errorf("outcome %+v, want OK %v", out, tc.ok)
+			}
+			_, err := os.Lstat(path)
+			if gone := errors.Is(err, os.ErrNotExist); tc.deleted != gone && tc.name != "already gone" {
+				t.Errorf("deleted %v, want %v", gone, tc.deleted)
+			}
+			after, _ := os.ReadDir(dir)
+			if !tc.deleted && len(after) != len(before) {
+				t.Errorf("dir had %d entries, now %d", len(before), len(after))
+			}
+			if tc.deleted && events(logs, EventApplied) != 1 {
+				t.Errorf("no remedy_applied event for the deletion: %+v", logs.All())
+			}
+		})
+	}
+}
+
+// regular makes a regular file named after a pattern with the pid.
+func regular(pattern string) func(t *testing.T, dir string, pid int) string {
+	return func(t *testing.T, dir string, pid int) string {
+		t.Helper()
+		name := pattern
+		if strings.Contains(pattern, "%d") {
+			name = fmt.Sprintf(pattern, pid)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("REDIS0011"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
+func TestExecuteBgsave(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		schedule bool
+		err      error
+		ok       bool
+		want     []string
+	}{
+		{name: "started", ok: true, want: []string{"BGSAVE"}},
+		{name: "scheduled", schedule: true, ok: true, want: []string{"BGSAVE", "SCHEDULE"}},
+		{name: "fork failed", err: errors.New("ERR"), ok: true, want: []string{"BGSAVE"}},
+		{name: "already running", err: errors.New("ERR Background save already in progress"), ok: true, want: []string{"BGSAVE"}},
+		{name: "denied", err: errors.New("NOPERM this user has no permissions to run the 'bgsave' command"), want: []string{"BGSAVE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &fakeRedis{reply: func([]string) (any, error) {
+				if tc.err != nil {
+					return nil, tc.err
+				}
+				return "Background saving started", nil
+			}}
+			e, _ := newExecutor(t, srv, NewMemLedger())
+			out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyBgsaveRetry, Action: policy.ActBgsave, Schedule: tc.schedule})
+			if out.OK != tc.ok {
+				t.Errorf("outcome %+v, want OK %v", out, tc.ok)
+			}
+			if diff := cmp.Diff([][]string{tc.want}, srv.Calls()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestExecuteWarnAndUnknown(t *testing.T) {
+	t.Parallel()
+	srv := &fakeRedis{reply: func([]string) (any, error) { return nil, errors.New("unexpected") }}
+	e, logs := newExecutor(t, srv, NewMemLedger())
+	if out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActWarn, Detail: "still held"}); !out.OK {
+		t.Errorf("warn outcome %+v", out)
+	}
+	if n := events(logs, EventHeld); n != 1 {
+		t.Errorf("%d remedy_held events, want 1", n)
+	}
+	if out := e.Execute(context.Background(), policy.Decision{Action: "explode"}); out.OK {
+		t.Errorf("unknown action succeeded: %+v", out)
+	}
+	if len(srv.Calls()) != 0 {
+		t.Errorf("calls %v, want none", srv.Calls())
+	}
+}
+
+func TestReconcileAndRestoreAll(t *testing.T) {
+	t.Parallel()
+	l := NewMemLedger()
+	sw := change(policy.SettingStopWrites, "yes", "no")
+	rw := change(policy.SettingRewritePercent, "100", "0")
+	for _, c := range []Change{sw, rw} {
+		if err := l.Record(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "no", policy.SettingRewritePercent: "50"})
+	e, logs := newExecutor(t, srv, l)
+	e.Reconcile(map[string]string{policy.SettingStopWrites: "no", policy.SettingRewritePercent: "50"})
+	if diff := cmp.Diff([]Change{sw}, l.All()); diff != "" {
+		t.Errorf("after Reconcile (-want +got):\n%s", diff)
+	}
+	if n := events(logs, EventYielded); n != 1 {
+		t.Errorf("%d remedy_yielded events, want 1", n)
+	}
+	if err := e.RestoreAll(context.Background(), "restore"); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.All()) != 0 || srv.config[policy.SettingStopWrites] != "yes" {
+		t.Errorf("after RestoreAll: ledger %+v, live %q", l.All(), srv.config[policy.SettingStopWrites])
+	}
+	if diff := cmp.Diff(map[string]string{policy.SettingStopWrites: "yes", policy.SettingRewritePercent: "50"}, srv.config, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("live config (-want +got):\n%s", diff)
+	}
+}
