@@ -175,6 +175,22 @@ func (g *guardian) waitTicks(n int64) {
 	}
 }
 
+// observe lets the guardian run for d (an observation window for counting events,
+// not a wait for a condition) and returns how many ticks it completed; it fails
+// the test if the loop stopped ticking.
+func (g *guardian) observe(d time.Duration) int64 {
+	g.t.Helper()
+	start, t0 := time.Now(), g.Ticks()
+	for time.Since(start) < d {
+		time.Sleep(poll)
+	}
+	n := g.Ticks() - t0
+	if min := int64(d/g.Inst.Interval) - 1; n < min {
+		g.t.Fatalf("guardian completed %d ticks in %s, want at least %d", n, d, min)
+	}
+	return n
+}
+
 // entry is one observed log entry with its fields flattened.
 type entry struct {
 	Time    time.Time
