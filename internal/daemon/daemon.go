@@ -114,7 +114,12 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 		// The ledger is the truth, but the live value wins: yield wherever someone
 		// else changed a held setting (also at start-up, for a previous run's entries).
 		if s.Redis.ConfigTime.Equal(now) || !l.started {
-			l.Executor.Reconcile(s.Redis.Config)
+			for _, setting := range l.Executor.Reconcile(s.Redis.Config) {
+				if l.state.Yielded == nil {
+					l.state.Yielded = map[string]time.Time{}
+				}
+				l.state.Yielded[setting] = now
+			}
 		}
 		l.started = true
 	}

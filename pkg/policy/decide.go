@@ -87,6 +87,10 @@ type State struct {
 
 	// stop_writes
 	LastHeldWarn time.Time
+	// Yielded holds settings an operator changed while the guardian held them. The
+	// guardian does not take such a setting again until its reason has cleared: the
+	// operator's choice wins for the whole episode.
+	Yielded map[string]time.Time
 
 	// rewrite_deferral
 	Samples       []Sample
@@ -200,6 +204,10 @@ func (st State) clone() State {
 		c.FailCount[k] = v
 	}
 	c.Samples = append([]Sample(nil), st.Samples...)
+	c.Yielded = map[string]time.Time{}
+	for k, v := range st.Yielded {
+		c.Yielded[k] = v
+	}
 	return c
 }
 
@@ -247,6 +255,9 @@ func decideStopWrites(in Input, st *State, has map[string]bool) []Decision {
 	wontFit := r.Predictive && snapshotWontFit(s)
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
 
+	if !failed && !wontFit {
+		delete(st.Yielded, SettingStopWrites) // the episode is over
+	}
 	if isHeld {
 		if !failed && !wontFit {
 			st.LastHeldWarn = time.Time{}
@@ -268,6 +279,9 @@ func decideStopWrites(in Input, st *State, has map[string]bool) []Decision {
 		return nil
 	}
 	if in.Stopping || !cfg.SavePointsSet() || !cfg.StopWritesOnBgsaveError() {
+		return nil
+	}
+	if _, yielded := st.Yielded[SettingStopWrites]; yielded {
 		return nil
 	}
 	if r.RequireAOF && !aofOK {

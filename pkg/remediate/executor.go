@@ -203,18 +203,25 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 
 // Reconcile compares every held change with the live configuration and yields
 // where someone else changed the setting. It runs after each CONFIG refresh and at
-// start-up, so a restart, a failover's CONFIG REWRITE or an operator is noticed.
-func (e *Executor) Reconcile(cfg monitor.RedisConfig) {
+// start-up, so a restart, a failover's CONFIG REWRITE or an operator is noticed. It
+// returns the settings yielded to an operator (not those found back at their
+// original, which were never applied or were undone).
+func (e *Executor) Reconcile(cfg monitor.RedisConfig) []string {
 	if e.DryRun || !cfg.Known() {
-		return
+		return nil
 	}
+	var yielded []string
 	for _, c := range e.Ledger.All() {
 		live, ok := cfg[c.Setting]
 		if !ok || live == c.Value {
 			continue
 		}
 		_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
+		if live != c.Original {
+			yielded = append(yielded, c.Setting)
+		}
 	}
+	return yielded
 }
 
 // RestoreAll undoes every held change, for `redis-guardian restore` and package
@@ -265,6 +272,9 @@ func (e *Executor) command(ctx context.Context, d policy.Decision, cmd string) e
 	}
 	res, err := e.Client.Do(ctx, cmd).Text()
 	if err != nil {
+		if strings.Contains(err.Error(), "already in progress") {
+			return nil // Redis started one itself: what was wanted
+		}
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	e.Log.Info(cmd+" started: "+d.Detail, e.fields(d, zap.String("event", EventApplied), zap.String("result", res))...)
