@@ -66,6 +66,7 @@ type loop struct {
 	active  map[string]policy.Finding
 	down    bool
 	started bool
+	logSrc  string
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -109,6 +110,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	now := l.Now()
 	s := l.Collector.Snapshot(ctx, now)
 	l.reportReachability(s)
+	l.reportLogSource(s.Log)
 
 	if s.Redis.Err == nil && !stopping {
 		// The ledger is the truth, but the live value wins: yield wherever someone
@@ -150,6 +152,30 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	}
 	if l.Ticked != nil {
 		l.Ticked(l.Collector.Name(), findings)
+	}
+}
+
+// reportLogSource says once where the Redis log is, because it decides how fast a
+// failure is seen: a followed file wakes the loop at once, anything else waits for
+// the next tick.
+func (l *loop) reportLogSource(r monitor.LogReading) {
+	key := r.Source + " " + r.Path
+	if r.Err != nil {
+		key += " err"
+	}
+	if key == l.logSrc {
+		return
+	}
+	l.logSrc = key
+	switch {
+	case r.Source == "file" && r.Err == nil:
+		l.Log.Info("following the redis log", zap.String("event", "log_source"), zap.String("path", r.Path))
+	case r.Source == "file":
+		l.Log.Warn("cannot follow the redis log: failures are seen at the next tick, without their cause text",
+			zap.String("event", "log_source"), zap.String("path", r.Path), zap.Error(r.Err))
+	case r.Source == "stdout" || r.Source == "syslog":
+		l.Log.Info("redis logs to "+r.Source+": failures are seen at the next tick, without their cause text (set log_file if a copy is readable)",
+			zap.String("event", "log_source"))
 	}
 }
 
