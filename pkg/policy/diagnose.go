@@ -511,9 +511,15 @@ func (d *diag) oomDelta() int64 {
 
 func (d *diag) replication() {
 	in := d.info
-	if in.Role == "slave" && in.MasterLinkStatus == "down" && time.Duration(in.MasterLinkDownSinceSeconds)*time.Second >= d.t.ReplLinkDownGrace {
+	down := in.MasterLinkDownSinceSeconds
+	if down < 0 {
+		// -1: the replica never reached its master since it started (wrong host,
+		// masterauth, or a full sync that never finished).
+		down = in.UptimeSeconds
+	}
+	if in.Role == "slave" && in.MasterLinkStatus == "down" && time.Duration(down)*time.Second >= d.t.ReplLinkDownGrace {
 		d.add(IDReplicationLinkDown, Warning, "the replica lost its link to the master",
-			fmt.Sprintf("master_link_status:down for %ds", in.MasterLinkDownSinceSeconds),
+			fmt.Sprintf("master_link_status:down for %ds", down),
 			"check the master is up and reachable, and the master's log for full-sync or output-buffer errors")
 	}
 	var parts []string

@@ -980,3 +980,20 @@ func TestExpectedSnapshot(t *testing.T) {
 		t.Errorf("without an RDB file: %d, want used_memory %d", got, 100*mib)
 	}
 }
+
+func TestReplicaNeverConnected(t *testing.T) {
+	t.Parallel()
+	s := healthy()
+	s.Redis.Info.Role = "slave"
+	s.Redis.Info.MasterLinkStatus = "down"
+	s.Redis.Info.MasterLinkDownSinceSeconds = -1
+	s.Redis.Info.UptimeSeconds = 60
+	fs := Diagnose(s, History{}, DefaultThresholds(), nil)
+	if len(fs) != 1 || fs[0].ID != IDReplicationLinkDown {
+		t.Fatalf("want replication_link_down for a replica that never connected, got %+v", fs)
+	}
+	s.Redis.Info.UptimeSeconds = 2
+	if fs := Diagnose(s, History{}, DefaultThresholds(), nil); len(fs) != 0 {
+		t.Errorf("within the grace after start, want nothing, got %+v", fs)
+	}
+}
