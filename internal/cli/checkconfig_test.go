@@ -1,9 +1,6 @@
 package cli_test
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,11 +17,6 @@ func TestCheckConfigValid(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if name == "example" {
-				if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-					t.Skipf("%s does not exist yet", path)
-				}
-			}
 			code, out, errs := runCLI(t, "check-config", "-c", path)
 			if code != 0 {
 				t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errs)

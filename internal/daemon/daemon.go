@@ -131,7 +131,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	l.reportFindings(findings)
 
 	ds, st := policy.Decide(policy.Input{
-		Snapshot: s, Findings: findings, Held: l.Executor.Held(), Remedies: l.Remedies,
+		Snapshot: s, Held: l.Executor.Held(), Remedies: l.Remedies,
 		Thresholds: l.Thresholds, Now: now, Rand: policy.DefaultRand, Stopping: stopping,
 	}, l.state)
 	outs := make([]policy.Outcome, 0, len(ds))

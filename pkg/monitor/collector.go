@@ -39,7 +39,6 @@ type Collector struct {
 	mu       sync.Mutex
 	follower *Follower
 	logPath  string
-	logSrc   string
 	startLog func(*Follower)
 	scanned  map[LogKind]LogEvent
 	scanErr  error
@@ -115,7 +114,7 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 	}
 	if path != c.logPath {
 		// First sight of the path, or Redis now logs elsewhere: follow the new file.
-		c.logPath, c.logSrc = path, src
+		c.logPath = path
 		c.follower, c.scanned, c.scanErr = nil, nil, nil
 		// Read the tail now, so the first tick already knows recent causes; the
 		// follower then reports what comes after.

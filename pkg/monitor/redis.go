@@ -219,7 +219,7 @@ func (r *RedisSource) info(ctx context.Context) (string, error) {
 	args := r.infoArgs
 	r.mu.Unlock()
 	s, err := r.client.Do(ctx, args...).Text()
-	if err != nil && len(args) > 1 && isSyntaxError(err) {
+	if err != nil && len(args) > 1 && isArgsError(err) {
 		// Redis before 7.0 takes one section only; plain INFO has all we need but
 		// errorstats, which those versions then do not report.
 		r.mu.Lock()
@@ -240,7 +240,7 @@ func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
 		if err == nil {
 			return ParseConfigReply(kv), nil
 		}
-		if !isArityError(err) {
+		if !isArgsError(err) {
 			return nil, err
 		}
 		r.mu.Lock()
@@ -297,14 +297,11 @@ func ClassifyError(err error) ErrKind {
 	return ErrUnreachable
 }
 
-func isSyntaxError(err error) bool {
+// isArgsError reports the reply older servers give to the 7.0+ multi-argument
+// forms of INFO and CONFIG GET.
+func isArgsError(err error) bool {
 	m := err.Error()
 	return strings.Contains(m, "syntax error") || strings.Contains(m, "wrong number of arguments")
-}
-
-func isArityError(err error) bool {
-	m := err.Error()
-	return strings.Contains(m, "wrong number of arguments") || strings.Contains(m, "syntax error")
 }
 
 func isRedisReplyError(err error) bool {

@@ -107,7 +107,6 @@ type Sample struct {
 // Input is everything Decide needs.
 type Input struct {
 	Snapshot   monitor.Snapshot
-	Findings   []Finding
 	Held       map[string]Held
 	Remedies   Remedies
 	Thresholds Thresholds
@@ -128,14 +127,10 @@ func Decide(in Input, st State) ([]Decision, State) {
 		// Nothing can be judged safely without INFO and CONFIG.
 		return nil, st
 	}
-	has := map[string]bool{}
-	for _, f := range in.Findings {
-		has[f.ID] = true
-	}
-	ds = append(ds, decideStopWrites(in, &st, has)...)
+	ds = append(ds, decideStopWrites(in, &st)...)
 	if !in.Stopping {
 		ds = append(ds, decideBgsave(in, &st)...)
-		ds = append(ds, decideTempCleanup(in, &st, has)...)
+		ds = append(ds, decideTempCleanup(in, &st)...)
 	}
 	ds = append(ds, decideRewrite(in, &st)...)
 	st.PrevKnown = s.Host.Available && s.Host.DataDir.Known
@@ -246,7 +241,7 @@ func snapshotWontFit(s monitor.Snapshot) bool {
 	return exp > 0 && int64(h.DataDir.Free) < exp
 }
 
-func decideStopWrites(in Input, st *State, has map[string]bool) []Decision {
+func decideStopWrites(in Input, st *State) []Decision {
 	s := in.Snapshot
 	cfg, info := s.Redis.Config, s.Redis.Info
 	r := in.Remedies.StopWrites
@@ -350,7 +345,7 @@ func decideBgsave(in Input, st *State) []Decision {
 		Schedule: info.AOFRewriteInProgress || info.ModuleForkInProgress}}
 }
 
-func decideTempCleanup(in Input, st *State, has map[string]bool) []Decision {
+func decideTempCleanup(in Input, st *State) []Decision {
 	s := in.Snapshot
 	r := in.Remedies.TempCleanup
 	if !r.Enabled || !s.Host.Available {
@@ -360,21 +355,26 @@ func decideTempCleanup(in Input, st *State, has map[string]bool) []Decision {
 	if d := s.Host.DataDir; d.Known && (d.Free == 0 || snapshotWontFit(s)) {
 		minAge = 0 // the disk is full: every byte of a dead child's file is needed now
 	}
+	if !st.allowed(RemedyTempCleanup, r.Limits, in.Now) {
+		return nil
+	}
+	// The hourly cap counts files; a cooldown allows one file per tick. Observe
+	// records each deletion that succeeded.
+	budget := r.MaxPerHour - len(st.Actions[RemedyTempCleanup])
+	if r.Cooldown > 0 {
+		budget = min(budget, 1)
+	}
 	var ds []Decision
 	for _, f := range s.Host.TempFiles {
+		if len(ds) >= budget {
+			break
+		}
 		if !StaleTemp(f, s.Redis.Info, in.Now, minAge) {
 			continue
 		}
-		if !st.allowed(RemedyTempCleanup, r.Limits, in.Now) {
-			break
-		}
-		st.Actions[RemedyTempCleanup] = append(st.Actions[RemedyTempCleanup], in.Now)
 		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Size: f.Size,
 			Reason: IDStaleTempFiles, Detail: fmt.Sprintf("%s temp file of dead pid %d, %s old", f.Kind, f.PID, round(in.Now.Sub(f.ModTime)))})
 	}
-	// Observe counts these again on success; undo the provisional counting so the
-	// cap is applied per file without double counting.
-	st.Actions[RemedyTempCleanup] = st.Actions[RemedyTempCleanup][:len(st.Actions[RemedyTempCleanup])-len(ds)]
 	return ds
 }
 

@@ -745,7 +745,6 @@ func TestDecideDoesNotModifyState(t *testing.T) {
 		in.Snapshot.Redis.Info.AOFCurrentSize = 300 * mib
 		in.Snapshot.Host.TempFiles = []monitor.TempFile{staleTemp("temp-999999.rdb")}
 		in.Held = map[string]Held{SettingRewritePercent: {Setting: SettingRewritePercent, Original: "100", Value: "0"}}
-		in.Findings = []Finding{{ID: IDMisconfRDB}}
 		return in
 	}
 	in, st := mkInput(), fullState()
