@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X github.com/redis-guardian/redis-guardian/internal/cli.Vers
 STATICCHECK_VERSION := v0.8.2
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench
+.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench package package-check install-test
 
 all: build
 
@@ -35,6 +35,47 @@ tidy-check:
 
 demo: build deps
 	@scripts/demo.sh $(BIN)
+
+# package builds dist/redis-guardian_<version>_<arch>.deb and .rpm with nfpm, run as a
+# Go tool at a pinned version (not a requirement of this module). v2.46 and later
+# need go.digitalxero.dev modules that the Go module proxy does not serve here.
+NFPM_VERSION := v2.45.2
+NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+PKG_VERSION ?= $(shell scripts/pkg-version.sh)
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+# PIE: address space randomisation; with CGO off it still needs no shared library,
+# so one binary (it needs only the dynamic loader) serves the deb and the rpm.
+PKG_BUILDMODE ?= pie
+DEB_ARCH    := $(or $(if $(filter 386,$(PKG_ARCH)),i386),$(if $(filter arm,$(PKG_ARCH)),armhf),$(PKG_ARCH))
+RPM_ARCH    := $(or $(if $(filter amd64,$(PKG_ARCH)),x86_64),$(if $(filter arm64,$(PKG_ARCH)),aarch64),$(if $(filter 386,$(PKG_ARCH)),i386),$(PKG_ARCH))
+DIST        ?= dist
+PKG_BUILD   := dist/build
+MAINTAINER  := $(shell sed -n 's/^maintainer: //p' packaging/nfpm.yaml)
+
+package:
+	rm -rf $(PKG_BUILD) && mkdir -p $(PKG_BUILD) $(DIST)
+	CGO_ENABLED=0 GOARCH=$(PKG_ARCH) $(GO) build -trimpath -buildmode=$(PKG_BUILDMODE) \
+	  -ldflags '-s -w -X github.com/redis-guardian/redis-guardian/internal/cli.Version=$(PKG_VERSION)' \
+	  -o $(PKG_BUILD)/redis-guardian ./cmd/redis-guardian
+	gzip -9n <packaging/redis-guardian.1 >$(PKG_BUILD)/redis-guardian.1.gz
+	packaging/deb/gen-copyright.sh $(PKG_BUILD)/redis-guardian >$(PKG_BUILD)/copyright
+	printf 'redis-guardian (%s) unstable; urgency=medium\n\n  * Built from git commit %s.\n\n -- %s  %s\n' \
+	  '$(PKG_VERSION)' "$$(git rev-parse --short=12 HEAD)" '$(MAINTAINER)' "$$(git log -1 --format=%cD)" \
+	  | gzip -9n >$(PKG_BUILD)/changelog.gz
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p deb \
+	  -t '$(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb'
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p rpm \
+	  -t '$(DIST)/redis-guardian_$(PKG_VERSION)_$(RPM_ARCH).rpm'
+
+# package-check inspects the packages and units: dpkg-deb, lintian, rpm, shellcheck,
+# systemd-analyze verify and security (as root on Debian: installs the tools).
+package-check: package
+	scripts/package-check.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb $(DIST)/redis-guardian_$(PKG_VERSION)_$(RPM_ARCH).rpm
+
+# install-test installs the deb into a booted Debian container (systemd-nspawn) with
+# a real redis-server, and goes through fault, reload, upgrade, removal and purge.
+install-test: package
+	scripts/install-test.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb
 
 clean:
 	rm -rf bin dist
