@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Install test in a real systemd: boots a Debian container (systemd-nspawn) with a
+# real redis-server, installs the deb and goes through what a user would do:
+#   install (enabled, started, READY, journal entries) -> a real MISCONF fault is
+#   remediated -> systemctl reload -> upgrade to a newer build keeps a modified
+#   config -> removal restores the held Redis setting and stops the service ->
+#   purge removes the state.
+# The bootstrapped root is cached as a tarball (REDIS_GUARDIAN_CI_CACHE, default
+# /var/cache/redis-guardian-ci); delete it to bootstrap again.
+#
+# Usage: scripts/install-test.sh DEB [UPGRADE_DEB]
+#   Without UPGRADE_DEB it builds one (make package with a higher version).
+# Needs root, debootstrap, systemd-container (installed when missing) and the
+# machine's apt mirror. The container shares the host's network: its Redis listens
+# on 127.0.0.1:$REDIS_PORT (default 6399, never 6379), which must be free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDIS_PORT=${REDIS_PORT:-6399}
+METRICS_PORT=${METRICS_PORT:-9699}
+SUITE=bookworm
+CACHE=${REDIS_GUARDIAN_CI_CACHE:-/var/cache/redis-guardian-ci}
+TARBALL=$CACHE/$SUITE-minbase-systemd-dbus.tar.gz
+unit=redis-guardian.service
+t0=$(date +%s)
+
+say() { printf '\n== install-test [%3ss]: %s\n' "$(($(date +%s) - t0))" "$*"; }
+ok() { printf '   ok: %s\n' "$*"; }
+fail() {
+	printf '\ninstall-test: FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then fail "usage: $0 DEB [UPGRADE_DEB]"; fi
+deb=$(readlink -f "$1")
+[ -f "$deb" ] || fail "no deb at $1 (run make package)"
+[ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, systemd-nspawn, nsenter)"
+
+# The machine's Debian mirror, from its apt sources (never a hard-coded host).
+mirror() {
+	{
+		for f in /etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] || continue
+			awk -v suite="$SUITE" '
+				function flush() {
+					if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ")) print uris
+					types = ""; suites = ""; uris = ""
+				}
+				/^[[:space:]]*$/ { flush(); next }
+				/^Types:/ { sub(/^Types:[[:space:]]*/, ""); types = $0 }
+				/^Suites:/ { sub(/^Suites:[[:space:]]*/, ""); suites = $0 }
+				/^URIs:/ { sub(/^URIs:[[:space:]]*/, ""); uris = $1 }
+				END { flush() }' "$f"
+		done
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[ -f "$f" ] || continue
+			awk -v suite="$SUITE" '$1 == "deb" {
+				i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+				if ($(i + 1) == suite) print $i }' "$f"
+		done
+	} | head -n 1
+}
+
+port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
+
+say "tools and ports"
+missing=()
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+command -v nsenter >/dev/null || missing+=(util-linux)
+command -v ss >/dev/null || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-test: installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ "$REDIS_PORT" != 6379 ] || fail "REDIS_PORT must not be 6379"
+port_free "$REDIS_PORT" || fail "port $REDIS_PORT is in use on the host; the container's Redis needs it (set REDIS_PORT)"
+port_free "$METRICS_PORT" || fail "port $METRICS_PORT is in use on the host; the guardian's metrics need it (set METRICS_PORT)"
+ok "ports $REDIS_PORT (redis) and $METRICS_PORT (metrics) are free"
+
+work=$(mktemp -d /var/tmp/redis-guardian-install-test.XXXXXX)
+root=$work/root
+machine=rg-install-$$
+nspawn_pid=
+cpid=
+guardian_ok=
+
+# ns runs a command inside the container, with a clean environment.
+ns() {
+	nsenter -t "$cpid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+		DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+cleanup() {
+	rc=$?
+	set +e
+	if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+		if [ "$rc" -ne 0 ] && [ -z "$guardian_ok" ]; then
+			printf '\n== the guardian journal in the container (last 80 entries)\n' >&2
+			ns journalctl -u "$unit" --no-pager -n 80 -o short-precise >&2
+			ns systemctl status "$unit" --no-pager >&2
+		fi
+		ns systemctl poweroff >/dev/null 2>&1
+	fi
+	if [ -n "$nspawn_pid" ]; then
+		for _ in $(seq 60); do
+			kill -0 "$nspawn_pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$nspawn_pid" 2>/dev/null; then
+			echo "install-test: the container did not power off; terminating systemd-nspawn $nspawn_pid" >&2
+			kill "$nspawn_pid"
+			sleep 3
+			kill -9 "$nspawn_pid" 2>/dev/null
+		fi
+		wait "$nspawn_pid" 2>/dev/null
+	fi
+	if findmnt -rn -o TARGET | grep -q "^$work/"; then
+		echo "install-test: mounts left under $work; not removing it" >&2
+	else
+		rm -rf "$work"
+	fi
+	if [ "$rc" -eq 0 ]; then
+		printf '\ninstall-test: all steps passed in %ss\n' "$(($(date +%s) - t0))"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+version_of() { dpkg-deb -f "$1" Version; }
+old_version=$(version_of "$deb")
+if [ $# -eq 2 ]; then
+	new_deb=$(readlink -f "$2")
+else
+	say "building the upgrade package (version $old_version+upgradetest)"
+	make --no-print-directory package PKG_VERSION="$old_version+upgradetest" DIST="$work/upgrade" >"$work/upgrade.log" 2>&1 ||
+		{ cat "$work/upgrade.log" >&2; fail "make package for the upgrade failed"; }
+	new_deb=$(ls "$work"/upgrade/redis-guardian_*.deb)
+fi
+new_version=$(version_of "$new_deb")
+dpkg --compare-versions "$new_version" gt "$old_version" || fail "upgrade version $new_version is not above $old_version"
+ok "install $old_version, upgrade to $new_version"
+
+say "root file system (cache: $TARBALL)"
+if [ ! -f "$TARBALL" ]; then
+	m=$(mirror)
+	[ -n "$m" ] || fail "no Debian mirror for $SUITE in /etc/apt/sources.list*"
+	echo "install-test: bootstrapping $SUITE from $m (about a minute, once)"
+	mkdir -p "$CACHE" "$work/bootstrap"
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus "$SUITE" "$work/bootstrap" "$m" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -30 "$work/debootstrap.log" >&2; fail "debootstrap failed"; }
+	tar -C "$work/bootstrap" --numeric-owner -czf "$TARBALL.tmp.$$" .
+	mv "$TARBALL.tmp.$$" "$TARBALL"
+	rm -rf "$work/bootstrap"
+fi
+mkdir "$root"
+tar -C "$root" --numeric-owner -xzf "$TARBALL"
+ok "extracted into $root"
+
+say "booting the container $machine"
+systemd-nspawn -D "$root" --boot --register=no --keep-unit --machine="$machine" --console=passive \
+	>"$work/nspawn.log" 2>&1 &
+nspawn_pid=$!
+for _ in $(seq 100); do
+	cpid=$(pgrep -P "$nspawn_pid" | head -n 1) && [ -n "$cpid" ] && break
+	kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/nspawn.log" >&2; fail "systemd-nspawn exited"; }
+	sleep 0.1
+done
+[ -n "$cpid" ] || fail "no systemd inside the container"
+state=$(timeout 60 nsenter -t "$cpid" -a systemctl is-system-running --wait 2>/dev/null) || true
+case "$state" in
+running) ok "systemd is running (pid $cpid on the host)" ;;
+degraded) ok "systemd is degraded: $(ns systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" ;;
+*) fail "the container's systemd did not come up (state '$state')" ;;
+esac
+
+say "redis-server in the container, on port $REDIS_PORT"
+# Debian's postinst would start Redis on 6379 of the shared network: forbid starting
+# until the port is changed.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
+ns sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server redis-tools' \
+	>"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; fail "apt-get install redis-server failed"; }
+rm -f "$root/usr/sbin/policy-rc.d"
+sed -i "s/^port 6379\$/port $REDIS_PORT/" "$root/etc/redis/redis.conf"
+grep -qx "port $REDIS_PORT" "$root/etc/redis/redis.conf" || fail "could not set the port in /etc/redis/redis.conf"
+ns systemctl restart redis-server
+rcli() { ns redis-cli -p "$REDIS_PORT" "$@"; }
+for _ in $(seq 50); do
+	[ "$(rcli ping 2>/dev/null)" = PONG ] && break
+	sleep 0.2
+done
+[ "$(rcli ping)" = PONG ] || fail "redis-server does not answer on $REDIS_PORT"
+ok "$(rcli info server | tr -d '\r' | grep '^redis_version:'), save points: $(rcli config get save | tail -n 1)"
+
+say "installing $(basename "$deb")"
+# The admin's config is in place before the package arrives (as configuration
+# management does): it points at the container's Redis, never at 6379.
+cfg=$root/etc/redis-guardian/config.yaml
+mkdir -p "$root/etc/redis-guardian"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/redis-guardian/config.yaml >"$cfg"
+sed -i "s|^  - addr: 127.0.0.1:6379\$|  - addr: 127.0.0.1:$REDIS_PORT|" "$cfg"
+grep -q "^  - addr: 127.0.0.1:$REDIS_PORT\$" "$cfg" || fail "could not point the config at port $REDIS_PORT"
+if grep -q '^metrics_listen:' "$cfg"; then
+	sed -i "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT|" "$cfg"
+fi
+cp "$deb" "$root/root/old.deb"
+cp "$new_deb" "$root/root/new.deb"
+started=$(ns date +%s)
+ns dpkg -i --force-confold /root/old.deb </dev/null >"$work/dpkg.log" 2>&1 ||
+	{ cat "$work/dpkg.log" >&2; fail "dpkg -i failed"; }
+[ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "$unit is not enabled after the first install"
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the first install"
+ok "enabled and active"
+[ "$(ns systemctl show -P Type "$unit")" = notify ] || fail "$unit is not Type=notify"
+ns journalctl -u "$unit" --since "@$started" -o cat | grep -q "^Started $unit" ||
+	fail "systemd did not log 'Started $unit' (READY=1)"
+ok "Type=notify, and systemd logged 'Started $unit' (READY=1 received)"
+status=$(ns systemctl show -P StatusText "$unit")
+[ -n "$status" ] || fail "no STATUS= from the guardian"
+ok "status: $status"
+gpid=$(ns systemctl show -P MainPID "$unit")
+[ "$(ns stat -c %U "/proc/$gpid")" = redis ] || fail "the guardian does not run as redis"
+ok "runs as redis (pid $gpid in the container)"
+own=0
+for _ in $(seq 50); do
+	own=$(ns journalctl -u "$unit" _PID="$gpid" --since "@$started" -o cat | wc -l)
+	[ "$own" -gt 0 ] && break
+	sleep 0.2
+done
+[ "$own" -gt 0 ] || fail "no journal entries of the guardian itself"
+ok "$own journal entries of its own, e.g.: $(ns journalctl -u "$unit" _PID="$gpid" -o cat -n 1 | cut -c1-160)"
+if ns redis-guardian run -h 2>&1 | grep -q -- '-log-format'; then
+	fields=$(ns journalctl -u "$unit" _PID="$gpid" SYSLOG_IDENTIFIER=redis-guardian -o json | grep -c '"REDIS_INSTANCE"' || true)
+	[ "$fields" -gt 0 ] || fail "no native journal entries with REDIS_INSTANCE"
+	ok "$fields native journal entries with REDIS_INSTANCE"
+fi
+[ "$(ns stat -c %U:%a /var/lib/redis-guardian)" = redis:750 ] || fail "/var/lib/redis-guardian is not redis 0750: $(ns stat -c %U:%a /var/lib/redis-guardian)"
+ok "/var/lib/redis-guardian is redis 0750"
+
+say "a real fault: the data dir belongs to root, BGSAVE fails, MISCONF"
+[ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = yes ] || fail "stop-writes-on-bgsave-error is not yes before the fault"
+rcli set install-test before >/dev/null
+fault_at=$(ns date +%s)
+ns chown root:root /var/lib/redis
+rcli bgsave >/dev/null
+lifted=
+for _ in $(seq 100); do
+	if [ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = no ]; then
+		lifted=1
+		break
+	fi
+	sleep 0.2
+done
+[ -n "$lifted" ] || fail "the guardian did not set stop-writes-on-bgsave-error no within 20 s ($(rcli info persistence | tr -d '\r' | grep rdb_last_bgsave_status))"
+ok "stop-writes-on-bgsave-error no after $(($(ns date +%s) - fault_at)) s"
+[ "$(rcli info persistence | tr -d '\r' | grep '^rdb_last_bgsave_status:')" = rdb_last_bgsave_status:err ] || fail "the fault did not make the save fail"
+[ "$(rcli set install-test during)" = OK ] || fail "writes are still rejected"
+ok "the save still fails, writes are accepted"
+entry=$(ns journalctl -u "$unit" --since "@$fault_at" -o cat | grep 'stop-writes-on-bgsave-error no' | head -n 1)
+[ -n "$entry" ] || fail "journalctl -u $unit shows no entry of the remedy"
+ok "journal: ${entry:0:200}"
+ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json' >/dev/null 2>&1 || fail "no ledger in /var/lib/redis-guardian"
+ok "the change is in the ledger"
+
+say "systemctl reload"
+reload_at=$(ns date +%s)
+ns systemctl reload "$unit" || fail "systemctl reload failed"
+sleep 1
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after reload"
+[ "$(ns systemctl show -P MainPID "$unit")" = "$gpid" ] || fail "reload restarted the process"
+ns journalctl -u "$unit" --since "@$reload_at" -o cat | grep -q "^Reloaded $unit" || fail "systemd did not log 'Reloaded $unit'"
+ok "active, same pid, systemd logged 'Reloaded $unit'"
+if ns redis-guardian run -h 2>&1 | grep -q -- '-log-format'; then
+	r=$(ns journalctl -u "$unit" _PID="$gpid" --since "@$reload_at" -o cat | grep -i 'reload' | head -n 1)
+	[ -n "$r" ] || fail "the guardian did not log the reload"
+	ok "guardian: ${r:0:160}"
+fi
+
+say "upgrade to $new_version keeps a modified config"
+echo "# install-test: a local change that an upgrade must keep" >>"$cfg"
+sum=$(md5sum <"$cfg")
+upgrade_at=$(ns date +%s)
+ns dpkg -i /root/new.deb </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i (upgrade) failed"; }
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+[ "$(ns dpkg-query -W -f '${Version}' redis-guardian)" = "$new_version" ] || fail "the installed version is not $new_version"
+[ "$(md5sum <"$cfg")" = "$sum" ] || fail "the upgrade changed /etc/redis-guardian/config.yaml"
+ok "config.yaml unchanged; /etc/redis-guardian holds: $(find "$root/etc/redis-guardian" -mindepth 1 -printf '%f ')"
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the upgrade"
+gpid2=$(ns systemctl show -P MainPID "$unit")
+[ "$gpid2" != "$gpid" ] || fail "the upgrade did not restart the guardian"
+ns journalctl -u "$unit" _PID="$gpid2" --since "@$upgrade_at" -o cat | grep -qF "$new_version" ||
+	fail "the restarted guardian does not report version $new_version"
+ok "restarted (pid $gpid2), running $new_version"
+[ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = no ] || fail "the held remedy was dropped across the upgrade"
+ok "the remedy is still held across the restart"
+
+say "removal (the fault still holds): restore, stop, disable"
+ns dpkg -r redis-guardian </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -r failed"; }
+sed 's/^/   dpkg| /' "$work/dpkg.log"
+[ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = yes ] || fail "removal did not restore stop-writes-on-bgsave-error yes"
+ok "stop-writes-on-bgsave-error is yes again"
+st=$(ns systemctl is-active "$unit" || true)
+[ "$st" = inactive ] || [ "$st" = unknown ] || fail "$unit is $st after removal"
+ok "$unit is $st"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "$unit is still enabled"
+ok "not enabled"
+if ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json' >/dev/null 2>&1; then fail "the ledger still lists changes"; fi
+[ -f "$cfg" ] || fail "removal (not purge) deleted the config"
+ok "ledger empty, config kept"
+ns chown redis:redis /var/lib/redis
+guardian_ok=1
+
+say "purge"
+ns dpkg -P redis-guardian </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -P failed"; }
+[ ! -e "$root/var/lib/redis-guardian" ] || fail "purge left /var/lib/redis-guardian"
+[ ! -e "$root/etc/redis-guardian" ] || fail "purge left /etc/redis-guardian: $(ls -A "$root/etc/redis-guardian")"
+ok "/var/lib/redis-guardian and /etc/redis-guardian are gone"
+
+say "power off"

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Checks the built packages and the systemd units without installing anything:
+# dpkg-deb -I/-c, lintian (errors fail), rpm -qip/-qlp/--scripts, shellcheck on the
+# maintainer scripts, systemd-analyze verify on both units (any warning fails) and
+# systemd-analyze security --offline (the exposure must match README.md).
+# Usage: scripts/package-check.sh DEB RPM   (make package-check builds and runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "package-check: FAIL: $*" >&2; exit 1; }
+step() { printf '\n== package-check: %s\n' "$*"; }
+
+[ $# -eq 2 ] || fail "usage: $0 DEB RPM"
+deb=$1 rpm=$2
+[ -f "$deb" ] || fail "no deb at $deb (run make package)"
+[ -f "$rpm" ] || fail "no rpm at $rpm (run make package)"
+
+# The tools: Debian packages, installed when missing and running as root.
+missing=()
+for pair in dpkg-deb:dpkg lintian:lintian rpm:rpm shellcheck:shellcheck systemd-analyze:systemd journalctl:systemd groff:groff-base; do
+	command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	[ "$(id -u)" -eq 0 ] || fail "missing ${missing[*]}; run as root or: apt-get install ${missing[*]}"
+	echo "package-check: installing ${missing[*]}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+tmp=$(mktemp -d /tmp/redis-guardian-package-check.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# What both packages must contain.
+common_paths=(
+	/usr/bin/redis-guardian
+	/usr/lib/systemd/system/redis-guardian.service
+	/usr/lib/systemd/system/redis-guardian@.service
+	/usr/lib/sysusers.d/redis-guardian.conf
+	/usr/lib/systemd/catalog/redis-guardian.catalog
+	/usr/share/redis-guardian/prometheus/redis-guardian.rules.yml
+	/usr/share/man/man1/redis-guardian.1.gz
+	/usr/share/doc/redis-guardian/README.md
+	/etc/redis-guardian/config.yaml
+)
+
+step "dpkg-deb -I $deb"
+dpkg-deb -I "$deb"
+dpkg-deb -e "$deb" "$tmp/control"
+for f in /etc/redis-guardian/config.yaml /etc/default/redis-guardian; do
+	grep -qx "$f" "$tmp/control/conffiles" || fail "deb: $f is not a conffile"
+done
+for s in postinst prerm postrm; do
+	[ -x "$tmp/control/$s" ] || fail "deb: maintainer script $s missing"
+done
+
+step "dpkg-deb -c $deb"
+dpkg-deb -c "$deb" | tee "$tmp/deb.list"
+for p in "${common_paths[@]}" /etc/default/redis-guardian /usr/share/doc/redis-guardian/copyright /usr/share/doc/redis-guardian/changelog.gz; do
+	grep -q " \.$p\$" "$tmp/deb.list" || fail "deb: $p is missing"
+done
+grep -q ' \./etc/sysconfig/' "$tmp/deb.list" && fail "deb: contains /etc/sysconfig (rpm only)"
+
+step "lintian $deb (errors fail; overrides: packaging/lintian-overrides)"
+# As nobody when root: lintian warns against running as root.
+lintian_cmd=(lintian --fail-on error --display-info)
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	cp "$deb" "$tmp/"
+	chmod 0755 "$tmp"
+	chmod 0644 "$tmp/$(basename "$deb")"
+	(cd "$tmp" && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp" "${lintian_cmd[@]}" "$tmp/$(basename "$deb")") ||
+		fail "lintian reported errors (above)"
+else
+	"${lintian_cmd[@]}" "$deb" || fail "lintian reported errors (above)"
+fi
+echo "lintian: no errors"
+
+step "rpm -qip / -qlp / --scripts $rpm"
+rpm -qip "$rpm"
+rpm -qlp "$rpm" | tee "$tmp/rpm.list"
+rpm -qp --scripts "$rpm" | tee "$tmp/rpm.scripts"
+for p in "${common_paths[@]}" /etc/sysconfig/redis-guardian; do
+	grep -qx "$p" "$tmp/rpm.list" || fail "rpm: $p is missing"
+done
+grep -q '^/etc/default/' "$tmp/rpm.list" && fail "rpm: contains /etc/default (deb only)"
+# %config(noreplace): the flags contain c (config) and n (noreplace).
+rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" >"$tmp/rpm.flags"
+for f in /etc/redis-guardian/config.yaml /etc/sysconfig/redis-guardian; do
+	grep -Eq "^$f [a-z]*c[a-z]*n|^$f [a-z]*n[a-z]*c" "$tmp/rpm.flags" || fail "rpm: $f is not %config(noreplace): $(grep "^$f " "$tmp/rpm.flags")"
+done
+for s in postinstall preuninstall postuninstall; do
+	grep -q "^$s scriptlet" "$tmp/rpm.scripts" || fail "rpm: no $s scriptlet"
+done
+
+step "shellcheck (maintainer scripts and scripts/)"
+shellcheck -s sh packaging/scripts/postinst packaging/scripts/prerm packaging/scripts/postrm
+shellcheck scripts/package-check.sh scripts/install-test.sh scripts/pkg-version.sh packaging/deb/gen-copyright.sh
+echo "shellcheck: clean"
+
+step "the packaged files"
+mkdir "$tmp/root"
+dpkg-deb -x "$deb" "$tmp/root"
+"$tmp/root/usr/bin/redis-guardian" version
+"$tmp/root/usr/bin/redis-guardian" check-config -c "$tmp/root/etc/redis-guardian/config.yaml"
+manwarn=$(zcat "$tmp/root/usr/share/man/man1/redis-guardian.1.gz" | LC_ALL=C.UTF-8 groff -man -ww -z -Tutf8 2>&1)
+[ -z "$manwarn" ] || fail "man page: groff warns: $manwarn"
+catout=$(journalctl --root="$tmp/root" --update-catalog 2>&1) || fail "journal catalog: $catout"
+[ -z "$catout" ] || fail "journal catalog: $catout"
+ids=$(grep -c '^-- [0-9a-fA-F]\{32\}' "$tmp/root/usr/lib/systemd/catalog/redis-guardian.catalog" || true)
+listed=$(journalctl --root="$tmp/root" --list-catalog 2>/dev/null | grep -ci 'redis-guardian' || true)
+echo "journal catalog: $ids entries in the file, $listed listed after --update-catalog"
+[ "$listed" -ge "$ids" ] || fail "journal catalog: only $listed of $ids entries were indexed"
+
+step "systemd-analyze verify (any warning fails)"
+# The units as installed, but with ExecStart pointing at the packaged binary (the
+# path must exist) and man pages looked up in the package (Documentation=man:...).
+mkdir "$tmp/units"
+for u in redis-guardian.service redis-guardian@.service; do
+	sed "s|/usr/bin/redis-guardian|$tmp/root/usr/bin/redis-guardian|g" \
+		"$tmp/root/usr/lib/systemd/system/$u" >"$tmp/units/$u"
+done
+verify_out=$(cd "$tmp/units" && MANPATH="$tmp/root/usr/share/man" SYSTEMD_LOG_COLOR=0 \
+	systemd-analyze verify ./redis-guardian.service ./redis-guardian@.service 2>&1) ||
+	fail "systemd-analyze verify: $verify_out"
+[ -z "$verify_out" ] || fail "systemd-analyze verify warned: $verify_out"
+echo "systemd-analyze verify: both units clean"
+
+step "systemd-analyze security --offline=yes"
+for u in redis-guardian.service redis-guardian@.service; do
+	out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze security --offline=yes --no-pager "$tmp/root/usr/lib/systemd/system/$u" 2>&1) ||
+		fail "systemd-analyze security $u: $out"
+	printf '%s\n' "$out" | grep '✗' || true
+	line=$(printf '%s\n' "$out" | grep 'Overall exposure level') || fail "systemd-analyze security $u: no exposure level in: $out"
+	echo "$line"
+	level=$(printf '%s\n' "$line" | sed -n 's/.*: \([0-9.]*\) .*/\1/p')
+	# README.md records the number; a change of the units must update it.
+	grep -q "exposure level.*\b$level\b" README.md ||
+		fail "README.md does not record the exposure $level of $u (update its Install section)"
+done
+
+printf '\npackage-check: all checks passed\n'
