@@ -132,7 +132,7 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	g.Inst = &daemon.Instance{
 		Collector: col, Executor: g.Exec, Thresholds: th, Remedies: rem, Ignore: map[string]bool{},
 		Interval: o.Interval, Timeout: timeout, Log: ilog,
-		Ticked: func(string, []policy.Finding) { g.ticks.Add(1) },
+		Report: func(daemon.TickReport) { g.ticks.Add(1) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
