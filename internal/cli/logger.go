@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	sdjournal "github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -49,8 +50,8 @@ func newLogger(env Env, level, format string) (*zap.Logger, string, error) {
 	case logJSON:
 		return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), errOut, lvl), zap.ErrorOutput(errOut)), format, nil
 	case logJournal:
-		if _, err := os.Stat(journalSocket); err != nil {
-			return nil, "", fmt.Errorf("--log-format journal: no journal socket: %w", err)
+		if !sdjournal.Enabled() {
+			return nil, "", fmt.Errorf("--log-format journal: cannot reach journald at %s", journalSocket)
 		}
 		return zap.New(journal.NewCore(lvl, nil), zap.AddCaller(), zap.ErrorOutput(errOut)), format, nil
 	default:
