@@ -84,6 +84,8 @@ type commonFlags struct {
 	interval time.Duration
 	stateDir string
 	dryRun   bool
+	// metricsListen is set only when --metrics-listen was given ("" disables).
+	metricsListen *string
 }
 
 func newFlagSet(name string, stderr io.Writer, c *commonFlags, withAddr bool) *flag.FlagSet {
@@ -115,7 +117,7 @@ func loadConfig(c commonFlags, stderr io.Writer) (*config.Config, error) {
 			return nil, err
 		}
 	}
-	if err := cfg.Apply(config.Overrides{Addr: c.addr, Interval: c.interval, DryRun: c.dryRun, StateDir: c.stateDir}); err != nil {
+	if err := cfg.Apply(config.Overrides{Addr: c.addr, Interval: c.interval, DryRun: c.dryRun, StateDir: c.stateDir, MetricsListen: c.metricsListen}); err != nil {
 		return nil, err
 	}
 	for _, w := range cfg.Warnings {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,27 +11,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
-	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/metrics"
+	"github.com/redis-guardian/redis-guardian/internal/notify"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
-
-// newLogger builds the logger: console lines on stderr, which journald captures
-// with their level when run as a service.
-func newLogger(env Env, level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	ec.EncodeDuration = zapcore.SecondsDurationEncoder
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(ec), zapcore.AddSync(env.Stderr), lvl)
-	return zap.New(core), nil
-}
 
 func runDaemon(ctx context.Context, args []string, env Env) int {
 	var c commonFlags
@@ -38,7 +26,9 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&c.interval, "interval", 0, "poll interval (default from the config, 1s)")
 	fs.StringVar(&c.stateDir, "state-dir", "", "where the ledger of held changes is kept (default /var/lib/redis-guardian)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report everything, change nothing")
+	metricsListen := fs.String("metrics-listen", "", "host:port for /metrics, /-/healthy and /-/ready; \"\" disables (default from the config, "+config.DefaultMetricsListen+")")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", logAuto, "auto (journal under systemd, console otherwise), journal, console or json")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err, 2)
 	}
@@ -46,7 +36,12 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	log, err := newLogger(env, *level)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "metrics-listen" {
+			c.metricsListen = metricsListen
+		}
+	})
+	log, chosen, err := newLogger(env, *level, *format)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 2
@@ -57,75 +52,69 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return 2
 	}
+	n, err := notify.New(env.Getenv)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 2
+	}
+	log.Debug("logging", zap.String("format", chosen))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	m := metrics.New(Version)
+	svc := newService(cfg, c, log, n, m)
+	reload := make(chan struct{}, 1)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
-		select {
-		case sig := <-sigs:
-			log.Info("stopping", zap.String("event", "stopping"), zap.String("signal", sig.String()))
-			cancel()
-		case <-ctx.Done():
-			return
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					select {
+					case reload <- struct{}{}:
+					default: // one is pending already: it will read the newest file
+					}
+					continue
+				}
+				log.Info("stopping", zap.String("event", eventStopping), zap.String("signal", sig.String()))
+				cancel()
+				// A second stop signal means "now": the operator does not want the final pass.
+				for sig := range sigs {
+					if sig != syscall.SIGHUP {
+						log.Warn("second signal, exiting at once", zap.String("signal", sig.String()))
+						os.Exit(1)
+					}
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
-		// A second signal means "now": the operator does not want the final pass.
-		sig := <-sigs
-		log.Warn("second signal, exiting at once", zap.String("signal", sig.String()))
-		os.Exit(1)
 	}()
 
-	insts, closeAll, err := buildInstances(cfg, log)
-	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return 1
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.MetricsListen != "" {
+		ln, err := metrics.Listen(cfg.MetricsListen)
+		if err != nil {
+			log.Error("cannot start", zap.Error(err))
+			return 1
+		}
+		g.Go(func() error { return metrics.Serve(gctx, ln, m.Handler(svc, log.Named("metrics"))) })
 	}
-	defer closeAll()
-	log.Info("started", zap.String("event", "started"), zap.String("version", Version), zap.Int("instances", len(insts)),
-		zap.String("mode", string(cfg.Mode)), zap.Duration("interval", cfg.Interval), zap.String("state_dir", cfg.StateDir))
-	if err := daemon.RunAll(ctx, insts); err != nil {
+	g.Go(func() error {
+		err := svc.run(gctx, reload)
+		if err != nil {
+			err = fmt.Errorf("start: %w", err)
+		}
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		log.Error("stopped with an error", zap.Error(err))
 		return 1
 	}
 	log.Info("stopped", zap.String("event", "stopped"))
 	return 0
-}
-
-func buildInstances(cfg *config.Config, log *zap.Logger) ([]*daemon.Instance, func(), error) {
-	host := monitor.NewHostSource(monitor.HostOptions{})
-	var insts []*daemon.Instance
-	var closers []func()
-	closeAll := func() {
-		for _, c := range closers {
-			c()
-		}
-	}
-	for _, in := range cfg.Instances {
-		timeout := max(cfg.Interval, time.Second)
-		col, closeFn, err := newCollector(cfg, in, host, timeout)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		closers = append(closers, closeFn)
-		ilog := log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
-		ledger, err := openLedger(cfg, in.Name)
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("instance %s: %w", in.Name, err)
-		}
-		exec := &remediate.Executor{
-			Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: col.Redis().Client(), ConfigCommand: in.ConfigCommand,
-			Ledger: ledger, DryRun: cfg.Mode == config.ModeDryRun, Log: ilog.Named("remediate"), Now: time.Now,
-		}
-		insts = append(insts, &daemon.Instance{
-			Collector: col, Executor: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
-			Interval: cfg.Interval, Timeout: timeout, Log: ilog,
-		})
-	}
-	return insts, closeAll, nil
 }
 
 func openLedger(cfg *config.Config, name string) (remediate.Ledger, error) {
@@ -142,7 +131,7 @@ func runRestore(ctx context.Context, args []string, env Env) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err, 2)
 	}
-	log, err := newLogger(env, "info")
+	log, _, err := newLogger(env, "info", logConsole)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 2

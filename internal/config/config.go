@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,10 @@ import (
 
 // DefaultPath is where the packaged service reads its configuration.
 const DefaultPath = "/etc/redis-guardian/config.yaml"
+
+// DefaultMetricsListen keeps metrics on loopback: they name instances and settings,
+// which are nobody else's business unless the operator opens them up.
+const DefaultMetricsListen = "127.0.0.1:9637"
 
 // DefaultAddr is watched when there is neither a config file nor --addr.
 const DefaultAddr = "127.0.0.1:6379"
@@ -41,6 +47,8 @@ type Config struct {
 	ConfigRefresh time.Duration
 	Mode          Mode
 	StateDir      string
+	// MetricsListen is the host:port of the Prometheus endpoint, "" for none.
+	MetricsListen string
 	Instances     []Instance
 	// Warnings are problems that do not stop the guardian but deserve a fix, such as
 	// a password written inline.
@@ -195,6 +203,8 @@ type Overrides struct {
 	Interval time.Duration
 	DryRun   bool
 	StateDir string
+	// MetricsListen, when non-nil, replaces metrics_listen ("" disables).
+	MetricsListen *string
 }
 
 // Apply applies flag overrides. --addr replaces the address of the single configured
@@ -214,6 +224,11 @@ func (c *Config) Apply(o Overrides) error {
 	if o.StateDir != "" && !strings.HasPrefix(o.StateDir, "/") {
 		return fmt.Errorf("--state-dir: %q must be an absolute path", o.StateDir)
 	}
+	if o.MetricsListen != nil {
+		if err := checkListen(*o.MetricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
 	// Everything is valid: only now change the config, so an error leaves it whole.
 	if o.Addr != "" {
 		in := &c.Instances[0]
@@ -230,6 +245,28 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.StateDir != "" {
 		c.StateDir = o.StateDir
+	}
+	if o.MetricsListen != nil {
+		c.MetricsListen = *o.MetricsListen
+	}
+	return nil
+}
+
+// checkListen accepts "" (disabled) or host:port with a numeric port; an empty host
+// would listen on every interface, which must be said explicitly (0.0.0.0 or [::]).
+func checkListen(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host: write 127.0.0.1:%s for local scrapes, or 0.0.0.0:%s to listen on every interface", s, port, port)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ func defaultConfig() *Config {
 		ConfigRefresh: time.Minute,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
+		MetricsListen: "127.0.0.1:9637",
 		Instances: []Instance{{
 			Name:          "127.0.0.1_6379",
 			Addr:          "127.0.0.1:6379",
@@ -124,6 +125,7 @@ timeouts:
 config_refresh: 30s
 mode: dry-run
 state_dir: /srv/guardian
+metrics_listen: "0.0.0.0:9999"
 thresholds:
   fragmentation_ratio: 2.5
   fragmentation_min_bytes: 1gb
@@ -231,6 +233,7 @@ instances:
 		ConfigRefresh: 30 * time.Second,
 		Mode:          ModeDryRun,
 		StateDir:      "/srv/guardian",
+		MetricsListen: "0.0.0.0:9999",
 		Instances: []Instance{
 			{
 				Name: "main", Addr: "10.0.0.5:6380", Username: "guardian", PasswordFile: pass,
@@ -348,11 +351,12 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "several validation problems are all listed",
-			doc:  "interval: 1x\nmode: yolo\nstate_dir: relative\ninstances:\n  - addr: nohost\n  - addr: b:2\n    host_checks: maybe\n",
+			doc:  "interval: 1x\nmode: yolo\nstate_dir: relative\nmetrics_listen: nohost\ninstances:\n  - addr: nohost\n  - addr: b:2\n    host_checks: maybe\n",
 			want: []string{
 				`interval: "1x" is not a duration`,
 				`mode: "yolo" is not one of enforce, dry-run`,
 				`state_dir: "relative" must be an absolute path`,
+				`metrics_listen: "nohost" is not host:port`,
 				`instances[0].addr: "nohost" is not host:port`,
 				`instances[1].host_checks: "maybe" is not one of auto, on, off`,
 			},
@@ -675,6 +679,10 @@ func TestApply(t *testing.T) {
 		{name: "dry-run false keeps the file's mode", doc: "mode: dry-run\n", edit: func(*Config) {}},
 		{name: "state dir", o: Overrides{StateDir: "/tmp/g"}, edit: func(c *Config) { c.StateDir = "/tmp/g" }},
 		{name: "relative state dir", o: Overrides{StateDir: "g"}, wantErr: `--state-dir: "g" must be an absolute path`},
+		{name: "metrics off", o: Overrides{MetricsListen: ptr("")}, edit: func(c *Config) { c.MetricsListen = "" }},
+		{name: "metrics everywhere", o: Overrides{MetricsListen: ptr("0.0.0.0:9100")}, edit: func(c *Config) { c.MetricsListen = "0.0.0.0:9100" }},
+		{name: "metrics without host", o: Overrides{MetricsListen: ptr(":9100")}, wantErr: `--metrics-listen: ":9100" has no host`},
+		{name: "metrics bad port", o: Overrides{MetricsListen: ptr("localhost:http")}, wantErr: `--metrics-listen: "localhost:http": port "http" is not a number`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -706,3 +714,5 @@ func TestIgnoreSet(t *testing.T) {
 		t.Errorf("IgnoreSet (-want +got):\n%s", diff)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -23,6 +23,7 @@ type rawConfig struct {
 	ConfigRefresh *string        `yaml:"config_refresh"`
 	Mode          *string        `yaml:"mode"`
 	StateDir      *string        `yaml:"state_dir"`
+	MetricsListen *string        `yaml:"metrics_listen"`
 	Thresholds    *rawThresholds `yaml:"thresholds"`
 	Remedies      *rawRemedies   `yaml:"remedies"`
 	Ignore        []string       `yaml:"ignore_findings"`
@@ -187,6 +188,7 @@ func (r *rawConfig) validate() (*Config, error) {
 		ConfigRefresh: time.Minute,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
+		MetricsListen: DefaultMetricsListen,
 	}
 	v.duration("interval", r.Interval, &c.Interval, 10*time.Millisecond)
 	v.duration("config_refresh", r.ConfigRefresh, &c.ConfigRefresh, time.Second)
@@ -207,6 +209,14 @@ func (r *rawConfig) validate() (*Config, error) {
 			v.addf("state_dir", "%q must be an absolute path", *r.StateDir)
 		} else {
 			c.StateDir = *r.StateDir
+		}
+	}
+
+	if r.MetricsListen != nil {
+		if err := checkListen(*r.MetricsListen); err != nil {
+			v.addf("metrics_listen", "%v", err)
+		} else {
+			c.MetricsListen = *r.MetricsListen
 		}
 	}
 

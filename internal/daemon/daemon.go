@@ -36,9 +36,28 @@ type Instance struct {
 	// Timeout bounds one tick; it defaults to the interval, at least 1 s.
 	Timeout time.Duration
 	Log     *zap.Logger
-	// Ticked is called after every completed tick (the watchdog hook).
-	Ticked func(name string, findings []policy.Finding)
-	Now    func() time.Time
+	// Report, when set, receives every completed tick's result (status line,
+	// metrics, tests). It runs on the loop's goroutine: keep it quick.
+	Report func(TickReport)
+	// Beat, when set, is called by the loop after every completed tick and at
+	// least every BeatEvery while idle: the watchdog's proof that the loop runs.
+	Beat      func()
+	BeatEvery time.Duration
+	Now       func() time.Time
+}
+
+// TickReport is what one completed tick saw and did.
+type TickReport struct {
+	Instance string
+	// Start is when the tick began (wall clock); Duration how long it took.
+	Start    time.Time
+	Duration time.Duration
+	Up       bool
+	Findings []policy.Finding
+	// Held are the changes the guardian holds after the tick.
+	Held []remediate.Change
+	// WritesRejected says Redis was refusing writes (MISCONF) when read.
+	WritesRejected bool
 }
 
 // Run is the instance's loop. It returns nil when ctx is cancelled, after a last
@@ -72,6 +91,7 @@ type loop struct {
 func (l *loop) run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var next time.Time // when the next tick is due; zero: now
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,9 +105,22 @@ func (l *loop) run(ctx context.Context) error {
 				default:
 				}
 			}
+			next = time.Time{}
 		}
-		l.tick(ctx, false)
-		timer.Reset(l.Interval)
+		if !time.Now().Before(next) {
+			l.tick(ctx, false)
+			next = time.Now().Add(l.Interval)
+		}
+		if l.Beat != nil {
+			l.Beat()
+		}
+		// Wake for the watchdog too when the interval is longer than its period:
+		// an idle loop that still answers its timer is a live loop.
+		wait := time.Until(next)
+		if l.BeatEvery > 0 && wait > l.BeatEvery {
+			wait = l.BeatEvery
+		}
+		timer.Reset(wait)
 	}
 }
 
@@ -107,6 +140,7 @@ func (l *loop) stop() {
 func (l *loop) tick(parent context.Context, stopping bool) {
 	ctx, cancel := context.WithTimeout(parent, l.Timeout)
 	defer cancel()
+	start := time.Now()
 	now := l.Now()
 	s := l.Collector.Snapshot(ctx, now)
 	l.reportReachability(s)
@@ -150,8 +184,11 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	if s.Redis.Err == nil {
 		l.prev = &s
 	}
-	if l.Ticked != nil {
-		l.Ticked(l.Collector.Name(), findings)
+	if l.Report != nil {
+		l.Report(TickReport{
+			Instance: l.Collector.Name(), Start: start, Duration: time.Since(start), Up: s.Redis.Err == nil,
+			Findings: findings, Held: l.Executor.Ledger.All(), WritesRejected: policy.RejectsWrites(findings),
+		})
 	}
 }
 
@@ -202,7 +239,7 @@ func (l *loop) reportFindings(fs []policy.Finding) {
 		}
 		l.active[f.ID] = f
 		fields := []zap.Field{zap.String("event", EventFindingRaised), zap.String("finding", f.ID), zap.String("severity", string(f.Severity)),
-			zap.String("cause", f.Cause), zap.String("remedy", f.Remedy)}
+			zap.String("cause", f.Cause), zap.String("fix", f.Remedy)}
 		if f.Severity == policy.Critical {
 			l.Log.Error(f.ID+": "+f.Summary, fields...)
 		} else {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/internal/testsys"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
@@ -50,6 +52,11 @@ type guardianOpts struct {
 	Username, Password string
 	// ConfigRefresh is how often CONFIG GET runs; 0 means the config default (1m).
 	ConfigRefresh time.Duration
+	// Report, Beat and BeatEvery are passed to the Instance (Report after the
+	// tick counter is bumped).
+	Report    func(daemon.TickReport)
+	Beat      func()
+	BeatEvery time.Duration
 }
 
 // testRemedies are the defaults with a fast bgsave_retry, so a lifted fault is
@@ -132,7 +139,13 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	g.Inst = &daemon.Instance{
 		Collector: col, Executor: g.Exec, Thresholds: th, Remedies: rem, Ignore: map[string]bool{},
 		Interval: o.Interval, Timeout: timeout, Log: ilog,
-		Ticked: func(string, []policy.Finding) { g.ticks.Add(1) },
+		Report: func(r daemon.TickReport) {
+			g.ticks.Add(1)
+			if o.Report != nil {
+				o.Report(r)
+			}
+		},
+		Beat: o.Beat, BeatEvery: o.BeatEvery,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -384,6 +397,7 @@ func guardianBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	testsys.StopJournald()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
@@ -421,9 +435,22 @@ type proc struct {
 // still running.
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with extra environment variables (NOTIFY_SOCKET ...).
+func startBinaryEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	bin := guardianBinary(t)
 	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"run"}, args...)...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--metrics-listen") }) {
+		// Tests run side by side: none may take the default metrics port.
+		p.cmd.Args = append(p.cmd.Args, "--metrics-listen=")
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

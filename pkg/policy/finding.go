@@ -59,6 +59,16 @@ const (
 	IDRewriteDeferredTooLong = "rewrite_deferred_too_long"
 )
 
+// RejectsWrites reports whether the findings say Redis is refusing writes now.
+func RejectsWrites(fs []Finding) bool {
+	for _, f := range fs {
+		if f.ID == IDMisconfRDB || f.ID == IDMisconfAOF {
+			return true
+		}
+	}
+	return false
+}
+
 // Worst returns the highest severity among findings, "" when there are none.
 func Worst(fs []Finding) Severity {
 	var w Severity

@@ -44,6 +44,8 @@ type Executor struct {
 	Log           *zap.Logger
 	ProcRoot      string
 	Now           func() time.Time
+	// OnEvent, when set, is told of every remedy event as it is logged (metrics).
+	OnEvent func(event, remedy string)
 }
 
 // ErrChanged means the live value is no longer the one the guardian set.
@@ -58,8 +60,13 @@ func (e *Executor) Held() map[string]policy.Held {
 	return out
 }
 
-func (e *Executor) fields(d policy.Decision, extra ...zap.Field) []zap.Field {
-	f := []zap.Field{zap.String("remedy", d.Remedy), zap.String("reason", d.Reason)}
+// event reports one remedy event to OnEvent and returns the fields that log it.
+// Every remedy log line goes through here, so metrics and logs cannot disagree.
+func (e *Executor) event(d policy.Decision, name string, extra ...zap.Field) []zap.Field {
+	if e.OnEvent != nil {
+		e.OnEvent(name, d.Remedy)
+	}
+	f := []zap.Field{zap.String("event", name), zap.String("remedy", d.Remedy), zap.String("reason", d.Reason)}
 	if d.Setting != "" {
 		f = append(f, zap.String("setting", d.Setting))
 	}
@@ -88,7 +95,7 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 	case policy.ActDeleteTemp:
 		err = e.deleteTemp(ctx, d)
 	case policy.ActWarn:
-		e.Log.Warn(d.Detail, e.fields(d, zap.String("event", EventHeld))...)
+		e.Log.Warn(d.Detail, e.event(d, EventHeld)...)
 		return policy.Outcome{Decision: d, OK: true}
 	default:
 		err = fmt.Errorf("unknown action %q", d.Action)
@@ -97,7 +104,7 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 		if errors.Is(err, ErrChanged) {
 			return policy.Outcome{Decision: d, OK: true}
 		}
-		e.Log.Error(strings.TrimSpace("remedy failed: "+string(d.Action)+" "+d.Setting), e.fields(d, zap.String("event", EventFailed), zap.String("result", "failed"), zap.Error(err))...)
+		e.Log.Error(strings.TrimSpace("remedy failed: "+string(d.Action)+" "+d.Setting), e.event(d, EventFailed, zap.String("result", "failed"), zap.Error(err))...)
 		return policy.Outcome{Decision: d, Err: err.Error()}
 	}
 	return policy.Outcome{Decision: d, OK: true}
@@ -148,7 +155,7 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	if e.DryRun {
 		msg = "dry-run: would " + msg
 	}
-	e.Log.Warn(msg, e.fields(d, zap.String("event", EventApplied), zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
+	e.Log.Warn(msg, e.event(d, EventApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
 	return nil
 }
 
@@ -164,7 +171,7 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 			return err
 		}
 		e.Log.Info(fmt.Sprintf("dry-run: would set %s back to %s: %s", setting, c.Original, d.Detail),
-			e.fields(d, zap.String("event", EventUndone), zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
+			e.event(d, EventUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
 		return nil
 	}
 	live, err := e.configGet(ctx, setting)
@@ -181,7 +188,7 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 		return fmt.Errorf("restored %s but could not update the ledger: %w", setting, err)
 	}
 	e.Log.Info(fmt.Sprintf("set %s back to %s: %s", setting, c.Original, d.Detail),
-		e.fields(d, zap.String("event", EventUndone), zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
+		e.event(d, EventUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
 	return nil
 }
 
@@ -197,7 +204,7 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 	if d.Remedy == "" {
 		d.Remedy = c.Remedy
 	}
-	e.Log.Warn(msg, e.fields(d, zap.String("event", EventYielded), zap.String("old_value", c.Value), zap.String("new_value", live), zap.String("result", "yielded"))...)
+	e.Log.Warn(msg, e.event(d, EventYielded, zap.String("old_value", c.Value), zap.String("new_value", live), zap.String("result", "yielded"))...)
 	return ErrChanged
 }
 
@@ -243,7 +250,7 @@ func (e *Executor) bgsave(ctx context.Context, d policy.Decision) error {
 		args = append(args, "SCHEDULE")
 	}
 	if e.DryRun {
-		e.Log.Info("dry-run: would run BGSAVE: "+d.Detail, e.fields(d, zap.String("event", EventApplied), zap.String("result", "ok"))...)
+		e.Log.Info("dry-run: would run BGSAVE: "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
 		return nil
 	}
 	res, err := e.Client.Do(ctx, args...).Text()
@@ -256,18 +263,18 @@ func (e *Executor) bgsave(ctx context.Context, d policy.Decision) error {
 			// is this retry's expected outcome, not a failure of the remedy; the
 			// policy's backoff schedules the next one.
 			e.Log.Warn("BGSAVE retry could not fork yet; the cause persists: "+d.Detail,
-				e.fields(d, zap.String("event", EventApplied), zap.String("result", "fork_failed"))...)
+				e.event(d, EventApplied, zap.String("result", "fork_failed"))...)
 			return nil
 		}
 		return fmt.Errorf("BGSAVE: %w", err)
 	}
-	e.Log.Info("BGSAVE started: "+d.Detail, e.fields(d, zap.String("event", EventApplied), zap.String("result", res))...)
+	e.Log.Info("BGSAVE started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
 	return nil
 }
 
 func (e *Executor) command(ctx context.Context, d policy.Decision, cmd string) error {
 	if e.DryRun {
-		e.Log.Info("dry-run: would run "+cmd+": "+d.Detail, e.fields(d, zap.String("event", EventApplied), zap.String("result", "ok"))...)
+		e.Log.Info("dry-run: would run "+cmd+": "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
 		return nil
 	}
 	res, err := e.Client.Do(ctx, cmd).Text()
@@ -277,7 +284,7 @@ func (e *Executor) command(ctx context.Context, d policy.Decision, cmd string) e
 		}
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	e.Log.Info(cmd+" started: "+d.Detail, e.fields(d, zap.String("event", EventApplied), zap.String("result", res))...)
+	e.Log.Info(cmd+" started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
 	return nil
 }
 
@@ -317,14 +324,14 @@ func (e *Executor) deleteTemp(ctx context.Context, d policy.Decision) error {
 	}
 	if e.DryRun {
 		e.Log.Info(fmt.Sprintf("dry-run: would delete stale %s temp file %s (%s)", kind, d.Path, policy.HumanBytes(st.Size())),
-			e.fields(d, zap.String("event", EventApplied), zap.String("path", d.Path), zap.Int64("bytes", st.Size()))...)
+			e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes", st.Size()))...)
 		return nil
 	}
 	if err := os.Remove(d.Path); err != nil {
 		return fmt.Errorf("delete %s: %w", d.Path, err)
 	}
 	e.Log.Warn(fmt.Sprintf("deleted stale %s temp file %s, freed %s: %s", kind, d.Path, policy.HumanBytes(st.Size()), d.Detail),
-		e.fields(d, zap.String("event", EventApplied), zap.String("path", d.Path), zap.Int64("bytes_freed", st.Size()), zap.String("result", "ok"))...)
+		e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes_freed", st.Size()), zap.String("result", "ok"))...)
 	return nil
 }
 

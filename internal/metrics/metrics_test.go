@@ -1,0 +1,106 @@
+package metrics_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/metrics"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+)
+
+func TestMetricsLint(t *testing.T) {
+	t.Parallel()
+	m := metrics.New("test")
+	m.AddInstance("main", []string{policy.RemedyStopWrites})
+	m.Tick(daemon.TickReport{Instance: "main", Start: time.Now(), Duration: time.Millisecond, Up: true,
+		Findings: []policy.Finding{{ID: policy.IDMisconfRDB, Severity: policy.Critical}}, WritesRejected: true})
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestTicksAndEvents(t *testing.T) {
+	t.Parallel()
+	m := metrics.New("test")
+	m.AddInstance("main", []string{policy.RemedyStopWrites})
+	t0 := time.Unix(1_700_000_000, 0)
+	misconf := []policy.Finding{{ID: policy.IDMisconfRDB, Severity: policy.Critical}}
+	held := []remediate.Change{{Setting: policy.SettingStopWrites, Value: "no"}}
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Duration: 10 * time.Millisecond, Up: true, Findings: misconf, WritesRejected: true})
+	m.RemedyEvent("main", remediate.EventApplied, policy.RemedyStopWrites)
+	m.RemedyEvent("main", "remedy_held", policy.RemedyStopWrites) // not a counted event
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(time.Second), Duration: 10 * time.Millisecond, Up: true, Findings: misconf, Held: held, WritesRejected: true})
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(2 * time.Second), Duration: 10 * time.Millisecond, Up: true, Held: held})
+
+	want := `
+# HELP redis_guardian_findings_active 1 for each finding raised on an instance at its last tick.
+# TYPE redis_guardian_findings_active gauge
+# HELP redis_guardian_held_changes Settings the guardian currently holds changed (recorded in its ledger).
+# TYPE redis_guardian_held_changes gauge
+redis_guardian_held_changes{instance="main"} 1
+# HELP redis_guardian_remedies_applied_total Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy.
+# TYPE redis_guardian_remedies_applied_total counter
+redis_guardian_remedies_applied_total{instance="main",remedy="stop_writes"} 1
+# HELP redis_guardian_writes_rejected_seconds_total Time between consecutive ticks that both saw Redis rejecting writes (MISCONF); a lower bound.
+# TYPE redis_guardian_writes_rejected_seconds_total counter
+redis_guardian_writes_rejected_seconds_total{instance="main"} 1
+# HELP redis_guardian_instance_up 1 when the last tick could read the Redis instance, 0 when it was unreachable.
+# TYPE redis_guardian_instance_up gauge
+redis_guardian_instance_up{instance="main"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+		"redis_guardian_findings_active", "redis_guardian_held_changes", "redis_guardian_remedies_applied_total",
+		"redis_guardian_writes_rejected_seconds_total", "redis_guardian_instance_up"); err != nil {
+		t.Error(err)
+	}
+
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(3 * time.Second), Up: false})
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP redis_guardian_instance_up 1 when the last tick could read the Redis instance, 0 when it was unreachable.
+# TYPE redis_guardian_instance_up gauge
+redis_guardian_instance_up{instance="main"} 0
+`), "redis_guardian_instance_up"); err != nil {
+		t.Errorf("after an unreachable tick: %v", err)
+	}
+	m.RemoveInstance("main")
+	n, err := testutil.GatherAndCount(m.Registry, "redis_guardian_instance_up", "redis_guardian_remedies_applied_total", "redis_guardian_tick_duration_seconds")
+	if err != nil || n != 0 {
+		t.Errorf("after RemoveInstance %d series remain (err %v)", n, err)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	t.Parallel()
+	m := metrics.New("test")
+	h := m.Handler(health{ready: false}, zap.NewNop())
+	for path, want := range map[string]int{"/metrics": 200, "/-/healthy": 200, "/-/ready": 503, "/debug/pprof/": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d, want %d: %s", path, rec.Code, want, rec.Body.String())
+		}
+	}
+}
+
+type health struct{ ready bool }
+
+func (h health) Healthy() error { return nil }
+func (h health) Ready() error {
+	if !h.ready {
+		return errors.New("starting")
+	}
+	return nil
+}
