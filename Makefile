@@ -49,7 +49,7 @@ PKG_BUILDMODE ?= pie
 DEB_ARCH    := $(or $(if $(filter 386,$(PKG_ARCH)),i386),$(if $(filter arm,$(PKG_ARCH)),armhf),$(PKG_ARCH))
 RPM_ARCH    := $(or $(if $(filter amd64,$(PKG_ARCH)),x86_64),$(if $(filter arm64,$(PKG_ARCH)),aarch64),$(if $(filter 386,$(PKG_ARCH)),i386),$(PKG_ARCH))
 DIST        ?= dist
-PKG_BUILD   := $(DIST)/build
+PKG_BUILD   := dist/build
 MAINTAINER  := $(shell sed -n 's/^maintainer: //p' packaging/nfpm.yaml)
 
 package:
@@ -63,9 +63,9 @@ package:
 	printf 'redis-guardian (%s) unstable; urgency=medium\n\n  * Built from git commit %s.\n\n -- %s  %s\n' \
 	  '$(PKG_VERSION)' "$$(git rev-parse --short=12 HEAD)" '$(MAINTAINER)' "$$(git log -1 --format=%cD)" \
 	  | gzip -9n >$(PKG_BUILD)/changelog.gz
-	PKG_BUILD=$(PKG_BUILD) PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p deb \
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p deb \
 	  -t '$(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb'
-	PKG_BUILD=$(PKG_BUILD) PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p rpm \
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' $(NFPM) package -f packaging/nfpm.yaml -p rpm \
 	  -t '$(DIST)/redis-guardian_$(PKG_VERSION)_$(RPM_ARCH).rpm'
 
 # package-check inspects the packages and units: dpkg-deb, lintian, rpm, shellcheck,

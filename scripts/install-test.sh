@@ -101,6 +101,8 @@ cleanup() {
 			ns journalctl -u "$unit" --no-pager -n 80 -o short-precise >&2
 			ns systemctl status "$unit" --no-pager >&2
 		fi
+		# A Redis whose final save fails refuses SIGTERM: lift the fault first.
+		ns chown redis:redis /var/lib/redis >/dev/null 2>&1
 		ns systemctl poweroff >/dev/null 2>&1
 	fi
 	if [ -n "$nspawn_pid" ]; then
@@ -209,8 +211,9 @@ fi
 cp "$deb" "$root/root/old.deb"
 cp "$new_deb" "$root/root/new.deb"
 started=$(ns date +%s)
-ns dpkg -i --force-confold /root/old.deb </dev/null >"$work/dpkg.log" 2>&1 ||
-	{ cat "$work/dpkg.log" >&2; fail "dpkg -i failed"; }
+# apt, not dpkg -i: it brings the dependencies (procps) from the mirror.
+ns apt-get install -y -o Dpkg::Options::=--force-confold /root/old.deb </dev/null >"$work/dpkg.log" 2>&1 ||
+	{ cat "$work/dpkg.log" >&2; fail "apt-get install ./old.deb failed"; }
 [ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "$unit is not enabled after the first install"
 [ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the first install"
 ok "enabled and active"
@@ -283,7 +286,7 @@ say "upgrade to $new_version keeps a modified config"
 echo "# install-test: a local change that an upgrade must keep" >>"$cfg"
 sum=$(md5sum <"$cfg")
 upgrade_at=$(ns date +%s)
-ns dpkg -i /root/new.deb </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i (upgrade) failed"; }
+ns apt-get install -y /root/new.deb </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "apt-get install ./new.deb (upgrade) failed"; }
 # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 [ "$(ns dpkg-query -W -f '${Version}' redis-guardian)" = "$new_version" ] || fail "the installed version is not $new_version"
 [ "$(md5sum <"$cfg")" = "$sum" ] || fail "the upgrade changed /etc/redis-guardian/config.yaml"
