@@ -58,7 +58,7 @@ mirror() {
 				i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
 				if ($(i + 1) == suite) print $i }' "$f"
 		done
-	} | head -n 1
+	} | sed -n 1p
 }
 
 port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
@@ -69,6 +69,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 command -v nsenter >/dev/null || missing+=(util-linux)
 command -v ss >/dev/null || missing+=(iproute2)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "install-test: installing ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -85,6 +86,9 @@ machine=rg-install-$$
 nspawn_pid=
 cpid=
 guardian_ok=
+
+# Pipes below read their input to the end (grep >/dev/null, sed -n 1p), never
+# grep -q or head: under pipefail an early exit would fail the writer with SIGPIPE.
 
 # ns runs a command inside the container, with a clean environment.
 ns() {
@@ -105,21 +109,27 @@ cleanup() {
 		ns chown redis:redis /var/lib/redis >/dev/null 2>&1
 		ns systemctl poweroff >/dev/null 2>&1
 	fi
+	# Wait for the poweroff. If it hangs, SIGKILL the container's init: that ends
+	# every process of the container (killing only systemd-nspawn would leave them).
 	if [ -n "$nspawn_pid" ]; then
-		for _ in $(seq 60); do
+		for _ in $(seq 120); do
 			kill -0 "$nspawn_pid" 2>/dev/null || break
 			sleep 0.5
 		done
 		if kill -0 "$nspawn_pid" 2>/dev/null; then
-			echo "install-test: the container did not power off; terminating systemd-nspawn $nspawn_pid" >&2
-			kill "$nspawn_pid"
-			sleep 3
-			kill -9 "$nspawn_pid" 2>/dev/null
+			echo "install-test: the container did not power off in 60 s; killing its init ($cpid)" >&2
+			[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null
+			for _ in $(seq 40); do
+				kill -0 "$nspawn_pid" 2>/dev/null || break
+				sleep 0.5
+			done
 		fi
 		wait "$nspawn_pid" 2>/dev/null
 	fi
-	if findmnt -rn -o TARGET | grep -q "^$work/"; then
-		echo "install-test: mounts left under $work; not removing it" >&2
+	if [ -n "$cpid" ] && [ -d "/proc/$cpid" ] && [ "$(awk '{print $3}' "/proc/$cpid/stat" 2>/dev/null)" != Z ]; then
+		echo "install-test: the container's init $cpid still runs; $work is left in place" >&2
+	elif [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+		echo "install-test: systemd-nspawn $nspawn_pid still runs; $work is left in place" >&2
 	else
 		rm -rf "$work"
 	fi
@@ -166,7 +176,7 @@ systemd-nspawn -D "$root" --boot --register=no --keep-unit --machine="$machine" 
 	>"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
 for _ in $(seq 100); do
-	cpid=$(pgrep -P "$nspawn_pid" | head -n 1) && [ -n "$cpid" ] && break
+	cpid=$(pgrep -P "$nspawn_pid" | sed -n 1p) && [ -n "$cpid" ] && break
 	kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/nspawn.log" >&2; fail "systemd-nspawn exited"; }
 	sleep 0.1
 done
@@ -218,7 +228,7 @@ ns apt-get install -y -o Dpkg::Options::=--force-confold /root/old.deb </dev/nul
 [ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the first install"
 ok "enabled and active"
 [ "$(ns systemctl show -P Type "$unit")" = notify ] || fail "$unit is not Type=notify"
-ns journalctl -u "$unit" --since "@$started" -o cat | grep -q "^Started $unit" ||
+ns journalctl -u "$unit" --since "@$started" -o cat | grep "^Started $unit" >/dev/null ||
 	fail "systemd did not log 'Started $unit' (READY=1)"
 ok "Type=notify, and systemd logged 'Started $unit' (READY=1 received)"
 status=$(ns systemctl show -P StatusText "$unit")
@@ -235,11 +245,14 @@ for _ in $(seq 50); do
 done
 [ "$own" -gt 0 ] || fail "no journal entries of the guardian itself"
 ok "$own journal entries of its own, e.g.: $(ns journalctl -u "$unit" _PID="$gpid" -o cat -n 1 | cut -c1-160)"
-if ns redis-guardian run -h 2>&1 | grep -q -- '-log-format'; then
-	fields=$(ns journalctl -u "$unit" _PID="$gpid" SYSLOG_IDENTIFIER=redis-guardian -o json | grep -c '"REDIS_INSTANCE"' || true)
-	[ "$fields" -gt 0 ] || fail "no native journal entries with REDIS_INSTANCE"
-	ok "$fields native journal entries with REDIS_INSTANCE"
-fi
+fields=$(ns journalctl -u "$unit" _PID="$gpid" SYSLOG_IDENTIFIER=redis-guardian -o json | grep -c '"REDIS_INSTANCE"' || true)
+[ "$fields" -gt 0 ] || fail "no native journal entries (SYSLOG_IDENTIFIER=redis-guardian with REDIS_INSTANCE)"
+ok "$fields native journal entries with REDIS_INSTANCE"
+# The container shares the host's network: its metrics listener is reachable here.
+metrics=$(curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics") || fail "no metrics on 127.0.0.1:$METRICS_PORT"
+n=$(printf '%s\n' "$metrics" | grep -c '^redis_guardian_' || true)
+[ "$n" -gt 0 ] || fail "no redis_guardian_ series on /metrics"
+ok "/metrics on 127.0.0.1:$METRICS_PORT: $n redis_guardian_ samples"
 [ "$(ns stat -c %U:%a /var/lib/redis-guardian)" = redis:750 ] || fail "/var/lib/redis-guardian is not redis 0750: $(ns stat -c %U:%a /var/lib/redis-guardian)"
 ok "/var/lib/redis-guardian is redis 0750"
 
@@ -262,9 +275,14 @@ ok "stop-writes-on-bgsave-error no after $(($(ns date +%s) - fault_at)) s"
 [ "$(rcli info persistence | tr -d '\r' | grep '^rdb_last_bgsave_status:')" = rdb_last_bgsave_status:err ] || fail "the fault did not make the save fail"
 [ "$(rcli set install-test during)" = OK ] || fail "writes are still rejected"
 ok "the save still fails, writes are accepted"
-entry=$(ns journalctl -u "$unit" --since "@$fault_at" -o cat | grep 'stop-writes-on-bgsave-error no' | head -n 1)
+entry=$(ns journalctl -u "$unit" --since "@$fault_at" -o cat | grep 'stop-writes-on-bgsave-error no' | sed -n 1p)
 [ -n "$entry" ] || fail "journalctl -u $unit shows no entry of the remedy"
 ok "journal: ${entry:0:200}"
+n=$(ns journalctl -u "$unit" --since "@$fault_at" SETTING=stop-writes-on-bgsave-error -o json | grep -c '"MESSAGE_ID"' || true)
+[ "$n" -gt 0 ] || fail "the remedy's journal entry has no MESSAGE_ID/SETTING fields"
+x=$(ns journalctl -x -u "$unit" --since "@$fault_at" SETTING=stop-writes-on-bgsave-error --no-pager | grep '░░ Subject' | sed -n 1p)
+[ -n "$x" ] || fail "journalctl -x shows no catalog text for the remedy entry (catalog not installed?)"
+ok "native entry with SETTING and MESSAGE_ID; journalctl -x: ${x:0:120}"
 ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json' >/dev/null 2>&1 || fail "no ledger in /var/lib/redis-guardian"
 ok "the change is in the ledger"
 
@@ -274,13 +292,11 @@ ns systemctl reload "$unit" || fail "systemctl reload failed"
 sleep 1
 [ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after reload"
 [ "$(ns systemctl show -P MainPID "$unit")" = "$gpid" ] || fail "reload restarted the process"
-ns journalctl -u "$unit" --since "@$reload_at" -o cat | grep -q "^Reloaded $unit" || fail "systemd did not log 'Reloaded $unit'"
+ns journalctl -u "$unit" --since "@$reload_at" -o cat | grep "^Reloaded $unit" >/dev/null || fail "systemd did not log 'Reloaded $unit'"
 ok "active, same pid, systemd logged 'Reloaded $unit'"
-if ns redis-guardian run -h 2>&1 | grep -q -- '-log-format'; then
-	r=$(ns journalctl -u "$unit" _PID="$gpid" --since "@$reload_at" -o cat | grep -i 'reload' | head -n 1)
-	[ -n "$r" ] || fail "the guardian did not log the reload"
-	ok "guardian: ${r:0:160}"
-fi
+r=$(ns journalctl -u "$unit" _PID="$gpid" --since "@$reload_at" -o cat | grep -i 'reload' | sed -n 1p)
+[ -n "$r" ] || fail "the guardian did not log the reload"
+ok "guardian: ${r:0:160}"
 
 say "upgrade to $new_version keeps a modified config"
 echo "# install-test: a local change that an upgrade must keep" >>"$cfg"
@@ -290,11 +306,11 @@ ns apt-get install -y /root/new.deb </dev/null >"$work/dpkg.log" 2>&1 || { cat "
 # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 [ "$(ns dpkg-query -W -f '${Version}' redis-guardian)" = "$new_version" ] || fail "the installed version is not $new_version"
 [ "$(md5sum <"$cfg")" = "$sum" ] || fail "the upgrade changed /etc/redis-guardian/config.yaml"
-ok "config.yaml unchanged; /etc/redis-guardian holds: $(find "$root/etc/redis-guardian" -mindepth 1 -printf '%f ')"
+ok "config.yaml unchanged (/etc/redis-guardian: $(find "$root/etc/redis-guardian" -mindepth 1 -printf '%f '))"
 [ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the upgrade"
 gpid2=$(ns systemctl show -P MainPID "$unit")
 [ "$gpid2" != "$gpid" ] || fail "the upgrade did not restart the guardian"
-ns journalctl -u "$unit" _PID="$gpid2" --since "@$upgrade_at" -o cat | grep -qF "$new_version" ||
+ns journalctl -u "$unit" _PID="$gpid2" --since "@$upgrade_at" -o verbose | grep -F "$new_version" >/dev/null ||
 	fail "the restarted guardian does not report version $new_version"
 ok "restarted (pid $gpid2), running $new_version"
 [ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = no ] || fail "the held remedy was dropped across the upgrade"
