@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# Install test in a real systemd: boots a Debian container (systemd-nspawn) with a
-# real redis-server, installs the deb and goes through what a user would do:
-#   install (enabled, started, READY, journal entries) -> a real MISCONF fault is
-#   remediated -> systemctl reload -> upgrade to a newer build keeps a modified
-#   config -> removal restores the held Redis setting and stops the service ->
-#   purge removes the state.
+# Install test in a real systemd: boots a Debian container (systemd-nspawn) with
+# real redis-servers (redis-server.service and redis-server@second.service),
+# installs the deb and goes through what a user would do:
+#   install (enabled, started, READY, journal entries, metrics) -> the template
+#   unit redis-guardian@second -> a real MISCONF fault is remediated on both ->
+#   systemctl reload -> upgrade to a newer build keeps a modified config and the
+#   held remedies -> removal restores the held Redis settings of both and stops
+#   the services -> purge removes the state.
 # The bootstrapped root is cached as a tarball (REDIS_GUARDIAN_CI_CACHE, default
 # /var/cache/redis-guardian-ci); delete it to bootstrap again.
 #
 # Usage: scripts/install-test.sh DEB [UPGRADE_DEB]
 #   Without UPGRADE_DEB it builds one (make package with a higher version).
 # Needs root, debootstrap, systemd-container (installed when missing) and the
-# machine's apt mirror. The container shares the host's network: its Redis listens
-# on 127.0.0.1:$REDIS_PORT (default 6399, never 6379), which must be free.
+# machine's apt mirror. The container shares the host's network: its Redis servers
+# listen on 127.0.0.1:$REDIS_PORT and $REDIS_PORT2 (default 6399 and 6398, never
+# 6379), the guardians' metrics on $METRICS_PORT and $METRICS_PORT2 (9699, 9698);
+# all must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REDIS_PORT=${REDIS_PORT:-6399}
+REDIS_PORT2=${REDIS_PORT2:-6398}
 METRICS_PORT=${METRICS_PORT:-9699}
+METRICS_PORT2=${METRICS_PORT2:-9698}
 SUITE=bookworm
 CACHE=${REDIS_GUARDIAN_CI_CACHE:-/var/cache/redis-guardian-ci}
 TARBALL=$CACHE/$SUITE-minbase-systemd-dbus.tar.gz
 unit=redis-guardian.service
+unit2=redis-guardian@second.service
 t0=$(date +%s)
 
 say() { printf '\n== install-test [%3ss]: %s\n' "$(($(date +%s) - t0))" "$*"; }
@@ -75,10 +82,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-[ "$REDIS_PORT" != 6379 ] || fail "REDIS_PORT must not be 6379"
-port_free "$REDIS_PORT" || fail "port $REDIS_PORT is in use on the host; the container's Redis needs it (set REDIS_PORT)"
-port_free "$METRICS_PORT" || fail "port $METRICS_PORT is in use on the host; the guardian's metrics need it (set METRICS_PORT)"
-ok "ports $REDIS_PORT (redis) and $METRICS_PORT (metrics) are free"
+for v in REDIS_PORT REDIS_PORT2 METRICS_PORT METRICS_PORT2; do
+	[ "${!v}" != 6379 ] || fail "$v must not be 6379"
+	port_free "${!v}" || fail "port ${!v} is in use on the host; the container needs it (set $v)"
+done
+ok "ports $REDIS_PORT, $REDIS_PORT2 (redis) and $METRICS_PORT, $METRICS_PORT2 (metrics) are free"
 
 work=$(mktemp -d /var/tmp/redis-guardian-install-test.XXXXXX)
 root=$work/root
@@ -102,8 +110,8 @@ cleanup() {
 	if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
 		if [ "$rc" -ne 0 ] && [ -z "$guardian_ok" ]; then
 			printf '\n== the guardian journal in the container (last 80 entries)\n' >&2
-			ns journalctl -u "$unit" --no-pager -n 80 -o short-precise >&2
-			ns systemctl status "$unit" --no-pager >&2
+			ns journalctl -u "$unit" -u "$unit2" --no-pager -n 80 -o short-precise >&2
+			ns systemctl status "$unit" "$unit2" --no-pager >&2
 		fi
 		# A Redis whose final save fails refuses SIGTERM: lift the fault first.
 		ns chown redis:redis /var/lib/redis >/dev/null 2>&1
@@ -194,7 +202,7 @@ degraded) ok "systemd is degraded: $(ns systemctl --failed --no-legend --plain |
 *) fail "the container's systemd did not come up within 60 s (state '$state')" ;;
 esac
 
-say "redis-server in the container, on port $REDIS_PORT"
+say "redis-server and redis-server@second in the container, on ports $REDIS_PORT and $REDIS_PORT2"
 # Debian's postinst would start Redis on 6379 of the shared network: forbid starting
 # until the port is changed.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
@@ -204,13 +212,25 @@ ns sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends r
 rm -f "$root/usr/sbin/policy-rc.d"
 sed -i "s/^port 6379\$/port $REDIS_PORT/" "$root/etc/redis/redis.conf"
 grep -qx "port $REDIS_PORT" "$root/etc/redis/redis.conf" || fail "could not set the port in /etc/redis/redis.conf"
+# Debian's instance template: /etc/redis/redis-%i.conf, same data dir, own files.
+sed -e "s/^port $REDIS_PORT\$/port $REDIS_PORT2/" \
+	-e "s|^pidfile .*|pidfile /run/redis-second/redis-server.pid|" \
+	-e "s|^logfile .*|logfile /var/log/redis/redis-server-second.log|" \
+	-e "s|^dbfilename .*|dbfilename dump-second.rdb|" \
+	"$root/etc/redis/redis.conf" >"$root/etc/redis/redis-second.conf"
+grep -qx "port $REDIS_PORT2" "$root/etc/redis/redis-second.conf" || fail "could not write /etc/redis/redis-second.conf"
+ns chown redis:redis /etc/redis/redis-second.conf
+ns chmod 0640 /etc/redis/redis-second.conf
 ns systemctl restart redis-server
+ns systemctl start redis-server@second
 rcli() { ns redis-cli -p "$REDIS_PORT" "$@"; }
+rcli2() { ns redis-cli -p "$REDIS_PORT2" "$@"; }
 for _ in $(seq 50); do
-	[ "$(rcli ping 2>/dev/null)" = PONG ] && break
+	[ "$(rcli ping 2>/dev/null)" = PONG ] && [ "$(rcli2 ping 2>/dev/null)" = PONG ] && break
 	sleep 0.2
 done
 [ "$(rcli ping)" = PONG ] || fail "redis-server does not answer on $REDIS_PORT"
+[ "$(rcli2 ping)" = PONG ] || fail "redis-server@second does not answer on $REDIS_PORT2"
 ok "$(rcli info server | tr -d '\r' | grep '^redis_version:'), save points: $(rcli config get save | tail -n 1)"
 
 say "installing $(basename "$deb")"
@@ -221,9 +241,13 @@ mkdir -p "$root/etc/redis-guardian"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/redis-guardian/config.yaml >"$cfg"
 sed -i "s|^  - addr: 127.0.0.1:6379\$|  - addr: 127.0.0.1:$REDIS_PORT|" "$cfg"
 grep -q "^  - addr: 127.0.0.1:$REDIS_PORT\$" "$cfg" || fail "could not point the config at port $REDIS_PORT"
-if grep -q '^metrics_listen:' "$cfg"; then
-	sed -i "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT|" "$cfg"
-fi
+grep -q '^metrics_listen:' "$cfg" || fail "the shipped config has no metrics_listen"
+sed -i "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT|" "$cfg"
+# The instance's config, as README.md says: a copy with its own address and port.
+cfg2=$root/etc/redis-guardian/second.yaml
+sed -e "s|^  - addr: 127.0.0.1:$REDIS_PORT\$|  - addr: 127.0.0.1:$REDIS_PORT2|" \
+	-e "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT2|" "$cfg" >"$cfg2"
+grep -q "^  - addr: 127.0.0.1:$REDIS_PORT2\$" "$cfg2" || fail "could not write second.yaml"
 cp "$deb" "$root/root/old.deb"
 cp "$new_deb" "$root/root/new.deb"
 started=$(ns date +%s)
@@ -262,22 +286,41 @@ ok "/metrics on 127.0.0.1:$METRICS_PORT: $n redis_guardian_ samples"
 [ "$(ns stat -c %U:%a /var/lib/redis-guardian)" = redis:750 ] || fail "/var/lib/redis-guardian is not redis 0750: $(ns stat -c %U:%a /var/lib/redis-guardian)"
 ok "/var/lib/redis-guardian is redis 0750"
 
-say "a real fault: the data dir belongs to root, BGSAVE fails, MISCONF"
-[ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = yes ] || fail "stop-writes-on-bgsave-error is not yes before the fault"
+say "the template unit: systemctl enable --now $unit2"
+started2=$(ns date +%s)
+ns systemctl enable --now "$unit2" >/dev/null 2>&1 || fail "systemctl enable --now $unit2 failed"
+[ "$(ns systemctl is-active "$unit2")" = active ] || fail "$unit2 is not active"
+ns journalctl -u "$unit2" --since "@$started2" -o cat | grep "^Started $unit2" >/dev/null ||
+	fail "systemd did not log 'Started $unit2' (READY=1)"
+[ -n "$(ns systemctl show -P StatusText "$unit2")" ] || fail "no STATUS= from $unit2"
+[ "$(ns stat -c %U /var/lib/redis-guardian/second)" = redis ] || fail "/var/lib/redis-guardian/second is not owned by redis"
+ok "active, READY, status: $(ns systemctl show -P StatusText "$unit2"); state in /var/lib/redis-guardian/second"
+gpid_2=$(ns systemctl show -P MainPID "$unit2")
+
+say "a real fault: the data dir belongs to root, BGSAVE fails, MISCONF (both instances)"
+swb() { "$@" config get stop-writes-on-bgsave-error | tail -n 1; }
+if [ "$(swb rcli)" != yes ] || [ "$(swb rcli2)" != yes ]; then fail "stop-writes-on-bgsave-error is not yes before the fault"; fi
 rcli set install-test before >/dev/null
+rcli2 set install-test before >/dev/null
 fault_at=$(ns date +%s)
 ns chown root:root /var/lib/redis
 rcli bgsave >/dev/null
+rcli2 bgsave >/dev/null
 lifted=
 for _ in $(seq 100); do
-	if [ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = no ]; then
+	if [ "$(swb rcli)" = no ] && [ "$(swb rcli2)" = no ]; then
 		lifted=1
 		break
 	fi
 	sleep 0.2
 done
-[ -n "$lifted" ] || fail "the guardian did not set stop-writes-on-bgsave-error no within 20 s ($(rcli info persistence | tr -d '\r' | grep rdb_last_bgsave_status))"
-ok "stop-writes-on-bgsave-error no after $(($(ns date +%s) - fault_at)) s"
+[ -n "$lifted" ] || fail "the guardians did not set stop-writes-on-bgsave-error no within 20 s (main: $(swb rcli), second: $(swb rcli2))"
+ok "stop-writes-on-bgsave-error no on both after $(($(ns date +%s) - fault_at)) s"
+[ "$(rcli2 set install-test during)" = OK ] || fail "writes to the second Redis are still rejected"
+ns journalctl -u "$unit2" --since "@$fault_at" -o cat | grep 'stop-writes-on-bgsave-error no' >/dev/null ||
+	fail "journalctl -u $unit2 shows no entry of the remedy"
+ns sh -c 'ls /var/lib/redis-guardian/second/*.ledger.json' >/dev/null 2>&1 || fail "no ledger in /var/lib/redis-guardian/second"
+ok "$unit2 remediated its Redis, its ledger is in /var/lib/redis-guardian/second"
 [ "$(rcli info persistence | tr -d '\r' | grep '^rdb_last_bgsave_status:')" = rdb_last_bgsave_status:err ] || fail "the fault did not make the save fail"
 [ "$(rcli set install-test during)" = OK ] || fail "writes are still rejected"
 ok "the save still fails, writes are accepted"
@@ -321,18 +364,24 @@ ns journalctl -u "$unit" _PID="$gpid2" --since "@$upgrade_at" -o verbose | grep 
 ok "restarted (pid $gpid2), running $new_version"
 [ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = no ] || fail "the held remedy was dropped across the upgrade"
 ok "the remedy is still held across the restart"
+[ "$(ns systemctl is-active "$unit2")" = active ] || fail "$unit2 is not active after the upgrade"
+[ "$(ns systemctl show -P MainPID "$unit2")" != "$gpid_2" ] || fail "the upgrade did not restart $unit2"
+[ "$(swb rcli2)" = no ] || fail "the held remedy of $unit2 was dropped across the upgrade"
+ok "$unit2 restarted too, its remedy still held"
 
 say "removal (the fault still holds): restore, stop, disable"
 ns dpkg -r redis-guardian </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -r failed"; }
 sed 's/^/   dpkg| /' "$work/dpkg.log"
-[ "$(rcli config get stop-writes-on-bgsave-error | tail -n 1)" = yes ] || fail "removal did not restore stop-writes-on-bgsave-error yes"
-ok "stop-writes-on-bgsave-error is yes again"
-st=$(ns systemctl is-active "$unit" || true)
-[ "$st" = inactive ] || [ "$st" = unknown ] || fail "$unit is $st after removal"
-ok "$unit is $st"
-[ ! -e "$root/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "$unit is still enabled"
-ok "not enabled"
-if ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json' >/dev/null 2>&1; then fail "the ledger still lists changes"; fi
+[ "$(swb rcli)" = yes ] || fail "removal did not restore stop-writes-on-bgsave-error yes"
+[ "$(swb rcli2)" = yes ] || fail "removal did not restore stop-writes-on-bgsave-error yes on the second Redis ($unit2's ledger)"
+ok "stop-writes-on-bgsave-error is yes again on both"
+for u in "$unit" "$unit2"; do
+	st=$(ns systemctl is-active "$u" || true)
+	[ "$st" = inactive ] || [ "$st" = unknown ] || [ "$st" = failed ] || fail "$u is $st after removal"
+	[ ! -e "$root/etc/systemd/system/multi-user.target.wants/$u" ] || fail "$u is still enabled"
+	ok "$u is $st and not enabled"
+done
+if ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json /var/lib/redis-guardian/*/*.ledger.json' >/dev/null 2>&1; then fail "a ledger still lists changes"; fi
 [ -f "$cfg" ] || fail "removal (not purge) deleted the config"
 ok "ledger empty, config kept"
 ns chown redis:redis /var/lib/redis
@@ -341,7 +390,8 @@ guardian_ok=1
 say "purge"
 ns dpkg -P redis-guardian </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -P failed"; }
 [ ! -e "$root/var/lib/redis-guardian" ] || fail "purge left /var/lib/redis-guardian"
-[ ! -e "$root/etc/redis-guardian" ] || fail "purge left /etc/redis-guardian: $(ls -A "$root/etc/redis-guardian")"
-ok "/var/lib/redis-guardian and /etc/redis-guardian are gone"
+[ ! -e "$cfg" ] || fail "purge left /etc/redis-guardian/config.yaml"
+[ -e "$cfg2" ] || fail "purge removed the admin's own /etc/redis-guardian/second.yaml"
+ok "/var/lib/redis-guardian and config.yaml are gone; the admin's second.yaml stays (not the package's)"
 
 say "power off"
