@@ -6,12 +6,15 @@
 #   unit redis-guardian@second -> a real MISCONF fault is remediated on both ->
 #   systemctl reload -> upgrade to a newer build keeps a modified config and the
 #   held remedies -> removal restores the held Redis settings of both and stops
-#   the services -> purge removes the state.
+#   the services -> purge removes the state. Then the rpm of the same build, with
+#   Debian's rpm (--nodeps): first install, upgrade, erase, so the scriptlets run
+#   with rpm's counts under the same systemd.
 # The bootstrapped root is cached as a tarball (REDIS_GUARDIAN_CI_CACHE, default
 # /var/cache/redis-guardian-ci); delete it to bootstrap again.
 #
 # Usage: scripts/install-test.sh DEB [UPGRADE_DEB]
-#   Without UPGRADE_DEB it builds one (make package with a higher version).
+#   Without UPGRADE_DEB it builds one (make package with a higher version). The
+#   rpms are taken from beside the debs (as make package writes them).
 # Needs root, debootstrap, systemd-container (installed when missing) and the
 # machine's apt mirror. The container shares the host's network: its Redis servers
 # listen on 127.0.0.1:$REDIS_PORT and $REDIS_PORT2 (default 6399 and 6398, never
@@ -161,7 +164,14 @@ else
 fi
 new_version=$(version_of "$new_deb")
 dpkg --compare-versions "$new_version" gt "$old_version" || fail "upgrade version $new_version is not above $old_version"
-ok "install $old_version, upgrade to $new_version"
+rpm_beside() {
+	f=$(find "$(dirname "$1")" -maxdepth 1 -name "redis-guardian_$2_*.rpm" | sed -n 1p)
+	[ -n "$f" ] || fail "no rpm of version $2 beside $1 (make package builds both)"
+	echo "$f"
+}
+old_rpm=$(rpm_beside "$deb" "$old_version")
+new_rpm=$(rpm_beside "$new_deb" "$new_version")
+ok "install $old_version, upgrade to $new_version (deb and rpm)"
 
 say "root file system (cache: $TARBALL)"
 if [ ! -f "$TARBALL" ]; then
@@ -207,7 +217,7 @@ say "redis-server and redis-server@second in the container, on ports $REDIS_PORT
 # until the port is changed.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
-ns sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server redis-tools' \
+ns sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server redis-tools rpm' \
 	>"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; fail "apt-get install redis-server failed"; }
 rm -f "$root/usr/sbin/policy-rc.d"
 sed -i "s/^port 6379\$/port $REDIS_PORT/" "$root/etc/redis/redis.conf"
@@ -248,8 +258,11 @@ cfg2=$root/etc/redis-guardian/second.yaml
 sed -e "s|^  - addr: 127.0.0.1:$REDIS_PORT\$|  - addr: 127.0.0.1:$REDIS_PORT2|" \
 	-e "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT2|" "$cfg" >"$cfg2"
 grep -q "^  - addr: 127.0.0.1:$REDIS_PORT2\$" "$cfg2" || fail "could not write second.yaml"
+cp "$cfg" "$work/config.seed"
 cp "$deb" "$root/root/old.deb"
 cp "$new_deb" "$root/root/new.deb"
+cp "$old_rpm" "$root/root/old.rpm"
+cp "$new_rpm" "$root/root/new.rpm"
 started=$(ns date +%s)
 # apt, not dpkg -i: it brings the dependencies (procps) from the mirror.
 ns apt-get install -y -o Dpkg::Options::=--force-confold /root/old.deb </dev/null >"$work/dpkg.log" 2>&1 ||
@@ -393,5 +406,43 @@ ns dpkg -P redis-guardian </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg
 [ ! -e "$cfg" ] || fail "purge left /etc/redis-guardian/config.yaml"
 [ -e "$cfg2" ] || fail "purge removed the admin's own /etc/redis-guardian/second.yaml"
 ok "/var/lib/redis-guardian and config.yaml are gone; the admin's second.yaml stays (not the package's)"
+
+say "rpm: install $(basename "$old_rpm") (Debian's rpm, --nodeps)"
+ns systemctl disable --now "$unit2" >/dev/null 2>&1 || true
+cp "$work/config.seed" "$cfg"
+rpmi() { ns rpm --nodeps --force-debian "$@" </dev/null >"$work/rpm.log" 2>&1 || { cat "$work/rpm.log" >&2; fail "rpm $* failed"; }; }
+rpmi -i /root/old.rpm
+[ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "rpm: $unit is not enabled after the first install"
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "rpm: $unit is not active after the first install"
+[ -f "$root/etc/sysconfig/redis-guardian" ] || fail "rpm: no /etc/sysconfig/redis-guardian"
+grep -q "^  - addr: 127.0.0.1:$REDIS_PORT\$" "$cfg" || fail "rpm: the install replaced the admin's config.yaml"
+gpid=$(ns systemctl show -P MainPID "$unit")
+ok "enabled, active (pid $gpid), /etc/sysconfig/redis-guardian, the admin's config.yaml kept"
+
+say "rpm: upgrade to $(basename "$new_rpm")"
+rpmi -U /root/new.rpm
+[ "$(ns rpm -q --qf '%{VERSION}' redis-guardian)" = "$new_version" ] || fail "rpm: the installed version is not $new_version"
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "rpm: $unit is not active after the upgrade"
+[ "$(ns systemctl show -P MainPID "$unit")" != "$gpid" ] || fail "rpm: the upgrade did not restart the guardian"
+ok "restarted (pid $(ns systemctl show -P MainPID "$unit")), $new_version"
+
+say "rpm: erase while a fault holds"
+fault_at=$(ns date +%s)
+ns chown root:root /var/lib/redis
+rcli bgsave >/dev/null
+for _ in $(seq 100); do
+	[ "$(swb rcli)" = no ] && break
+	sleep 0.2
+done
+[ "$(swb rcli)" = no ] || fail "rpm: the guardian did not lift MISCONF"
+ok "stop-writes-on-bgsave-error no after $(($(ns date +%s) - fault_at)) s"
+rpmi -e redis-guardian
+[ "$(swb rcli)" = yes ] || fail "rpm: erase did not restore stop-writes-on-bgsave-error yes"
+st=$(ns systemctl is-active "$unit" || true)
+[ "$st" != active ] || fail "rpm: $unit still runs after erase"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "rpm: $unit is still enabled"
+[ ! -e "$root/var/lib/redis-guardian" ] || fail "rpm: erase left /var/lib/redis-guardian with an empty ledger"
+ok "restored, $unit $st and not enabled, /var/lib/redis-guardian removed"
+ns chown redis:redis /var/lib/redis
 
 say "power off"
