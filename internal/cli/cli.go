@@ -25,6 +25,7 @@ const usage = `redis-guardian keeps Redis writable and healthy through persisten
 
 Usage:
   redis-guardian run          [-c PATH] [--addr ADDR] [--interval DUR] [--state-dir DIR] [--dry-run]
+                              [--metrics-listen HOST:PORT] [--log-format auto|journal|console|json] [--log-level LEVEL]
   redis-guardian check        [-c PATH] [--addr ADDR] [--format text|json] [--timeout DUR]
   redis-guardian check-config [-c PATH]
   redis-guardian restore      [-c PATH] [--addr ADDR] [--state-dir DIR]
@@ -32,6 +33,10 @@ Usage:
 
 Configuration is read from ` + config.DefaultPath + ` unless -c is given; with no
 file and no --addr, it watches ` + config.DefaultAddr + `.
+
+run speaks sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING) under systemd,
+reloads its configuration on SIGHUP, and stops on SIGTERM or SIGINT (a second
+signal exits at once).
 
 check exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check could not run).
 Run "redis-guardian COMMAND -h" for a command's flags.
