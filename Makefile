@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X github.com/redis-guardian/redis-guardian/internal/cli.Vers
 STATICCHECK_VERSION := v0.8.2
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench package package-check install-test
+.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench package package-check install-test
 
 all: build
 
@@ -29,6 +29,10 @@ staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 lint: vet staticcheck
+
+# The shipped Prometheus alerting rules: syntax, and unit tests that they fire.
+rules-check: deps
+	cd packaging/prometheus && promtool check rules redis-guardian.rules.yml && promtool test rules redis-guardian.rules.test.yml
 
 tidy-check:
 	$(GO) mod tidy -diff

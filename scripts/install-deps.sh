@@ -10,6 +10,11 @@ command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v prlimit >/dev/null || need+=(util-linux)
 command -v pgrep >/dev/null || need+=(procps)
+# A real systemd-journald and journalctl for the journal tests.
+[ -x /lib/systemd/systemd-journald ] || need+=(systemd)
+command -v journalctl >/dev/null || need+=(systemd)
+# promtool checks and unit-tests the shipped alerting rules.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -20,6 +25,13 @@ fi
 mapfile -t uniq < <(printf '%s\n' "${need[@]}" | sort -u)
 echo "install-deps: installing ${uniq[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Keep package scripts from starting services (redis-server on 6379, prometheus on
+# 9090) where no systemd runs: the tests start only what they own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${uniq[@]}" >/dev/null
 # Debian's package starts redis-server where systemd runs; tests start their own

@@ -25,7 +25,7 @@ const usage = `redis-guardian keeps Redis writable and healthy through persisten
 
 Usage:
   redis-guardian run          [-c PATH] [--addr ADDR] [--interval DUR] [--state-dir DIR] [--dry-run]
-                              [--metrics-listen ADDR] [--log-level LEVEL] [--log-format auto|journal|console|json]
+                              [--metrics-listen HOST:PORT] [--log-format auto|journal|console|json] [--log-level LEVEL]
   redis-guardian check        [-c PATH] [--addr ADDR] [--format text|json] [--timeout DUR]
   redis-guardian check-config [-c PATH]
   redis-guardian restore      [-c PATH] [--addr ADDR] [--state-dir DIR]
@@ -34,9 +34,11 @@ Usage:
 Configuration is read from ` + config.DefaultPath + ` unless -c is given; with no
 file and no --addr, it watches ` + config.DefaultAddr + `.
 
-run: SIGHUP reloads the configuration (a bad file keeps the running one); SIGTERM
-stops, keeping in the ledger only a change whose reason persists. restore undoes
-every change in the ledger (default state dir /var/lib/redis-guardian).
+run speaks sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING) under systemd,
+reloads its configuration on SIGHUP, and stops on SIGTERM or SIGINT (a second
+signal exits at once). restore undoes every change in the ledger (default state
+dir /var/lib/redis-guardian).
+
 check exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check could not run).
 Run "redis-guardian COMMAND -h" for a command's flags; see also redis-guardian(1).
 `

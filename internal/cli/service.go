@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -207,6 +208,7 @@ func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
 			return err
 		}
 	}
+	s.warnOrphanLedgers()
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
@@ -223,6 +225,30 @@ func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
 		case <-reload:
 			s.reload(ctx)
 		}
+	}
+}
+
+// warnOrphanLedgers names held changes of instances no longer configured: nothing
+// reconciles them, so an operator must restore them (add the instance back and run
+// `redis-guardian restore`) or decide they are gone.
+func (s *service) warnOrphanLedgers() {
+	if s.cfg.Mode == config.ModeDryRun {
+		return
+	}
+	paths, err := filepath.Glob(filepath.Join(s.cfg.StateDir, "*.ledger.json"))
+	if err != nil {
+		return
+	}
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".ledger.json")
+		s.mu.Lock()
+		_, ok := s.insts[name]
+		s.mu.Unlock()
+		if ok {
+			continue
+		}
+		s.log.Warn("a ledger of held changes belongs to an instance that is not in the configuration: nothing will restore them; add the instance back and run redis-guardian restore, or remove the file once the settings are checked",
+			zap.String("ledger", p), zap.String("instance_unconfigured", name))
 	}
 }
 

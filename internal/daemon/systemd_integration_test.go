@@ -163,12 +163,20 @@ func TestNotifyReloadAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	cfg, state := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "state")
 	writeConfig(t, cfg, state, "", [2]string{"a", a.Socket})
+	// A ledger left by an instance removed while the guardian was stopped.
+	if err := os.MkdirAll(state, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "gone.ledger.json"), []byte(`{"changes":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	p := startBinaryEnv(t, []string{"NOTIFY_SOCKET=" + ns.Path, "WATCHDOG_USEC=900000"},
 		"-c", cfg, "--interval", "200ms", "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", port))
 	ready := ns.WaitFor(t, 0, "READY", "1", waitLong)
+	p.waitOutput(regexp.MustCompile(`not in the configuration.*"instance_unconfigured": "gone"`))
 	if st := ns.All()[ready].Fields["STATUS"]; !strings.HasPrefix(st, "1 instance: a") {
 		t.Errorf("STATUS with READY = %q, want it to start with %q", st, "1 instance: a")
 	}
