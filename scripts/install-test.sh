@@ -398,6 +398,13 @@ if ns sh -c 'ls /var/lib/redis-guardian/*.ledger.json /var/lib/redis-guardian/*/
 [ -f "$cfg" ] || fail "removal (not purge) deleted the config"
 ok "ledger empty, config kept"
 ns chown redis:redis /var/lib/redis
+
+say "reinstall after removal (config-files state): enabled and started again"
+ns apt-get install -y /root/new.deb </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "apt-get install ./new.deb (reinstall) failed"; }
+[ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "$unit is not enabled again after the reinstall"
+[ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the reinstall"
+[ "$(md5sum <"$cfg")" = "$sum" ] || fail "the reinstall changed config.yaml"
+ok "enabled, active, config.yaml still the admin's"
 guardian_ok=1
 
 say "purge"

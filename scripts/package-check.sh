@@ -113,6 +113,16 @@ done <"$tmp/catalog.ids"
 ids=$(wc -l <"$tmp/catalog.ids")
 echo "journal catalog: all $ids entries indexed by journalctl --update-catalog"
 
+# The sysusers.d entry creates the redis user on a system that has none yet.
+mkdir -p "$tmp/sysroot/etc"
+: >"$tmp/sysroot/etc/passwd"
+: >"$tmp/sysroot/etc/group"
+systemd-sysusers --root="$tmp/sysroot" "$tmp/root/usr/lib/sysusers.d/redis-guardian.conf" ||
+	fail "systemd-sysusers rejected usr/lib/sysusers.d/redis-guardian.conf"
+grep -q '^redis:x:[0-9]*:[0-9]*:Redis:/var/lib/redis:/usr/sbin/nologin$' "$tmp/sysroot/etc/passwd" ||
+	fail "sysusers.d did not create the redis user: $(cat "$tmp/sysroot/etc/passwd")"
+echo "sysusers.d: creates $(grep '^redis:' "$tmp/sysroot/etc/passwd")"
+
 step "systemd-analyze verify (any warning fails)"
 # The units as installed, but with ExecStart pointing at the packaged binary (the
 # path must exist) and man pages looked up in the package (Documentation=man:...).
