@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the built packages and the systemd units without installing anything:
-# dpkg-deb -I/-c, lintian (errors fail), rpm -qip/-qlp/--scripts, shellcheck on the
-# maintainer scripts, systemd-analyze verify on both units (any warning fails) and
-# systemd-analyze security --offline (the exposure must match README.md).
+# dpkg-deb -I/-c (contents, conffiles), lintian (errors fail), rpm -qip/-qlp/--scripts
+# (contents, %config(noreplace)), shellcheck on the maintainer scripts, the packaged
+# binary, config, man page, journal catalog and sysusers.d entry, systemd-analyze
+# verify on both units (any warning fails) and systemd-analyze security --offline
+# (the exposure must match README.md).
 # Usage: scripts/package-check.sh DEB RPM   (make package-check builds and runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
