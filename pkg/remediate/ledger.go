@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -147,6 +148,27 @@ func sorted(m map[string]Change) []Change {
 
 // flush writes the ledger: temp file, fsync, rename, fsync of the directory. An
 // empty ledger is removed, so a clean state dir means nothing is held.
+// matchDirOwner gives a ledger written by root (`sudo redis-guardian restore`,
+// the package's removal script) the owner of the state dir, so the service, which
+// runs as that user, can still read and rewrite it afterwards.
+func matchDirOwner(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("stat state dir: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("give the ledger the state dir's owner: %w", err)
+	}
+	return nil
+}
+
 func (l *FileLedger) flush() error {
 	dir := filepath.Dir(l.path)
 	if len(l.changes) == 0 {
@@ -164,6 +186,10 @@ func (l *FileLedger) flush() error {
 		return fmt.Errorf("create ledger temp file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := matchDirOwner(tmp, dir); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write ledger: %w", err)

@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
 )
 
 var when = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -271,5 +276,40 @@ func TestMemLedger(t *testing.T) {
 	}
 	if diff := cmp.Diff([]Change{rw}, l.All()); diff != "" {
 		t.Errorf("All after Remove (-want +got):\n%s", diff)
+	}
+}
+
+// TestFileLedgerWrittenByRootKeepsTheDirOwner: root running `restore` must not
+// leave a ledger the service user (the state dir's owner) can no longer read.
+func TestFileLedgerWrittenByRootKeepsTheDirOwner(t *testing.T) {
+	t.Parallel()
+	testredis.RequireRoot(t)
+	u, err := user.Lookup("redis")
+	if err != nil {
+		t.Fatalf("the redis user (installed with redis-server): %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenFileLedger(dir, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(Change{Setting: "stop-writes-on-bgsave-error", Original: "yes", Value: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(LedgerPath(dir, "main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("ledger owned by %d:%d, want the state dir's %d:%d", st.Uid, st.Gid, uid, gid)
 	}
 }
