@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/pprofserver"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -39,6 +40,7 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&c.stateDir, "state-dir", "", "where the ledger of held changes is kept (default /var/lib/redis-guardian)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report everything, change nothing")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof-listen", "", "serve /debug/pprof/ on this address, e.g. 127.0.0.1:6060 (default off; never the metrics port)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err, 2)
 	}
@@ -85,6 +87,14 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 	defer closeAll()
 	log.Info("started", zap.String("event", "started"), zap.String("version", Version), zap.Int("instances", len(insts)),
 		zap.String("mode", string(cfg.Mode)), zap.Duration("interval", cfg.Interval), zap.String("state_dir", cfg.StateDir))
+	if *pprofAddr != "" {
+		// A profiling aid must not take the guardian down: its failure is only logged.
+		go func() {
+			if err := pprofserver.Serve(ctx, *pprofAddr, log.Named("pprof")); err != nil {
+				log.Error("pprof server failed", zap.Error(err))
+			}
+		}()
+	}
 	if err := daemon.RunAll(ctx, insts); err != nil {
 		log.Error("stopped with an error", zap.Error(err))
 		return 1
