@@ -3,9 +3,10 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/redis-guardian/redis-guardian/internal/cli.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench
+.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench bench-smoke bench-go-before
 
 all: build
 
@@ -35,6 +36,32 @@ tidy-check:
 
 demo: build deps
 	@scripts/demo.sh $(BIN)
+
+# bench measures the guardian's cost and its time to a writable Redis against real
+# redis-servers and real faults (root, like the tests) and rewrites docs/benchmarks.md
+# and its plot. About 15 minutes; figures are medians over repeats, comparisons are
+# measured side by side. docs/bench/go-before.txt holds the Go benchmarks of the code
+# before the performance fixes (make bench-go-before regenerates it from git).
+bench: build deps
+	@mkdir -p dist/bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pkg/... | tee dist/bench/go.txt
+	$(GO) run $(BENCHSTAT) docs/bench/go-before.txt dist/bench/go.txt > dist/bench/benchstat.txt
+	$(GO) run ./tools/bench -guardian $(BIN) -gobench dist/bench/go.txt -benchstat dist/bench/benchstat.txt \
+		-out docs/benchmarks.md -plot docs/benchmarks-rejected-writes.png
+
+# bench-smoke is what CI runs: every measurement once and short, no timed assertions;
+# it proves the bench machinery works end to end and writes to dist/bench, not docs/.
+bench-smoke: build deps
+	@mkdir -p dist/bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100x ./pkg/... > dist/bench/go-smoke.txt
+	$(GO) run ./tools/bench -quick -guardian $(BIN) -gobench dist/bench/go-smoke.txt \
+		-out dist/bench/benchmarks.md -plot dist/bench/benchmarks-rejected-writes.png
+
+BEFORE_REV := 1e10873
+bench-go-before:
+	rm -rf dist/before && mkdir -p dist/before
+	git archive $(BEFORE_REV) | tar -x -C dist/before
+	cd dist/before && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./pkg/... > $(CURDIR)/docs/bench/go-before.txt
 
 clean:
 	rm -rf bin dist

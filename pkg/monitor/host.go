@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shirou/gopsutil/v4/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -285,19 +284,16 @@ func readDirReading(ctx context.Context, path string, cred *ProcStatus, owner fu
 	if !fi.IsDir() {
 		return d, fmt.Errorf("%s is not a directory", path)
 	}
-	u, err := disk.UsageWithContext(ctx, path)
-	if err != nil {
-		return d, fmt.Errorf("disk usage of %s: %w", path, err)
-	}
-	d.Known = true
-	d.Total, d.Free, d.UsedPercent = u.Total, u.Free, u.UsedPercent
-	d.InodesTotal, d.InodesFree = u.InodesTotal, u.InodesFree
-
+	// One statfs gives usage and the read-only flag (gopsutil's disk.Usage did a
+	// second one, and allocated, for the same numbers).
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(path, &sfs); err != nil {
-		d.WritableReason = fmt.Sprintf("cannot statfs %s: %v", path, err)
-		return d, fmt.Errorf("statfs %s: %w", path, err)
+		return d, fmt.Errorf("disk usage of %s: statfs: %w", path, err)
 	}
+	d.Known = true
+	d.Total, d.Free, d.UsedPercent = statfsUsage(sfs)
+	d.InodesTotal, d.InodesFree = sfs.Files, sfs.Ffree
+
 	readOnly := sfs.Flags&unix.ST_RDONLY != 0
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -307,6 +303,20 @@ func readDirReading(ctx context.Context, path string, cred *ProcStatus, owner fu
 	perm := dirPerm{path: path, uid: int(st.Uid), gid: int(st.Gid), mode: fi.Mode(), owner: owner(int(st.Uid), int(st.Gid))}
 	d.Writable, d.WritableReason = dirWritable(perm, cred, readOnly)
 	return d, nil
+}
+
+// statfsUsage returns the size and the space free to unprivileged users, and the
+// used percentage as df shows it: used / (used + available), so the blocks reserved
+// for root count neither as free nor as used.
+func statfsUsage(s unix.Statfs_t) (total, free uint64, usedPercent float64) {
+	bsize := uint64(s.Bsize)
+	total = s.Blocks * bsize
+	free = s.Bavail * bsize
+	used := (s.Blocks - s.Bfree) * bsize
+	if used+free > 0 {
+		usedPercent = float64(used) / float64(used+free) * 100
+	}
+	return total, free, usedPercent
 }
 
 // dirPerm is what writability depends on, apart from the process.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // hostFixture returns the text of testdata/host/<name>.
@@ -323,5 +324,18 @@ func TestParseMeminfo(t *testing.T) {
 		if _, err := ParseMeminfo(bad); err == nil {
 			t.Errorf("ParseMeminfo(%q) = nil error, want one", bad)
 		}
+	}
+}
+
+func TestStatfsUsage(t *testing.T) {
+	t.Parallel()
+	// 100 blocks of 4 KiB, 30 free of which 10 reserved for root: df shows 70 used
+	// of 90 usable, 77.8%.
+	total, free, pct := statfsUsage(unix.Statfs_t{Bsize: 4096, Blocks: 100, Bfree: 30, Bavail: 20})
+	if total != 100*4096 || free != 20*4096 || pct < 77.7 || pct > 77.8 {
+		t.Errorf("statfsUsage = %d, %d, %.2f; want %d, %d, 77.78", total, free, pct, 100*4096, 20*4096)
+	}
+	if _, _, pct := statfsUsage(unix.Statfs_t{Bsize: 4096}); pct != 0 {
+		t.Errorf("statfsUsage(empty fs) percent = %v, want 0", pct)
 	}
 }

@@ -223,6 +223,10 @@ func (t *tailer) poll(ctx context.Context) {
 			t.off = 0
 			t.resetLine()
 		}
+		if st.Size() == t.off {
+			// Nothing appended: the usual poll, and a read would only return EOF.
+			return
+		}
 		if err := t.readToEOF(ctx, -1, false); err != nil {
 			t.fail(err)
 		}
