@@ -94,7 +94,7 @@ func (g *inproc) stop() error {
 		select {
 		case err = <-g.done:
 		case <-time.After(15 * time.Second):
-			err = errors.New("Run did not return within 15s of cancel")
+			err = errors.New("guardian loop did not return within 15s of cancel")
 		}
 	})
 	return err

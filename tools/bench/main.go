@@ -36,7 +36,7 @@ type params struct {
 
 var (
 	fullParams = params{
-		costRounds: 6, costRequests: 1_000_000,
+		costRounds: 10, costRequests: 1_000_000,
 		rtWindow:  20 * time.Second,
 		resWindow: 20 * time.Second, resRepeats: 3,
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
