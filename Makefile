@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench bench-smoke bench-go-before
+.PHONY: all build test lint vet staticcheck tidy-check demo deps clean bench bench-smoke
 
 all: build
 
@@ -39,14 +39,15 @@ demo: build deps
 
 # bench measures the guardian's cost and its time to a writable Redis against real
 # redis-servers and real faults (root, like the tests) and rewrites docs/benchmarks.md
-# and its plot. About 15 minutes; figures are medians over repeats, comparisons are
-# measured side by side. docs/bench/go-before.txt holds the Go benchmarks of the code
-# before the performance fixes (make bench-go-before regenerates it from git).
+# and its plot (about 15 minutes). Figures are medians over repeats, comparisons are
+# measured side by side. The Go benchmarks run alternately against BEFORE_REV, the
+# code before the performance fixes of issue 6, for the before/after table.
+BEFORE_REV := 1e10873
 bench: build deps
 	@mkdir -p dist/bench
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pkg/... | tee dist/bench/go.txt
-	$(GO) run $(BENCHSTAT) docs/bench/go-before.txt dist/bench/go.txt > dist/bench/benchstat.txt
-	$(GO) run ./tools/bench -guardian $(BIN) -gobench dist/bench/go.txt -benchstat dist/bench/benchstat.txt \
+	scripts/bench-ab.sh $(BEFORE_REV) dist/bench/ab 6
+	$(GO) run $(BENCHSTAT) before=dist/bench/ab/before.txt after=dist/bench/ab/after.txt > dist/bench/benchstat.txt
+	$(GO) run ./tools/bench -guardian $(BIN) -gobench dist/bench/ab/after.txt -benchstat dist/bench/benchstat.txt \
 		-out docs/benchmarks.md -plot docs/benchmarks-rejected-writes.png
 
 # bench-smoke is what CI runs: every measurement once and short, no timed assertions;
@@ -56,12 +57,6 @@ bench-smoke: build deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100x ./pkg/... > dist/bench/go-smoke.txt
 	$(GO) run ./tools/bench -quick -guardian $(BIN) -gobench dist/bench/go-smoke.txt \
 		-out dist/bench/benchmarks.md -plot dist/bench/benchmarks-rejected-writes.png
-
-BEFORE_REV := 1e10873
-bench-go-before:
-	rm -rf dist/before && mkdir -p dist/before
-	git archive $(BEFORE_REV) | tar -x -C dist/before
-	cd dist/before && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./pkg/... > $(CURDIR)/docs/bench/go-before.txt
 
 clean:
 	rm -rf bin dist

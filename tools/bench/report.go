@@ -106,7 +106,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 	p("`go test -run '^$' -bench . -benchmem ./pkg/...`: ParseInfo and ParseLogLine on fixtures from real servers, Diagnose/Decide (pure), and one full `Collector.Snapshot` and `HostSource.Read` against a real redis-server.\n\n")
 	if benchstat != "" {
 		if s, err := os.ReadFile(benchstat); err == nil {
-			p("Before (commit 1e10873: the benchmarks, without the fixes) vs after the fixes of issue 6, benchstat over 6 runs each:\n\n```\n%s\n```\n\n", strings.TrimSpace(string(s)))
+			p("Before (commit 1e10873: the benchmarks without the fixes) and after the fixes of issue 6, test binaries of both run alternately in the same session (`scripts/bench-ab.sh`), 6 runs each, compared by benchstat:\n\n```\n%s\n```\n\n", strings.TrimSpace(string(s)))
 		}
 	}
 	if goBench != "" {
