@@ -124,6 +124,22 @@ func (g *inproc) applied() (time.Time, string, bool) {
 	return time.Time{}, "", false
 }
 
+// raised returns the time of the first finding_raised for one of ids, if any.
+func (g *inproc) raised(ids ...string) (time.Time, bool) {
+	for _, e := range g.logs.All() {
+		m := e.ContextMap()
+		if m["event"] != daemon.EventFindingRaised {
+			continue
+		}
+		for _, id := range ids {
+			if m["finding"] == id {
+				return e.Time, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
 // binGuardian is the real binary, optionally under /usr/bin/time -v.
 type binGuardian struct {
 	cmd      *exec.Cmd

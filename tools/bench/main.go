@@ -36,13 +36,13 @@ type params struct {
 
 var (
 	fullParams = params{
-		costRounds: 10, costRequests: 1_000_000,
+		costRounds: 20, costRequests: 500_000,
 		rtWindow:  20 * time.Second,
 		resWindow: 20 * time.Second, resRepeats: 3,
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
 	}
 	quickParams = params{
-		costRounds: 1, costRequests: 100_000,
+		costRounds: 2, costRequests: 100_000,
 		rtWindow:  2 * time.Second,
 		resWindow: 2 * time.Second, resRepeats: 1,
 		writableReps: 1, noGuardianReps: 1, noGuardianHold: time.Second, predictReps: 1,

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
@@ -50,28 +51,39 @@ func redisBenchmark(sock string, n int) (map[string]float64, error) {
 
 // measureCost alternates "no guardian" and "guardian at 100 ms" against the same
 // server, swapping the order each round so drift in the machine's load cancels out.
+// One guardian process runs throughout; "no guardian" is that process frozen with
+// SIGSTOP (it sends nothing and takes no CPU), so rounds can be short and many
+// without paying for start-ups.
 func measureCost(t *benchT, bin string, rounds, n int) []costRound {
 	srv := testredis.Start(t, testredis.Options{NoSave: true})
 	// Warm up: the first run pays for allocating the keyspace.
 	if _, err := redisBenchmark(srv.Socket, n); err != nil {
 		t.Fatalf("%v", err)
 	}
+	g := startBinary(t, bin, []string{srv.Socket}, 100*time.Millisecond, false)
+	// Registered after startBinary's cleanup, so it runs first: a stopped process
+	// would not act on SIGTERM.
+	t.Cleanup(func() { _ = syscall.Kill(g.pid, syscall.SIGCONT) })
+	time.Sleep(time.Second) // past start-up and the first CONFIG GET
 	var out []costRound
 	for i := range rounds {
 		var r costRound
 		withGuardian := func() {
-			g := startBinary(t, bin, []string{srv.Socket}, 100*time.Millisecond, false)
-			time.Sleep(500 * time.Millisecond) // past start-up and the first CONFIG GET
+			if err := syscall.Kill(g.pid, syscall.SIGCONT); err != nil {
+				t.Fatalf("SIGCONT guardian: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond) // a few ticks in before measuring
 			res, err := redisBenchmark(srv.Socket, n)
 			if err != nil {
 				t.Fatalf("%v", err)
 			}
-			if err := g.stop(); err != nil {
-				t.Fatalf("guardian exited with %v", err)
-			}
 			r.with = res
 		}
 		without := func() {
+			if err := syscall.Kill(g.pid, syscall.SIGSTOP); err != nil {
+				t.Fatalf("SIGSTOP guardian: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond)
 			res, err := redisBenchmark(srv.Socket, n)
 			if err != nil {
 				t.Fatalf("%v", err)
@@ -88,6 +100,12 @@ func measureCost(t *benchT, bin string, rounds, n int) []costRound {
 		t.Logf("cost round %d: without %v with %v", i, r.without, r.with)
 		out = append(out, r)
 	}
+	if err := syscall.Kill(g.pid, syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT guardian: %v", err)
+	}
+	if err := g.stop(); err != nil {
+		t.Fatalf("guardian exited with %v", err)
+	}
 	return out
 }
 
@@ -98,6 +116,7 @@ type roundTrips struct {
 	window            time.Duration
 	ticks             int64
 	calls             map[string]int64 // command -> calls by the guardian
+	usec              map[string]int64 // command -> Redis main-thread microseconds
 }
 
 func measureRoundTrips(t *benchT, interval, refresh, window time.Duration) roundTrips {
@@ -117,23 +136,34 @@ func measureRoundTrips(t *benchT, interval, refresh, window time.Duration) round
 	if err != nil {
 		t.Fatalf("INFO commandstats: %v", err)
 	}
-	calls := map[string]int64{}
+	calls, usec := map[string]int64{}, map[string]int64{}
 	for _, line := range strings.Split(raw, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok || !strings.HasPrefix(k, "cmdstat_") {
 			continue
 		}
-		n, _ := strings.CutPrefix(v, "calls=")
-		n, _, _ = strings.Cut(n, ",")
-		cnt, _ := strconv.ParseInt(n, 10, 64)
-		calls[strings.TrimPrefix(k, "cmdstat_")] = cnt
+		name := strings.TrimPrefix(k, "cmdstat_")
+		for _, kv := range strings.Split(v, ",") {
+			f, val, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(val, 10, 64)
+			switch f {
+			case "calls":
+				calls[name] = n
+			case "usec":
+				usec[name] = n
+			}
+		}
 	}
+	// CONFIG RESETSTAT is the driver's, not the guardian's.
+	delete(calls, "config|resetstat")
+	delete(usec, "config|resetstat")
 	// This INFO itself is counted; CONFIG RESETSTAT ran before the reset took hold.
+	// (Its usec are not known apart; the guardian's INFO calls dominate the sum.)
 	calls["info"]--
 	if calls["info"] == 0 {
 		delete(calls, "info")
 	}
-	return roundTrips{interval: interval, refresh: refresh, window: window, ticks: ticks, calls: calls}
+	return roundTrips{interval: interval, refresh: refresh, window: window, ticks: ticks, calls: calls, usec: usec}
 }
 
 // resourceRun is figure 3: the binary's CPU and peak RSS watching n instances.

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/png"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -66,6 +67,9 @@ func writePlot(path string, series []plotSeries, from, to time.Duration) error {
 			bh := min(n, 50) * (base - top - 16) / 50
 			fill(img, image.Rect(x0, base-bh, x1, base), s.color)
 		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create plot dir: %w", err)
 	}
 	f, err := os.Create(path)
 	if err != nil {

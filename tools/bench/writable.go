@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"syscall"
@@ -93,6 +94,7 @@ type window struct {
 	rejected      int           // writes rejected from the first reject to the first accept
 	toWritable    time.Duration // first rejected write to the first accepted one after it
 	predicted     bool          // the guardian toggled before any write was rejected
+	detection     time.Duration // first rejected write to the guardian's MISCONF finding; -1 if none
 	rejectOffsets []time.Duration
 }
 
@@ -216,6 +218,12 @@ func writableRun(t *benchT, f fault, mode string, noGuardianHold time.Duration) 
 	}
 	w := startWriter(t, srv)
 	w.waitOK(t, 50, 10*time.Second)
+	if g != nil {
+		// A random phase against the guardian's tick: otherwise every run would
+		// inject at the same moment after a tick and a detection delay that is
+		// uniform over the interval would look constant.
+		time.Sleep(rand.N(time.Second))
+	}
 
 	inject := time.Now()
 	var lift func()
@@ -267,6 +275,12 @@ func writableRun(t *benchT, f fault, mode string, noGuardianHold time.Duration) 
 	w.stop()
 	lift()
 	res, _ := w.result(inject)
+	res.detection = -1
+	if g != nil && len(res.rejectOffsets) > 0 {
+		if at, ok := g.raised(policy.IDMisconfRDB, policy.IDBgsaveFailed); ok {
+			res.detection = at.Sub(inject.Add(res.rejectOffsets[0]))
+		}
+	}
 	if g != nil {
 		if at, reason, ok := g.applied(); ok && reason == policy.IDSnapshotWontFit && (len(res.rejectOffsets) == 0 || at.Before(inject.Add(res.rejectOffsets[0]))) {
 			res.predicted = true
