@@ -108,8 +108,16 @@ func (g *inproc) waitTicks(t *benchT, n int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("guardian completed %d ticks, want %d within 20s", g.ticks.Load(), n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
+}
+
+// nextTick waits for the next tick to complete and returns the tick count.
+func (g *inproc) nextTick(t *benchT) int64 {
+	t.Helper()
+	n := g.ticks.Load()
+	g.waitTicks(t, n+1)
+	return g.ticks.Load()
 }
 
 // applied returns the time of the first remedy_applied for stop-writes, if any.

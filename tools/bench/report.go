@@ -205,9 +205,17 @@ func (r *report) summary(p func(string, ...any)) {
 			continue
 		}
 		d := durations(ws)
+		extra := ""
+		if n := predicted(ws); n > 0 {
+			extra = fmt.Sprintf("; %d more run(s) predicted, 0 rejected", n)
+		}
+		if len(d) == 0 {
+			p("| 4 | Time to writable, %s, log follower | p50 <= 50 ms, p99 <= 250 ms | no rejected write in any run%s | yes |\n", f.name, extra)
+			continue
+		}
 		p50, p99 := percentile(d, 50), percentile(d, 99)
-		p("| 4 | Time to writable, %s, log follower (n=%d) | p50 <= 50 ms, p99 <= 250 ms | p50 %s, p99 %s | %s |\n",
-			f.name, len(ws), fmtDur(p50), fmtDur(p99), met(p50 <= 50*time.Millisecond && p99 <= 250*time.Millisecond))
+		p("| 4 | Time to writable, %s, log follower (n=%d%s) | p50 <= 50 ms, p99 <= 250 ms | p50 %s, p99 %s | %s |\n",
+			f.name, len(d), extra, fmtDur(p50), fmtDur(p99), met(p50 <= 50*time.Millisecond && p99 <= 250*time.Millisecond))
 	}
 	if ws := r.writable[writableKey{"disk_full", modePredict}]; len(ws) > 0 {
 		rej := 0
@@ -251,12 +259,26 @@ func (r *report) redisBusy(rt roundTrips) float64 {
 	return float64(sum(rt.usec)) / float64(rt.window.Microseconds())
 }
 
+// durations are the times to writable of the runs that had rejected writes; runs
+// where the guardian acted first (predicted) are counted apart.
 func durations(ws []window) []time.Duration {
 	var d []time.Duration
 	for _, w := range ws {
-		d = append(d, w.toWritable)
+		if !w.predicted || w.rejected > 0 {
+			d = append(d, w.toWritable)
+		}
 	}
 	return d
+}
+
+func predicted(ws []window) int {
+	n := 0
+	for _, w := range ws {
+		if w.predicted && w.rejected == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -302,7 +324,7 @@ func (r *report) costSection(p func(string, ...any)) {
 
 func (r *report) rtSection(p func(string, ...any)) {
 	p("## 2. Round trips per tick\n\n")
-	p("Method: the guardian wired as `run` wires it, in the driver's process so its completed ticks can be counted (`Instance.Ticked`). After two ticks, `CONFIG RESETSTAT`; after the window, `INFO commandstats` (its own call subtracted). Every command the server saw in the window is listed.\n\n")
+	p("Method: the guardian wired as `run` wires it, in the driver's process so its completed ticks can be counted (`Instance.Ticked`). After two ticks, `CONFIG RESETSTAT`; after the window, `INFO commandstats` (Redis counts a command after it ran, so that INFO is not in its own reply). Reset and read happen right after a tick completed, so no tick straddles the window's ends. Every command the server saw in the window is listed.\n\n")
 	p("| Interval | CONFIG refresh | Window | Ticks | Commands seen | Per tick | Redis main-thread time for them |\n|---|---|---|---|---|---|---|\n")
 	for _, rt := range r.rt {
 		total := int64(0)
@@ -349,7 +371,7 @@ func (r *report) writableSection(p func(string, ...any)) {
 	p("## 4. Time to writable under real faults\n\n")
 	p("Method: a fresh redis-server per run (`save 900 1`), a writer doing one SET per millisecond, each tried once, recording every outcome's time. The fault is injected (fork failure: RLIMIT_NPROC=1 + BGSAVE; disk full: 256k tmpfs filled + BGSAVE; permission denied: data dir chowned to root + BGSAVE; child killed: slow child + SIGKILL). Time to writable is from the first rejected write to the first accepted one after it; rejected is the count in between. Guardian modes run the daemon loop in-process with the shipped defaults at interval 1 s: *with the log follower* (Redis logs to a file) and *no log line* (Redis logs to stdout, so only the next tick's INFO shows the failure). *No guardian*: the fault lasts %s, then it is lifted and an operator's BGSAVE clears the error (Redis's own retry would wait for the save point, up to 900 s). *Disk full predicted*: the disk fills up, the driver waits for the guardian's tick to act on `snapshot_wont_fit`, then the save fails. Runs are interleaved across modes.\n\n",
 		r.params.noGuardianHold)
-	p("| Fault | Mode | Runs | Time to writable p50 | p99 | max | Rejected writes (median, max) |\n|---|---|---|---|---|---|---|\n")
+	p("| Fault | Mode | Runs | Predicted (0 rejected) | Time to writable p50 | p99 | max | Rejected writes (median, max) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, f := range faults {
 		for _, mode := range []string{modeFollower, modeNoLog, modeNone, modePredict} {
 			ws := r.writable[writableKey{f.name, mode}]
@@ -361,7 +383,11 @@ func (r *report) writableSection(p func(string, ...any)) {
 			for _, w := range ws {
 				rej = append(rej, float64(w.rejected))
 			}
-			p("| %s | %s | %d | %s | %s | %s | %.0f, %.0f |\n", f.name, mode, len(ws), fmtDur(percentile(d, 50)), fmtDur(percentile(d, 99)), fmtDur(slices.Max(d)), median(rej), slices.Max(rej))
+			if len(d) == 0 {
+				p("| %s | %s | %d | %d | - | - | - | %.0f, %.0f |\n", f.name, mode, len(ws), predicted(ws), median(rej), slices.Max(rej))
+				continue
+			}
+			p("| %s | %s | %d | %d | %s | %s | %s | %.0f, %.0f |\n", f.name, mode, len(ws), predicted(ws), fmtDur(percentile(d, 50)), fmtDur(percentile(d, 99)), fmtDur(slices.Max(d)), median(rej), slices.Max(rej))
 		}
 	}
 	p("\np99 is the nearest-rank percentile: with this many runs it is the worst run.\n\n")

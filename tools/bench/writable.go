@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -180,6 +181,12 @@ var faults = []fault{
 	},
 }
 
+// saveFailed reports whether the last save failed and none is running.
+func saveFailed(c *redis.Client) bool {
+	raw, err := c.Info(context.Background(), "persistence").Result()
+	return err == nil && strings.Contains(raw, "rdb_last_bgsave_status:err") && strings.Contains(raw, "rdb_bgsave_in_progress:0")
+}
+
 func saveOnce(t *benchT, srv *testredis.Server, c *redis.Client) {
 	t.Helper()
 	if err := c.BgSave(context.Background()).Err(); err != nil {
@@ -260,6 +267,13 @@ func writableRun(t *benchT, f fault, mode string, noGuardianHold time.Duration) 
 		for {
 			if res, ok := w.result(inject); ok && res.toWritable > 0 {
 				break
+			}
+			if _, rej := w.counts(); rej == 0 && g != nil && saveFailed(c) {
+				if _, _, ok := g.applied(); ok {
+					// The guardian acted before the failed save could reject
+					// anything (it saw the disk fill up): zero rejected.
+					break
+				}
 			}
 			if time.Now().After(deadline) {
 				_, rej := w.counts()
