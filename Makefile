@@ -47,7 +47,8 @@ bench: build deps
 	@mkdir -p dist/bench
 	scripts/bench-ab.sh $(BEFORE_REV) dist/bench/ab 6
 	$(GO) run $(BENCHSTAT) before=dist/bench/ab/before.txt after=dist/bench/ab/after.txt > dist/bench/benchstat.txt
-	$(GO) run ./tools/bench -guardian $(BIN) -gobench dist/bench/ab/after.txt -benchstat dist/bench/benchstat.txt \
+	$(GO) run ./tools/bench -guardian $(BIN) -guardian-before dist/bench/ab/redis-guardian-before \
+		-gobench dist/bench/ab/after.txt -benchstat dist/bench/benchstat.txt \
 		-out docs/benchmarks.md -plot docs/benchmarks-rejected-writes.png
 
 # bench-smoke is what CI runs: every measurement once and short, no timed assertions;

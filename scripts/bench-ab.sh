@@ -3,7 +3,7 @@
 # pkg/monitor and pkg/policy at REV (the code before the performance fixes) and at the
 # work tree, then runs them alternately, COUNT times each and the order swapped every
 # round, so a busy spell on a shared machine hits both sides alike. Writes
-# OUT/before.txt and OUT/after.txt for benchstat.
+# OUT/before.txt and OUT/after.txt for benchstat, and builds OUT/redis-guardian-before.
 #   usage: scripts/bench-ab.sh REV OUT [COUNT]
 set -euo pipefail
 rev=${1:?usage: bench-ab.sh REV OUT [COUNT]}
@@ -14,6 +14,8 @@ pkgs=(monitor policy)
 rm -rf "$out/before-src"
 mkdir -p "$out/before-src"
 git archive "$rev" | tar -x -C "$out/before-src"
+# The binary too, for the CPU/RSS comparison of tools/bench -guardian-before.
+(cd "$out/before-src" && "$go" build -trimpath -o "$out/redis-guardian-before" ./cmd/redis-guardian)
 for p in "${pkgs[@]}"; do
   (cd "$out/before-src" && "$go" test -c -o "$out/before-$p.test" "./pkg/$p")
   "$go" test -c -o "$out/after-$p.test" "./pkg/$p"

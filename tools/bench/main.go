@@ -57,6 +57,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "smoke mode: each measurement once and short (CI)")
 	bin := fs.String("guardian", "bin/redis-guardian", "the redis-guardian binary to measure")
+	before := fs.String("guardian-before", "", "a binary of the code before the performance fixes, measured alternately for CPU and RSS")
 	out := fs.String("out", "docs/benchmarks.md", "where to write the report")
 	plot := fs.String("plot", "", "where to write the PNG plot (default: beside -out)")
 	goBench := fs.String("gobench", "", "go test -bench output to include")
@@ -76,7 +77,7 @@ func run(args []string) int {
 	if *quick {
 		p = quickParams
 	}
-	r := &report{quick: *quick, params: p, started: time.Now(), bin: *bin, plotPath: *plot}
+	r := &report{quick: *quick, params: p, started: time.Now(), bin: *bin, before: *before, plotPath: *plot}
 	var errs []error
 	step := func(name string, fn func(t *benchT)) {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", name)
@@ -95,7 +96,7 @@ func run(args []string) int {
 		r.rt = append(r.rt, measureRoundTrips(t, time.Second, time.Minute, p.rtWindow))
 		r.rt = append(r.rt, measureRoundTrips(t, 100*time.Millisecond, p.rtWindow/4, p.rtWindow))
 	})
-	step("guardian cpu and rss", func(t *benchT) { r.res = measureAllResources(t, *bin, p) })
+	step("guardian cpu and rss", func(t *benchT) { r.res = measureAllResources(t, *bin, *before, p) })
 	step("time to writable", func(t *benchT) { r.writable = measureWritable(t, p, *verbose) })
 
 	if err := r.writePlot(); err != nil {
@@ -112,7 +113,7 @@ func run(args []string) int {
 	return 0
 }
 
-func measureAllResources(t *benchT, bin string, p params) []resourceRun {
+func measureAllResources(t *benchT, bin, before string, p params) []resourceRun {
 	var socks []string
 	for range 16 {
 		socks = append(socks, testredis.Start(t, testredis.Options{}).Socket)
@@ -131,6 +132,12 @@ func measureAllResources(t *benchT, bin string, p params) []resourceRun {
 			rr := measureResources(t, bin, socks[:c.n], c.interval, p.resWindow)
 			t.Logf("resources %d x %s: cpu %.2f%% rss %d KiB", c.n, c.interval, rr.cpuPct, rr.maxRSSKiB)
 			out = append(out, rr)
+			if before != "" {
+				// Side by side with the code before the fixes, same servers.
+				rb := measureResources(t, before, socks[:c.n], c.interval, p.resWindow)
+				rb.before = true
+				out = append(out, rb)
+			}
 		}
 	}
 	return out

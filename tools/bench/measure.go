@@ -172,6 +172,7 @@ type resourceRun struct {
 	cpuPct    float64 // steady state, % of one core
 	totalPct  float64 // whole run incl. start-up, from /usr/bin/time
 	maxRSSKiB int64
+	before    bool // measured with the binary of the code before the fixes
 }
 
 func measureResources(t *benchT, bin string, sockets []string, interval, window time.Duration) resourceRun {

@@ -17,6 +17,7 @@ type report struct {
 	params   params
 	started  time.Time
 	bin      string
+	before   string
 	plotPath string
 	failures []string
 
@@ -291,9 +292,13 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (r *report) resMedian(n int, iv time.Duration) resourceRun {
+	return r.resMedianOf(n, iv, false)
+}
+
+func (r *report) resMedianOf(n int, iv time.Duration, before bool) resourceRun {
 	var cpu, tot, rss []float64
 	for _, x := range r.res {
-		if x.instances == n && x.interval == iv {
+		if x.instances == n && x.interval == iv && x.before == before {
 			cpu = append(cpu, x.cpuPct)
 			tot = append(tot, x.totalPct)
 			rss = append(rss, float64(x.maxRSSKiB))
@@ -358,11 +363,31 @@ func (r *report) resSection(p func(string, ...any)) {
 		}
 		var samples []string
 		for _, x := range r.res {
-			if x.instances == c.n && x.interval == c.iv {
+			if x.instances == c.n && x.interval == c.iv && !x.before {
 				samples = append(samples, fmt.Sprintf("%.2f", x.cpuPct))
 			}
 		}
 		p("| %d | %s | %.2f%% | %.2f%% | %.1f MiB | %s |\n", c.n, c.iv, m.cpuPct, m.totalPct, float64(m.maxRSSKiB)/1024, strings.Join(samples, ", "))
+	}
+	p("\n")
+	if r.before == "" {
+		return
+	}
+	p("Before and after the fixes of issue 6: the binary of commit 1e10873 (before) run alternately with this one (after), same servers, same windows.\n\n")
+	p("| Instances | Interval | Steady CPU before | after | after/before | Peak RSS before | after |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range []struct {
+		n  int
+		iv time.Duration
+	}{{1, time.Second}, {16, time.Second}, {1, 100 * time.Millisecond}, {16, 100 * time.Millisecond}} {
+		a, b := r.resMedianOf(c.n, c.iv, false), r.resMedianOf(c.n, c.iv, true)
+		if a.instances == 0 || b.instances == 0 {
+			continue
+		}
+		ratio := "-"
+		if b.cpuPct > 0 {
+			ratio = fmt.Sprintf("%.2f", a.cpuPct/b.cpuPct)
+		}
+		p("| %d | %s | %.2f%% | %.2f%% | %s | %.1f MiB | %.1f MiB |\n", c.n, c.iv, b.cpuPct, a.cpuPct, ratio, float64(b.maxRSSKiB)/1024, float64(a.maxRSSKiB)/1024)
 	}
 	p("\n")
 }
