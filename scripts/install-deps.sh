@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redis-guardian's tests and demo need, when it is missing: a real
 # redis-server and redis-tools (redis-cli, redis-benchmark), and util-linux's
-# setpriv/prlimit that the fault injection uses. Debian/Ubuntu, as root.
+# setpriv/prlimit that the fault injection uses, and GNU time for make bench. Debian/Ubuntu, as root.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -15,6 +15,8 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v journalctl >/dev/null || need+=(systemd)
 # promtool checks and unit-tests the shipped alerting rules.
 command -v promtool >/dev/null || need+=(prometheus)
+# make bench: peak RSS and CPU of the guardian come from GNU time -v.
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

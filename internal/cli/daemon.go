@@ -16,6 +16,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/internal/notify"
+	"github.com/redis-guardian/redis-guardian/internal/pprofserver"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -29,6 +30,7 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 	metricsListen := fs.String("metrics-listen", "", "host:port for /metrics, /-/healthy and /-/ready; \"\" disables (default from the config, "+config.DefaultMetricsListen+")")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", logAuto, "auto (journal under systemd, console otherwise), journal, console or json")
+	pprofAddr := fs.String("pprof-listen", "", "serve /debug/pprof/ on this address, e.g. 127.0.0.1:6060 (default off; never the metrics port)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err, 2)
 	}
@@ -101,6 +103,15 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 			return 1
 		}
 		g.Go(func() error { return metrics.Serve(gctx, ln, m.Handler(svc, log.Named("metrics"))) })
+	}
+	if *pprofAddr != "" {
+		// A profiling aid must not take the guardian down: its failure is only logged.
+		g.Go(func() error {
+			if err := pprofserver.Serve(gctx, *pprofAddr, log.Named("pprof")); err != nil {
+				log.Error("pprof server failed", zap.Error(err))
+			}
+			return nil
+		})
 	}
 	g.Go(func() error {
 		err := svc.run(gctx, reload)

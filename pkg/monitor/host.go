@@ -12,10 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
-	"github.com/shirou/gopsutil/v4/common"
-	"github.com/shirou/gopsutil/v4/disk"
-	"github.com/shirou/gopsutil/v4/mem"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,18 +33,27 @@ type HostTarget struct {
 type HostOptions struct {
 	ProcRoot string // default "/proc"
 	SysRoot  string // default "/sys"
+	// CacheTTL is how long readings that change rarely are kept (see
+	// DefaultHostCacheTTL, the default); a negative value reads everything every time.
+	CacheTTL time.Duration
 }
 
-// HostSource reads the facts of the host a local Redis runs on. It holds no state
-// between reads, so one HostSource may serve every instance.
+// HostSource reads the facts of the host a local Redis runs on. Its only state is a
+// cache of readings that change rarely, safe for concurrent use, so one HostSource
+// may serve every instance (and shares that cache between them).
 type HostSource struct {
 	procRoot string
 	sysRoot  string
+	cache    *ttlCache
 }
 
 // NewHostSource returns a HostSource reading from opts' roots.
 func NewHostSource(opts HostOptions) *HostSource {
-	h := &HostSource{procRoot: opts.ProcRoot, sysRoot: opts.SysRoot}
+	ttl := opts.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultHostCacheTTL
+	}
+	h := &HostSource{procRoot: opts.ProcRoot, sysRoot: opts.SysRoot, cache: &ttlCache{ttl: ttl, now: time.Now}}
 	if h.procRoot == "" {
 		h.procRoot = "/proc"
 	}
@@ -102,9 +109,15 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		r.ProcRSS = st.VmRSS
 		r.ProcSwap = st.VmSwap
 	}
-	if b, err := os.ReadFile(filepath.Join(pidDir, "smaps_rollup")); err != nil {
-		errf("smaps_rollup: %v", err)
-	} else if v, err := ParseSmapsRollup(string(b)); err != nil {
+	// smaps_rollup makes the kernel walk every mapping of the process (half of a
+	// tick's cost when read each time); huge page use moves slowly, so it is cached.
+	if v, err := cached(h.cache, "smaps "+pidDir, func() (int64, error) {
+		b, err := os.ReadFile(filepath.Join(pidDir, "smaps_rollup"))
+		if err != nil {
+			return -1, err
+		}
+		return ParseSmapsRollup(string(b))
+	}); err != nil {
 		errf("smaps_rollup: %v", err)
 	} else {
 		r.ProcAnonHugePages = v
@@ -138,7 +151,7 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 	}
 	if dir != "" {
 		var err error
-		r.DataDir, err = readDirReading(ctx, dir, cred)
+		r.DataDir, err = readDirReading(ctx, dir, cred, h.ownerName)
 		if err != nil {
 			errf("data dir: %v", err)
 		}
@@ -148,7 +161,7 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		p := filepath.Join(dir, t.AOFDirName)
 		if _, err := os.Stat(p); err == nil {
 			aofDir = p
-			r.AOFDir, err = readDirReading(ctx, p, cred)
+			r.AOFDir, err = readDirReading(ctx, p, cred, h.ownerName)
 			if err != nil {
 				errf("aof dir: %v", err)
 			}
@@ -178,32 +191,37 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		return r
 	}
 
-	// Memory. Swap comes from meminfo too (not SwapMemory, which uses sysinfo(2)
-	// and so ignores ProcRoot, and reads all of /proc/vmstat for counters not used).
-	gctx := context.WithValue(ctx, common.EnvKey, common.EnvMap{
-		common.HostProcEnvKey: h.procRoot,
-		common.HostSysEnvKey:  h.sysRoot,
-	})
-	if vm, err := mem.VirtualMemoryWithContext(gctx); err != nil {
+	// Memory, read every tick: available memory decides fork headroom. Swap comes
+	// from meminfo too. Parsed here rather than by gopsutil's VirtualMemory, which
+	// split every line of the file into fresh strings (two thirds of a tick's
+	// allocations) for four numbers.
+	if b, err := os.ReadFile(filepath.Join(h.procRoot, "meminfo")); err != nil {
+		errf("memory: %v", err)
+	} else if m, err := ParseMeminfo(string(b)); err != nil {
 		errf("memory: %v", err)
 	} else {
-		r.MemTotal = vm.Total
-		r.MemAvailable = vm.Available
-		r.SwapTotal = vm.SwapTotal
-		r.SwapFree = vm.SwapFree
+		r.MemTotal, r.MemAvailable, r.SwapTotal, r.SwapFree = m.MemTotal, m.MemAvailable, m.SwapTotal, m.SwapFree
 	}
 
-	// Kernel settings.
-	if b, err := os.ReadFile(filepath.Join(h.procRoot, "sys", "vm", "overcommit_memory")); err != nil {
-		errf("overcommit: %v", err)
-	} else if v, err := ParseOvercommit(string(b)); err != nil {
+	// Kernel settings: changed by an operator now and then, so cached.
+	if v, err := cached(h.cache, "overcommit", func() (int, error) {
+		b, err := os.ReadFile(filepath.Join(h.procRoot, "sys", "vm", "overcommit_memory"))
+		if err != nil {
+			return -1, err
+		}
+		return ParseOvercommit(string(b))
+	}); err != nil {
 		errf("overcommit: %v", err)
 	} else {
 		r.Overcommit = v
 	}
-	if b, err := os.ReadFile(filepath.Join(h.sysRoot, "kernel", "mm", "transparent_hugepage", "enabled")); err != nil {
-		errf("thp: %v", err)
-	} else if v, err := ParseTHP(string(b)); err != nil {
+	if v, err := cached(h.cache, "thp", func() (string, error) {
+		b, err := os.ReadFile(filepath.Join(h.sysRoot, "kernel", "mm", "transparent_hugepage", "enabled"))
+		if err != nil {
+			return "", err
+		}
+		return ParseTHP(string(b))
+	}); err != nil {
 		errf("thp: %v", err)
 	} else {
 		r.THP = v
@@ -257,7 +275,7 @@ func isRedisName(s string) bool {
 
 // readDirReading reads the disk usage and writability of a directory. A DirReading with
 // Known=false comes back with the error.
-func readDirReading(ctx context.Context, path string, cred *ProcStatus) (DirReading, error) {
+func readDirReading(ctx context.Context, path string, cred *ProcStatus, owner func(uid, gid int) string) (DirReading, error) {
 	d := DirReading{Path: path}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -266,28 +284,39 @@ func readDirReading(ctx context.Context, path string, cred *ProcStatus) (DirRead
 	if !fi.IsDir() {
 		return d, fmt.Errorf("%s is not a directory", path)
 	}
-	u, err := disk.UsageWithContext(ctx, path)
-	if err != nil {
-		return d, fmt.Errorf("disk usage of %s: %w", path, err)
-	}
-	d.Known = true
-	d.Total, d.Free, d.UsedPercent = u.Total, u.Free, u.UsedPercent
-	d.InodesTotal, d.InodesFree = u.InodesTotal, u.InodesFree
-
+	// One statfs gives usage and the read-only flag (gopsutil's disk.Usage did a
+	// second one, and allocated, for the same numbers).
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(path, &sfs); err != nil {
-		d.WritableReason = fmt.Sprintf("cannot statfs %s: %v", path, err)
-		return d, fmt.Errorf("statfs %s: %w", path, err)
+		return d, fmt.Errorf("disk usage of %s: statfs: %w", path, err)
 	}
+	d.Known = true
+	d.Total, d.Free, d.UsedPercent = statfsUsage(sfs)
+	d.InodesTotal, d.InodesFree = sfs.Files, sfs.Ffree
+
 	readOnly := sfs.Flags&unix.ST_RDONLY != 0
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		d.WritableReason = "owner of " + path + " unknown"
 		return d, nil
 	}
-	perm := dirPerm{path: path, uid: int(st.Uid), gid: int(st.Gid), mode: fi.Mode()}
+	perm := dirPerm{path: path, uid: int(st.Uid), gid: int(st.Gid), mode: fi.Mode(), owner: owner(int(st.Uid), int(st.Gid))}
 	d.Writable, d.WritableReason = dirWritable(perm, cred, readOnly)
 	return d, nil
+}
+
+// statfsUsage returns the size and the space free to unprivileged users, and the
+// used percentage as df shows it: used / (used + available), so the blocks reserved
+// for root count neither as free nor as used.
+func statfsUsage(s unix.Statfs_t) (total, free uint64, usedPercent float64) {
+	bsize := uint64(s.Bsize)
+	total = s.Blocks * bsize
+	free = s.Bavail * bsize
+	used := (s.Blocks - s.Bfree) * bsize
+	if used+free > 0 {
+		usedPercent = float64(used) / float64(used+free) * 100
+	}
+	return total, free, usedPercent
 }
 
 // dirPerm is what writability depends on, apart from the process.
@@ -295,6 +324,8 @@ type dirPerm struct {
 	path     string
 	uid, gid int
 	mode     fs.FileMode
+	// owner is "user:group" by name; empty means look the names up.
+	owner string
 }
 
 // dirWritable decides whether a process with cred may create files in a directory.
@@ -304,7 +335,10 @@ type dirPerm struct {
 // root's, and does not check the parents: Redis chdir()s into dir at start-up and
 // writes relative names, so the parents' modes no longer matter to it.
 func dirWritable(d dirPerm, cred *ProcStatus, readOnly bool) (Tri, string) {
-	owner := idName(d.uid, true) + ":" + idName(d.gid, false)
+	owner := d.owner
+	if owner == "" {
+		owner = ownerName(d.uid, d.gid)
+	}
 	desc := fmt.Sprintf("dir %s is owned by %s mode %04o", d.path, owner, d.mode.Perm())
 	if readOnly {
 		return No, desc + " on a read-only filesystem"
@@ -335,6 +369,20 @@ func dirWritable(d dirPerm, cred *ProcStatus, readOnly bool) (Tri, string) {
 	return No, desc + "; " + who + ", which may not create files there"
 }
 
+// ownerName is "user:group" by name where known.
+func ownerName(uid, gid int) string {
+	return idName(uid, true) + ":" + idName(gid, false)
+}
+
+// ownerName is the cached ownerName: looking names up parses /etc/passwd and
+// /etc/group (or asks NSS) on every call.
+func (h *HostSource) ownerName(uid, gid int) string {
+	s, _ := cached(h.cache, "owner "+strconv.Itoa(uid)+":"+strconv.Itoa(gid), func() (string, error) {
+		return ownerName(uid, gid), nil
+	})
+	return s
+}
+
 // idName shows a uid or gid by name when the host's user database knows it. Redis
 // and the guardian share that database when Redis is local.
 func idName(id int, isUser bool) string {
@@ -363,53 +411,28 @@ func joinIDs(v []int) string {
 // the smallest memory.max from there up to the root: any ancestor's limit caps
 // the whole subtree.
 func (h *HostSource) readCgroup(pidDir string) (CgroupReading, error) {
-	var c CgroupReading
-	b, err := os.ReadFile(filepath.Join(pidDir, "cgroup"))
-	if err != nil {
-		return c, fmt.Errorf("read process cgroup: %w", err)
-	}
-	p, err := ParseCgroup(string(b))
+	// Where the process's memory accounting lives only changes when Redis is moved
+	// to another cgroup: resolving it is cached, reading the counters is not.
+	cg, err := cached(h.cache, "cgroup "+pidDir, func() (cgroupLevels, error) { return h.resolveCgroup(pidDir) })
+	c := CgroupReading{Path: cg.path}
 	if err != nil {
 		return c, err
 	}
-	c.Path = p
-	// Inside a cgroup namespace, a cgroup outside it shows as "/../x"; joining that
-	// would leave the mount.
-	if slices.Contains(strings.Split(p, "/"), "..") {
-		return c, fmt.Errorf("cgroup %s is outside this cgroup namespace", p)
+	if len(cg.levels) == 0 {
+		// The root cgroup has no memory files and no limit.
+		c.Known = true
+		return c, nil
 	}
-	mount := filepath.Join(h.sysRoot, "fs", "cgroup")
-	var levels []string // from the process's cgroup up to the root
-	for rel := filepath.Clean(p); ; rel = filepath.Dir(rel) {
-		levels = append(levels, filepath.Join(mount, rel))
-		if rel == "/" {
-			break
-		}
-	}
-	start := -1
-	for i, l := range levels {
-		if _, err := os.Stat(filepath.Join(l, "memory.current")); err == nil {
-			start = i
-			break
-		}
-	}
-	if start < 0 {
-		if p == "/" {
-			// The root cgroup has no memory files and no limit.
-			c.Known = true
-			return c, nil
-		}
-		return c, fmt.Errorf("no memory controller for cgroup %s under %s", p, mount)
-	}
+	levels := cg.levels
 	var errs []error
-	b, err = os.ReadFile(filepath.Join(levels[start], "memory.current"))
+	b, err := os.ReadFile(filepath.Join(levels[0], "memory.current"))
 	if err == nil {
 		c.MemoryCurrent, err = ParseCgroupMemoryCurrent(string(b))
 	}
 	if err != nil {
 		errs = append(errs, err)
 	}
-	b, err = os.ReadFile(filepath.Join(levels[start], "memory.events"))
+	b, err = os.ReadFile(filepath.Join(levels[0], "memory.events"))
 	if err == nil {
 		var ev map[string]uint64
 		if ev, err = ParseCgroupMemoryEvents(string(b)); err == nil {
@@ -419,7 +442,7 @@ func (h *HostSource) readCgroup(pidDir string) (CgroupReading, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, l := range levels[start:] {
+	for _, l := range levels {
 		b, err := os.ReadFile(filepath.Join(l, "memory.max"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // the root, or a level without the controller
@@ -438,4 +461,48 @@ func (h *HostSource) readCgroup(pidDir string) (CgroupReading, error) {
 	}
 	c.Known = len(errs) == 0
 	return c, errors.Join(errs...)
+}
+
+// cgroupLevels is a process's cgroup v2 path and the directories whose memory files
+// apply to it: the nearest with memory.current first, then its ancestors up to the
+// root. No levels (and no error) means the root cgroup.
+type cgroupLevels struct {
+	path   string
+	levels []string
+}
+
+func (h *HostSource) resolveCgroup(pidDir string) (cgroupLevels, error) {
+	var cg cgroupLevels
+	b, err := os.ReadFile(filepath.Join(pidDir, "cgroup"))
+	if err != nil {
+		return cg, fmt.Errorf("read process cgroup: %w", err)
+	}
+	p, err := ParseCgroup(string(b))
+	if err != nil {
+		return cg, err
+	}
+	cg.path = p
+	// Inside a cgroup namespace, a cgroup outside it shows as "/../x"; joining that
+	// would leave the mount.
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return cg, fmt.Errorf("cgroup %s is outside this cgroup namespace", p)
+	}
+	mount := filepath.Join(h.sysRoot, "fs", "cgroup")
+	var levels []string // from the process's cgroup up to the root
+	for rel := filepath.Clean(p); ; rel = filepath.Dir(rel) {
+		levels = append(levels, filepath.Join(mount, rel))
+		if rel == "/" {
+			break
+		}
+	}
+	for i, l := range levels {
+		if _, err := os.Stat(filepath.Join(l, "memory.current")); err == nil {
+			cg.levels = levels[i:]
+			return cg, nil
+		}
+	}
+	if p == "/" {
+		return cg, nil
+	}
+	return cg, fmt.Errorf("no memory controller for cgroup %s under %s", p, mount)
 }

@@ -592,3 +592,39 @@ func TestHostSourceRealRedis(t *testing.T) {
 		// Shutdown kills the child and removes its temp file.
 	})
 }
+
+// TestHostSourceCache: settings that change rarely are read once per TTL (the cost
+// that made the tick slow), what decides a remedy now is read every time, and a
+// negative CacheTTL turns the cache off.
+func TestHostSourceCache(t *testing.T) {
+	t.Parallel()
+	f := newFakeHost(t)
+	cachedSrc := f.source()
+	uncached := NewHostSource(HostOptions{ProcRoot: f.proc, SysRoot: f.sys, CacheTTL: -1})
+	before := cachedSrc.Read(context.Background(), f.target())
+	if before.Overcommit != 1 {
+		t.Fatalf("Overcommit = %d before the change, want the fixture's 1", before.Overcommit)
+	}
+	hostWriteFile(t, filepath.Join(f.proc, "sys/vm/overcommit_memory"), "2\n")
+	hostWriteFile(t, f.procFile("status"), strings.Replace(readFile(t, f.procFile("status")), "VmRSS:\t    6516 kB", "VmRSS:\t    9999 kB", 1))
+
+	got := cachedSrc.Read(context.Background(), f.target())
+	if got.Overcommit != 1 {
+		t.Errorf("cached Overcommit = %d right after the change, want 1 until the TTL passes", got.Overcommit)
+	}
+	if got.ProcRSS != 9999*1024 {
+		t.Errorf("ProcRSS = %d, want %d: process memory is read every time", got.ProcRSS, 9999*1024)
+	}
+	if got := uncached.Read(context.Background(), f.target()); got.Overcommit != 2 {
+		t.Errorf("uncached Overcommit = %d, want the new 2", got.Overcommit)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -305,3 +305,54 @@ func parseDecimal(s string) (int, bool) {
 	}
 	return int(v), true
 }
+
+// Meminfo is what the guardian reads of /proc/meminfo, in bytes.
+type Meminfo struct {
+	MemTotal, MemAvailable, SwapTotal, SwapFree uint64
+}
+
+// ParseMeminfo reads MemTotal, MemAvailable, SwapTotal and SwapFree from
+// /proc/meminfo. Kernels before 3.14 have no MemAvailable: it is then estimated as
+// MemFree + Buffers + Cached, what those kernels' free(1) showed as available.
+func ParseMeminfo(s string) (Meminfo, error) {
+	var m Meminfo
+	var free, buffers, cached uint64
+	var haveTotal, haveAvail bool
+	for line := range strings.Lines(s) {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch key {
+		case "MemTotal":
+			dst, haveTotal = &m.MemTotal, true
+		case "MemAvailable":
+			dst, haveAvail = &m.MemAvailable, true
+		case "SwapTotal":
+			dst = &m.SwapTotal
+		case "SwapFree":
+			dst = &m.SwapFree
+		case "MemFree":
+			dst = &free
+		case "Buffers":
+			dst = &buffers
+		case "Cached":
+			dst = &cached
+		default:
+			continue
+		}
+		v, err := parseKB(val)
+		if err != nil {
+			return Meminfo{}, fmt.Errorf("parse meminfo %s: %w", key, err)
+		}
+		*dst = uint64(v)
+	}
+	if !haveTotal {
+		return Meminfo{}, errors.New("parse meminfo: no MemTotal line")
+	}
+	if !haveAvail {
+		m.MemAvailable = free + buffers + cached
+	}
+	return m, nil
+}

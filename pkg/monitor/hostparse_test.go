@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // hostFixture returns the text of testdata/host/<name>.
@@ -300,5 +301,41 @@ func TestParseTempFileName(t *testing.T) {
 				t.Errorf("ParseTempFileName(%q) mismatch (-want +got):\n%s", tt.name, diff)
 			}
 		})
+	}
+}
+
+func TestParseMeminfo(t *testing.T) {
+	t.Parallel()
+	got, err := ParseMeminfo(hostFixture(t, "meminfo"))
+	if err != nil {
+		t.Fatalf("ParseMeminfo(fixture): %v", err)
+	}
+	want := Meminfo{MemTotal: 24684092 * 1024, MemAvailable: 24267344 * 1024, SwapTotal: 2097152 * 1024, SwapFree: 1048576 * 1024}
+	if got != want {
+		t.Errorf("ParseMeminfo(fixture) = %+v, want %+v", got, want)
+	}
+	// A pre-3.14 kernel: no MemAvailable, estimated from free + buffers + cache.
+	old := "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n"
+	got, err = ParseMeminfo(old)
+	if err != nil || got.MemAvailable != 420*1024 || got.MemTotal != 1000*1024 {
+		t.Errorf("ParseMeminfo(old kernel) = %+v, %v; want MemAvailable %d", got, err, 420*1024)
+	}
+	for _, bad := range []string{"", "MemFree: 1 kB\n", "MemTotal: x kB\n", "MemTotal: 5 MB\n"} {
+		if _, err := ParseMeminfo(bad); err == nil {
+			t.Errorf("ParseMeminfo(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+func TestStatfsUsage(t *testing.T) {
+	t.Parallel()
+	// 100 blocks of 4 KiB, 30 free of which 10 reserved for root: df shows 70 used
+	// of 90 usable, 77.8%.
+	total, free, pct := statfsUsage(unix.Statfs_t{Bsize: 4096, Blocks: 100, Bfree: 30, Bavail: 20})
+	if total != 100*4096 || free != 20*4096 || pct < 77.7 || pct > 77.8 {
+		t.Errorf("statfsUsage = %d, %d, %.2f; want %d, %d, 77.78", total, free, pct, 100*4096, 20*4096)
+	}
+	if _, _, pct := statfsUsage(unix.Statfs_t{Bsize: 4096}); pct != 0 {
+		t.Errorf("statfsUsage(empty fs) percent = %v, want 0", pct)
 	}
 }

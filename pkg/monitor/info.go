@@ -100,7 +100,7 @@ func (i *Info) ForkChildRunning() bool {
 func ParseInfo(s string) Info {
 	var in Info
 	in.ServerName = "redis"
-	section := ""
+	keyspace := false
 	for len(s) > 0 {
 		var line string
 		line, s, _ = strings.Cut(s, "\n")
@@ -109,8 +109,10 @@ func ParseInfo(s string) Info {
 			continue
 		}
 		if line[0] == '#' {
-			section = strings.ToLower(strings.TrimSpace(line[1:]))
-			if section == "errorstats" {
+			// EqualFold rather than ToLower: no string per section header per tick.
+			section := strings.TrimSpace(line[1:])
+			keyspace = strings.EqualFold(section, "keyspace")
+			if strings.EqualFold(section, "errorstats") {
 				in.HasErrorstats = true
 			}
 			continue
@@ -119,7 +121,7 @@ func ParseInfo(s string) Info {
 		if !ok {
 			continue
 		}
-		if section == "keyspace" || strings.HasPrefix(k, "db") && strings.Contains(v, "keys=") {
+		if keyspace || strings.HasPrefix(k, "db") && strings.Contains(v, "keys=") {
 			keys, expires := parseKeyspace(v)
 			in.Keys += keys
 			in.Expires += expires

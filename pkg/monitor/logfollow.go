@@ -26,6 +26,10 @@ const (
 	// its cause. The parent reaps the child within a serverCron tick (100 ms at
 	// hz 10), so seconds are ample and do not join unrelated failures.
 	causeCarryWindow = 10 * time.Second
+	// logWatchFallback is how often a follower woken by inotify still polls: a
+	// watch can miss what happens on some file systems (FUSE, network), and then
+	// the follower is no slower than one tick at the default interval.
+	logWatchFallback = time.Second
 )
 
 // FollowerOptions configures a Follower.
@@ -35,7 +39,9 @@ type FollowerOptions struct {
 	// Backscan is how many bytes of the existing file's tail are read at start
 	// to learn recent causes; 0 starts at the end.
 	Backscan int64
-	// Poll is how often the file is checked; 0 means 100ms.
+	// Poll is how often the file is checked when inotify is unavailable; 0 means
+	// 100ms. With inotify, changes wake the follower at once and it polls every
+	// max(Poll, 1s) only in case an event was missed.
 	Poll time.Duration
 	// Location is Redis's time zone for line timestamps; nil means time.Local.
 	Location *time.Location
@@ -50,8 +56,9 @@ type FollowerOptions struct {
 // so a policy can name the cause of a failure Redis only reports in its log
 // (INFO says a BGSAVE failed, the log says "No space left on device").
 //
-// It polls with os.Stat and reads rather than using inotify: it needs no
-// dependency, works on any file system, and the poll interval bounds latency.
+// It reads with os.Stat and plain reads, woken by inotify on the log's directory
+// where that works (see logWatch) and polling otherwise: polling works on any file
+// system, inotify lets an idle follower sleep and sees a new line at once.
 type Follower struct {
 	opts FollowerOptions
 	wake chan struct{}
@@ -110,10 +117,39 @@ func (f *Follower) Run(ctx context.Context) error {
 	t := &tailer{f: f, buf: make([]byte, logReadChunk)}
 	defer t.close()
 
-	ticker := time.NewTicker(f.opts.Poll)
-	defer ticker.Stop()
+	// Where inotify works, changes wake the follower at once and the poll only
+	// runs as a fallback every logWatchFallback (or Poll, if longer), in case an
+	// event was missed; elsewhere it polls every Poll as before.
+	w, err := newLogWatch(f.opts.Path)
+	if err == nil {
+		defer func() {
+			if w != nil {
+				w.close()
+			}
+		}()
+	}
+	fallback := max(f.opts.Poll, logWatchFallback)
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 	for {
 		t.poll(ctx)
+		if w != nil {
+			if err := w.wait(ctx, fallback); err != nil {
+				w.close()
+				w = nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		if ticker == nil {
+			ticker = time.NewTicker(f.opts.Poll)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -223,6 +259,10 @@ func (t *tailer) poll(ctx context.Context) {
 			t.off = 0
 			t.resetLine()
 		}
+		if st.Size() == t.off {
+			// Nothing appended: the usual poll, and a read would only return EOF.
+			return
+		}
 		if err := t.readToEOF(ctx, -1, false); err != nil {
 			t.fail(err)
 		}
@@ -238,7 +278,13 @@ func (t *tailer) poll(ctx context.Context) {
 		t.fail(statErr)
 		return
 	}
-	t.open(ctx)
+	// Read the new file now: woken by inotify, there may be no further event
+	// (and so no further poll) for what is already in it.
+	if t.open(ctx) {
+		if err := t.readToEOF(ctx, -1, false); err != nil {
+			t.fail(err)
+		}
+	}
 }
 
 // fail closes the file, so the next poll starts over with open, and reports

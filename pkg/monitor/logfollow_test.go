@@ -1,7 +1,9 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // Lines as Redis 7.0 writes them; each is a different kind so tests can tell
@@ -532,5 +535,60 @@ func TestFollowerRunEmptyPath(t *testing.T) {
 	t.Parallel()
 	if err := NewFollower(FollowerOptions{}).Run(context.Background()); err == nil {
 		t.Error("Run with an empty path returned nil")
+	}
+}
+
+// TestFollowerRunInotify runs with a poll interval no test outlives, so only the
+// inotify watch can deliver: a new line, a rotation, and a busy neighbour file that
+// must not be mistaken for the log.
+func TestFollowerRunInotify(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "redis.log")
+	writeFile(t, path, lineFork)
+	f := runFollower(t, FollowerOptions{Path: path, Poll: time.Hour, Backscan: 4096})
+	// The backscan is the first poll, after the watch was set up.
+	eventually(t, "backscan", hasKind(f, LogForkFailed))
+	appendFile(t, filepath.Join(dir, "dump.rdb"), "not a log line\n")
+	appendFile(t, path, lineBgErr)
+	waitWake(t, f)
+	if _, ok := f.Reading().Last[LogBgsaveError]; !ok {
+		t.Errorf("no bgsave error after the wake-up: %+v", f.Reading().Last)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lineRDBErr)
+	eventually(t, "line in the new file", hasKind(f, LogRDBWriteError))
+}
+
+func TestLogWatchRelevant(t *testing.T) {
+	t.Parallel()
+	ev := func(mask uint32, name string) []byte {
+		n := (len(name) + 1 + 15) / 16 * 16 // NUL-padded like the kernel
+		b := make([]byte, unix.SizeofInotifyEvent+n)
+		binary.NativeEndian.PutUint32(b[4:8], mask)
+		binary.NativeEndian.PutUint32(b[12:16], uint32(n))
+		copy(b[unix.SizeofInotifyEvent:], name)
+		return b
+	}
+	w := &logWatch{name: "redis.log"}
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"the log modified", ev(unix.IN_MODIFY, "redis.log"), true},
+		{"a neighbour modified", ev(unix.IN_MODIFY, "dump.rdb"), false},
+		{"neighbour then log", cat(ev(unix.IN_MODIFY, "dump.rdb"), ev(unix.IN_CREATE, "redis.log")), true},
+		{"similar name", ev(unix.IN_MODIFY, "redis.log.1"), false},
+		{"queue overflow", ev(unix.IN_Q_OVERFLOW, ""), true},
+		{"directory moved", ev(unix.IN_MOVE_SELF, ""), true},
+		{"torn batch", ev(unix.IN_MODIFY, "dump.rdb")[:unix.SizeofInotifyEvent+2], true},
+	} {
+		if got := w.relevant(tc.b); got != tc.want {
+			t.Errorf("%s: relevant = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestScenarioTurnsFatalIntoErrorAndCleansUp(t *testing.T) {
+	t.Parallel()
+	var order []string
+	err := scenario("s", false, func(bt *benchT) {
+		bt.Cleanup(func() { order = append(order, "first") })
+		bt.Cleanup(func() { order = append(order, "second") })
+		bt.Fatalf("boom %d", 1)
+		order = append(order, "after fatal")
+	})
+	if err == nil || !strings.Contains(err.Error(), "boom 1") {
+		t.Errorf("scenario error = %v, want one naming the Fatalf message", err)
+	}
+	if strings.Join(order, ",") != "second,first" {
+		t.Errorf("order = %v, want cleanups last-in first-out and nothing after Fatal", order)
+	}
+	if err := scenario("ok", false, func(*benchT) {}); err != nil {
+		t.Errorf("scenario without failure = %v", err)
+	}
+	if err := scenario("errorf", false, func(bt *benchT) { bt.Errorf("soft") }); err == nil {
+		t.Error("scenario with Errorf returned nil")
+	}
+}
+
+func TestMedianPercentile(t *testing.T) {
+	t.Parallel()
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median = %v, want 2.5", got)
+	}
+	d := []time.Duration{5, 1, 4, 2, 3}
+	if got := percentile(d, 50); got != 3 {
+		t.Errorf("p50 = %v, want 3", got)
+	}
+	if got := percentile(d, 99); got != 5 {
+		t.Errorf("p99 of 5 samples = %v, want the maximum 5", got)
+	}
+}
+
+func TestWindowResult(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	w := &writer{oks: []time.Time{ms(1), ms(2), ms(40), ms(41)}, rejects: []time.Time{ms(10), ms(11), ms(30)}}
+	res, ok := w.result(t0)
+	if !ok || res.rejected != 3 || res.toWritable != 30*time.Millisecond {
+		t.Errorf("result = %+v, %v; want 3 rejected and 30ms to writable", res, ok)
+	}
+	w = &writer{oks: []time.Time{ms(1)}, rejects: []time.Time{ms(10)}}
+	if _, ok := w.result(t0); ok {
+		t.Error("result reports writable with no accepted write after the reject")
+	}
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+)
+
+// inproc is one guardian instance run in the driver's process, wired as
+// `redis-guardian run` wires it (internal/cli buildInstances) with the shipped
+// defaults, plus a tick counter and the log entries, which the binary does not expose.
+type inproc struct {
+	ticks  atomic.Int64
+	logs   *observer.ObservedLogs
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+type inprocOpts struct {
+	interval      time.Duration
+	configRefresh time.Duration
+}
+
+func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
+	t.Helper()
+	if o.configRefresh == 0 {
+		o.configRefresh = time.Minute
+	}
+	timeout := max(o.interval, time.Second)
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	ro := monitor.RedisOptions{
+		Addr: srv.Socket, DialTimeout: min(2*time.Second, timeout), CommandTimeout: min(time.Second, timeout),
+		ConfigRefresh: o.configRefresh, ConfigCommand: "CONFIG",
+	}
+	client, err := monitor.NewRedisClient(ro)
+	if err != nil {
+		t.Fatalf("NewRedisClient: %v", err)
+	}
+	col := monitor.NewCollector(monitor.CollectorOptions{
+		Name: "bench", Addr: srv.Socket, Redis: monitor.NewRedisSource(client, ro),
+		Host: monitor.NewHostSource(monitor.HostOptions{}),
+	})
+	ledger, err := remediate.OpenFileLedger(t.TempDir(), "bench")
+	if err != nil {
+		t.Fatalf("OpenFileLedger: %v", err)
+	}
+	exec := &remediate.Executor{
+		Instance: "bench", Addr: srv.Socket, Client: client, ConfigCommand: "CONFIG",
+		Ledger: ledger, Log: log.Named("remediate"), Now: time.Now,
+	}
+	g := &inproc{logs: logs, done: make(chan error, 1)}
+	inst := &daemon.Instance{
+		Collector: col, Executor: exec, Thresholds: policy.DefaultThresholds(), Remedies: policy.DefaultRemedies(),
+		Ignore: map[string]bool{}, Interval: o.interval, Timeout: timeout, Log: log,
+		Report: func(daemon.TickReport) { g.ticks.Add(1) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { g.done <- inst.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := g.stop(); err != nil {
+			t.Errorf("guardian: %v", err)
+		}
+		_ = client.Close()
+	})
+	return g
+}
+
+func (g *inproc) stop() error {
+	var err error
+	g.once.Do(func() {
+		g.cancel()
+		select {
+		case err = <-g.done:
+		case <-time.After(15 * time.Second):
+			err = errors.New("guardian loop did not return within 15s of cancel")
+		}
+	})
+	return err
+}
+
+// waitTicks waits until n ticks have completed in all.
+func (g *inproc) waitTicks(t *benchT, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for g.ticks.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("guardian completed %d ticks, want %d within 20s", g.ticks.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// nextTick waits for the next tick to complete and returns the tick count.
+func (g *inproc) nextTick(t *benchT) int64 {
+	t.Helper()
+	n := g.ticks.Load()
+	g.waitTicks(t, n+1)
+	return g.ticks.Load()
+}
+
+// applied returns the time of the first remedy_applied for stop-writes, if any.
+func (g *inproc) applied() (time.Time, string, bool) {
+	for _, e := range g.logs.All() {
+		m := e.ContextMap()
+		if m["event"] == remediate.EventApplied && m["setting"] == policy.SettingStopWrites {
+			reason, _ := m["reason"].(string)
+			return e.Time, reason, true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+// raised returns the time of the first finding_raised for one of ids, if any.
+func (g *inproc) raised(ids ...string) (time.Time, bool) {
+	for _, e := range g.logs.All() {
+		m := e.ContextMap()
+		if m["event"] != daemon.EventFindingRaised {
+			continue
+		}
+		for _, id := range ids {
+			if m["finding"] == id {
+				return e.Time, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// binGuardian is the real binary, optionally under /usr/bin/time -v.
+type binGuardian struct {
+	cmd      *exec.Cmd
+	pid      int // the guardian's own pid (the child of time when timed)
+	timeOut  string
+	stderr   *os.File
+	stopped  bool
+	exitErr  error
+	waitDone chan struct{}
+}
+
+// writeConfig writes a config file watching the given sockets.
+func writeConfig(dir string, sockets []string, interval time.Duration) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval: %s\nmode: enforce\nstate_dir: %s\ninstances:\n", interval, filepath.Join(dir, "state"))
+	for i, s := range sockets {
+		fmt.Fprintf(&b, "  - name: i%d\n    addr: %s\n", i, s)
+	}
+	p := filepath.Join(dir, "guardian.yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		return "", fmt.Errorf("write guardian config: %w", err)
+	}
+	return p, nil
+}
+
+func startBinary(t *benchT, bin string, sockets []string, interval time.Duration, timed bool) *binGuardian {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := writeConfig(dir, sockets, interval)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	args := []string{bin, "run", "-c", cfg, "--log-level", "warn"}
+	g := &binGuardian{waitDone: make(chan struct{})}
+	if timed {
+		g.timeOut = filepath.Join(dir, "time.txt")
+		args = append([]string{"/usr/bin/time", "-v", "-o", g.timeOut}, args...)
+	}
+	g.stderr, err = os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatalf("create guardian log: %v", err)
+	}
+	g.cmd = exec.Command(args[0], args[1:]...)
+	g.cmd.Stdout, g.cmd.Stderr = g.stderr, g.stderr
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("start guardian: %v", err)
+	}
+	go func() { g.exitErr = g.cmd.Wait(); close(g.waitDone) }()
+	t.Cleanup(func() { _ = g.stop() })
+	g.pid = g.cmd.Process.Pid
+	if timed {
+		// time forks the guardian: signal and measure the guardian itself.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if kids := childPIDs(g.cmd.Process.Pid); len(kids) > 0 {
+				g.pid = kids[0]
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no guardian process under /usr/bin/time after 5s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return g
+}
+
+// stop sends SIGTERM (the guardian's final pass runs) and waits.
+func (g *binGuardian) stop() error {
+	if g.stopped {
+		return g.exitErr
+	}
+	g.stopped = true
+	_ = syscall.Kill(g.pid, syscall.SIGTERM)
+	select {
+	case <-g.waitDone:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(g.pid, syscall.SIGKILL)
+		<-g.waitDone
+		return errors.New("guardian did not stop within 15s of SIGTERM")
+	}
+	_ = g.stderr.Close()
+	return g.exitErr
+}
+
+// cpuTicks returns utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read stat of %d: %w", pid, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse stat of %d: no comm", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after comm: state(0) ... utime(11) stime(12).
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse stat of %d: %d fields", pid, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse stat of %d: %w", pid, err)
+	}
+	return u + st, nil
+}
+
+func childPIDs(ppid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", ppid, ppid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// timeReport reads the fields of /usr/bin/time -v the report uses.
+func timeReport(path string) (maxRSSKiB int64, userSys time.Duration, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read /usr/bin/time output: %w", err)
+	}
+	var user, sys float64
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "Maximum resident set size (kbytes)":
+			maxRSSKiB, _ = strconv.ParseInt(v, 10, 64)
+		case "User time (seconds)":
+			user, _ = strconv.ParseFloat(v, 64)
+		case "System time (seconds)":
+			sys, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if maxRSSKiB == 0 {
+		return 0, 0, fmt.Errorf("no maximum RSS in %s", path)
+	}
+	return maxRSSKiB, time.Duration((user + sys) * float64(time.Second)), nil
+}
