@@ -41,7 +41,7 @@ func (r *report) writePlot() error {
 		return fmt.Errorf("plot: no fork_failure runs to plot")
 	}
 	to := r.params.noGuardianHold + time.Second
-	return writePlot(r.plotPath, series, -250*time.Millisecond, to)
+	return writePlot(r.plotPath, "Rejected writes per 50 ms after a fork failure (one run each)", series, -250*time.Millisecond, to)
 }
 
 func cmdOut(name string, args ...string) string {
