@@ -196,7 +196,10 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 				t.Errorf("no successful BGSAVE retry by the guardian in the log:\n%s", g.dump())
 			}
 			misconf := g.entries(fieldsEq{"event": "finding_raised", "finding": policy.IDMisconfRDB})
-			predicted := f.predictive && applied.str("reason") == policy.IDSnapshotWontFit && held.Rejected == 0
+			// A toggle made on the prediction may still lose the race with the failing
+			// save by a write or two (the save fails within a millisecond of the
+			// reading): the guardian then never saw a MISCONF state to report.
+			predicted := f.predictive && applied.str("reason") == policy.IDSnapshotWontFit
 			if len(misconf) == 0 && !predicted {
 				t.Errorf("no finding_raised for %s:\n%s", policy.IDMisconfRDB, g.dump())
 			}
