@@ -147,6 +147,9 @@ func (s *service) stop(name string, restore bool) {
 	if !ok {
 		return
 	}
+	// Unregister first: a stopping loop's final pass and restore must not hold back
+	// the watchdog pings the other loops earn.
+	s.wd.Unregister(name)
 	r.cancel()
 	<-r.done
 	if restore {
@@ -158,7 +161,6 @@ func (s *service) stop(name string, restore bool) {
 		cancel()
 	}
 	r.closeFn()
-	s.wd.Unregister(name)
 	s.metrics.RemoveInstance(name)
 	s.mu.Lock()
 	delete(s.insts, name)
