@@ -25,7 +25,8 @@ const usage = `redis-guardian keeps Redis writable and healthy through persisten
 
 Usage:
   redis-guardian run          [-c PATH] [--addr ADDR] [--interval DUR] [--state-dir DIR] [--dry-run]
-                              [--metrics-listen HOST:PORT] [--log-format auto|journal|console|json] [--log-level LEVEL]
+                              [--metrics-listen HOST:PORT] [--pprof-listen HOST:PORT]
+                              [--log-format auto|journal|console|json] [--log-level LEVEL]
   redis-guardian check        [-c PATH] [--addr ADDR] [--format text|json] [--timeout DUR]
   redis-guardian check-config [-c PATH]
   redis-guardian restore      [-c PATH] [--addr ADDR] [--state-dir DIR]
