@@ -69,6 +69,8 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	exited := make(chan struct{}) // ends the signal handler when run returns
+	defer close(exited)
 	go func() {
 		for {
 			select {
@@ -83,13 +85,18 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 				log.Info("stopping", zap.String("event", eventStopping), zap.String("signal", sig.String()))
 				cancel()
 				// A second stop signal means "now": the operator does not want the final pass.
-				for sig := range sigs {
-					if sig != syscall.SIGHUP {
-						log.Warn("second signal, exiting at once", zap.String("signal", sig.String()))
-						os.Exit(1)
+				for {
+					select {
+					case sig := <-sigs:
+						if sig != syscall.SIGHUP {
+							log.Warn("second signal, exiting at once", zap.String("signal", sig.String()))
+							os.Exit(1)
+						}
+					case <-exited:
+						return
 					}
 				}
-			case <-ctx.Done():
+			case <-exited:
 				return
 			}
 		}
