@@ -43,19 +43,12 @@ type instState struct {
 	findings map[[2]string]bool
 }
 
-// remedyEvents are the executor events counted, each as its own _total counter.
-var remedyEvents = map[string]string{
-	remediate.EventApplied: "remedies_applied_total",
-	remediate.EventUndone:  "remedies_undone_total",
-	remediate.EventFailed:  "remedies_failed_total",
-	remediate.EventYielded: "remedies_yielded_total",
-}
-
-var remedyHelp = map[string]string{
-	remediate.EventApplied: "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy.",
-	remediate.EventUndone:  "Held settings the guardian restored, by remedy.",
-	remediate.EventFailed:  "Remedies that failed (ACL denied, renamed command, Redis gone), by remedy.",
-	remediate.EventYielded: "Held settings abandoned because someone else changed them, by remedy.",
+// remedyCounters are the executor events counted, each as its own _total counter.
+var remedyCounters = map[string]struct{ name, help string }{
+	remediate.EventApplied: {"remedies_applied_total", "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy."},
+	remediate.EventUndone:  {"remedies_undone_total", "Held settings the guardian restored, by remedy."},
+	remediate.EventFailed:  {"remedies_failed_total", "Remedies that failed (ACL denied, renamed command, Redis gone), by remedy."},
+	remediate.EventYielded: {"remedies_yielded_total", "Held settings abandoned because someone else changed them, by remedy."},
 }
 
 // New builds the metrics for a guardian of the given version.
@@ -87,8 +80,8 @@ func New(version string) *Metrics {
 			Help: "Redis instances being watched."}),
 		last: map[string]instState{},
 	}
-	for ev, name := range remedyEvents {
-		m.remedies[ev] = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: remedyHelp[ev]}, []string{"instance", "remedy"})
+	for ev, c := range remedyCounters {
+		m.remedies[ev] = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: c.name, Help: c.help}, []string{"instance", "remedy"})
 		m.Registry.MustRegister(m.remedies[ev])
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
