@@ -106,6 +106,42 @@ func scanTempDir(dir, procRoot string, match func(string) (TempFileKind, int, bo
 	return files, errors.Join(errs...)
 }
 
+// ErrNotTempFile means a path is not one of Redis's own temp files.
+var ErrNotTempFile = errors.New("not a Redis temp file")
+
+// StatTempFile identifies path again as ScanTempFiles did, for the re-check right
+// before a deletion: by its name (ParseTempFileName, or the AOF directory's
+// temp-<appendfilename>.incr/.manifest), as a regular file (Lstat, never following a
+// symlink), with its pid's liveness under procRoot. A file that is gone returns an
+// error matching fs.ErrNotExist; anything else that is not a temp file,
+// ErrNotTempFile.
+func StatTempFile(path, procRoot string) (TempFile, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	name := filepath.Base(path)
+	kind, pid, ok := ParseTempFileName(name)
+	if !ok && strings.HasPrefix(name, "temp-") && !strings.ContainsAny(name, "/\\\x00") {
+		switch {
+		case strings.HasSuffix(name, ".incr"):
+			kind, ok = TempAOFIncr, true
+		case strings.HasSuffix(name, ".manifest"):
+			kind, ok = TempAOFManifest, true
+		}
+	}
+	if !ok {
+		return TempFile{}, fmt.Errorf("%s: %w", path, ErrNotTempFile)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return TempFile{}, fmt.Errorf("stat temp file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return TempFile{}, fmt.Errorf("%s is not a regular file: %w", path, ErrNotTempFile)
+	}
+	return TempFile{Path: path, Kind: kind, Size: fi.Size(), ModTime: fi.ModTime(), PID: pid, PIDAlive: pidAlive(procRoot, pid)}, nil
+}
+
 // pidAlive tells whether a process with that pid exists in procRoot. A stat error
 // other than "not exist" leaves the answer Unknown, so nothing is deleted on a guess.
 func pidAlive(procRoot string, pid int) Tri {

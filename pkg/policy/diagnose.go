@@ -439,16 +439,25 @@ func (d *diag) tempFiles() {
 // to delete: no fork child runs, Redis is not loading, the pid in the name is dead,
 // and it is older than minAge.
 func StaleTemp(f monitor.TempFile, in monitor.Info, now time.Time, minAge time.Duration) bool {
-	if in.ForkChildRunning() || in.Loading || in.AsyncLoading {
-		return false
+	return TempNotStale(f, in, now, minAge) == ""
+}
+
+// TempNotStale says why f may not be deleted now, "" when it may: the rules of
+// StaleTemp, with the reason for the executor's refusal message.
+func TempNotStale(f monitor.TempFile, in monitor.Info, now time.Time, minAge time.Duration) string {
+	switch {
+	case in.ForkChildRunning() || in.Loading || in.AsyncLoading:
+		return "Redis has a fork child or is loading"
+	case f.PID != 0 && f.PIDAlive == monitor.Yes:
+		return fmt.Sprintf("pid %d is alive", f.PID)
+	case f.PID != 0 && f.PIDAlive != monitor.No:
+		return fmt.Sprintf("cannot tell whether pid %d is alive", f.PID)
+	case f.PID == 0 && (in.AOFRewriteScheduled || in.AOFRewriteInProgress):
+		return "an AOF rewrite is scheduled or running"
+	case minAge > 0 && now.Sub(f.ModTime) < minAge:
+		return fmt.Sprintf("it is younger than %s", minAge)
 	}
-	if f.PID != 0 && f.PIDAlive != monitor.No {
-		return false
-	}
-	if f.PID == 0 && (in.AOFRewriteScheduled || in.AOFRewriteInProgress) {
-		return false
-	}
-	return now.Sub(f.ModTime) >= minAge
+	return ""
 }
 
 func (d *diag) memory() {

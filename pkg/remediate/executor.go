@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -289,49 +288,35 @@ func (e *Executor) command(ctx context.Context, d policy.Decision, cmd string) e
 }
 
 // deleteTemp removes one of Redis's own temp files after checking, again and right
-// before the unlink, every rule that makes it safe: the name is Redis's, it is a
-// regular file, no fork child runs, Redis is not loading, and the pid is dead.
+// before the unlink, every rule that made it stale: the scan's identification
+// (monitor.StatTempFile: a Redis temp name, a regular file, its pid's liveness) and
+// the policy's rules on live INFO (policy.TempNotStale: no fork child, not loading,
+// no rewrite pending, the pid dead).
 func (e *Executor) deleteTemp(ctx context.Context, d policy.Decision) error {
-	name := filepath.Base(d.Path)
-	kind, pid, ok := monitor.ParseTempFileName(name)
-	if !ok {
-		return fmt.Errorf("refusing to delete %s: not a Redis temp file name", d.Path)
+	tf, err := monitor.StatTempFile(d.Path, e.procRoot())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // Redis removed it itself
 	}
-	st, err := os.Lstat(d.Path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // Redis removed it itself
-		}
-		return fmt.Errorf("stat %s: %w", d.Path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("refusing to delete %s: not a regular file", d.Path)
+		return fmt.Errorf("refusing to delete: %w", err)
 	}
 	raw, err := e.Client.Do(ctx, "INFO", "persistence").Text()
 	if err != nil {
 		return fmt.Errorf("INFO before deleting %s: %w", d.Path, err)
 	}
-	in := monitor.ParseInfo(raw)
-	if in.ForkChildRunning() || in.Loading || in.AsyncLoading {
-		return fmt.Errorf("not deleting %s: Redis has a fork child or is loading", d.Path)
-	}
-	if pid != 0 {
-		if _, err := os.Stat(filepath.Join(e.procRoot(), strconv.Itoa(pid))); err == nil {
-			return fmt.Errorf("not deleting %s: pid %d is alive", d.Path, pid)
-		}
-	} else if in.AOFRewriteScheduled {
-		return fmt.Errorf("not deleting %s: an AOF rewrite is scheduled", d.Path)
+	if why := policy.TempNotStale(tf, monitor.ParseInfo(raw), e.Now(), 0); why != "" {
+		return fmt.Errorf("not deleting %s: %s", d.Path, why)
 	}
 	if e.DryRun {
-		e.Log.Info(fmt.Sprintf("dry-run: would delete stale %s temp file %s (%s)", kind, d.Path, policy.HumanBytes(st.Size())),
-			e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes", st.Size()))...)
+		e.Log.Info(fmt.Sprintf("dry-run: would delete stale %s temp file %s (%s)", tf.Kind, d.Path, policy.HumanBytes(tf.Size)),
+			e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes", tf.Size))...)
 		return nil
 	}
 	if err := os.Remove(d.Path); err != nil {
 		return fmt.Errorf("delete %s: %w", d.Path, err)
 	}
-	e.Log.Warn(fmt.Sprintf("deleted stale %s temp file %s, freed %s: %s", kind, d.Path, policy.HumanBytes(st.Size()), d.Detail),
-		e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes_freed", st.Size()), zap.String("result", "ok"))...)
+	e.Log.Warn(fmt.Sprintf("deleted stale %s temp file %s, freed %s: %s", tf.Kind, d.Path, policy.HumanBytes(tf.Size), d.Detail),
+		e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes_freed", tf.Size), zap.String("result", "ok"))...)
 	return nil
 }
 

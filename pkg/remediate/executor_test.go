@@ -341,6 +341,7 @@ func TestExecuteDeleteTemp(t *testing.T) {
 	t.Parallel()
 	const busy = "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:1\r\naof_rewrite_in_progress:0\r\n"
 	const loading = "# Persistence\r\nloading:1\r\nrdb_bgsave_in_progress:0\r\n"
+	const rewriting = "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:1\r\n"
 	for _, tc := range []struct {
 		name string
 		// make creates what is to be deleted in dir and returns its path.
@@ -354,6 +355,9 @@ func TestExecuteDeleteTemp(t *testing.T) {
 		{name: "stale", make: regular("temp-%d.rdb"), deleted: true, ok: true},
 		{name: "stale, real /proc", make: regular("temp-%d.rdb"), realPID: true, deleted: true, ok: true},
 		{name: "stale rewrite", make: regular("temp-rewriteaof-bg-%d.aof"), deleted: true, ok: true},
+		{name: "stale AOF incr", make: regular("temp-appendonly.aof.incr"), deleted: true, ok: true},
+		{name: "stale AOF manifest", make: regular("temp-appendonly.aof.manifest"), deleted: true, ok: true},
+		{name: "AOF temp while a rewrite is scheduled", make: regular("temp-appendonly.aof.incr"), info: rewriting},
 		{name: "not a temp name", make: regular("dump.rdb")},
 		{name: "temp-like name", make: regular("temp-%d.rdb.bak")},
 		{name: "symlink", make: func(t *testing.T, dir string, pid int) string {
