@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -265,8 +264,8 @@ func checkListen(s string) error {
 	if host == "" {
 		return fmt.Errorf("%q has no host: write 127.0.0.1:%s for local scrapes, or 0.0.0.0:%s to listen on every interface", s, port, port)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+	if err := checkPort(port); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
 	}
 	return nil
 }

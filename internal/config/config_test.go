@@ -371,6 +371,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad addr without port", doc: "instances:\n  - addr: localhost\n", want: []string{`instances[0].addr: "localhost" is not host:port`}},
 		{name: "bad addr port", doc: "instances:\n  - addr: localhost:70000\n", want: []string{`instances[0].addr: "localhost:70000": port "70000"`}},
 		{name: "bad addr no host", doc: "instances:\n  - addr: \":6379\"\n", want: []string{`instances[0].addr: ":6379": missing host`}},
+		{name: "IPv6 without brackets", doc: "instances:\n  - addr: \"::1:6379\"\n", want: []string{`instances[0].addr: "::1:6379" is not host:port ([host]:port for IPv6)`}},
 		{name: "missing addr", doc: "instances:\n  - name: x\n", want: []string{"instances[0].addr: required"}},
 		{name: "relative socket path", doc: "instances:\n  - addr: redis.sock\n", want: []string{`instances[0].addr: "redis.sock" is not host:port`}},
 		{

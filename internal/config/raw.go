@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -360,13 +361,13 @@ func checkAddr(addr string) error {
 	case strings.HasPrefix(addr, "/"):
 		return nil
 	}
-	host, port, err := splitHostPort(addr)
+	// net.SplitHostPort, as the client will: an IPv6 host needs brackets.
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port, a unix socket path (absolute) or a redis:// URL", addr)
+		return fmt.Errorf("%q is not host:port ([host]:port for IPv6), a unix socket path (absolute) or a redis:// URL", addr)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	if err := checkPort(port); err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
 	}
 	if host == "" {
 		return fmt.Errorf("%q: missing host", addr)
@@ -374,13 +375,12 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-func splitHostPort(addr string) (string, string, error) {
-	i := strings.LastIndex(addr, ":")
-	if i < 0 {
-		return "", "", fmt.Errorf("missing port")
+// checkPort accepts a decimal TCP port from 1 to 65535.
+func checkPort(port string) error {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
-	host := strings.TrimSuffix(strings.TrimPrefix(addr[:i], "["), "]")
-	return host, addr[i+1:], nil
+	return nil
 }
 
 func (v *validator) duration(path string, s *string, dst *time.Duration, min time.Duration) {
