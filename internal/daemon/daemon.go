@@ -71,8 +71,10 @@ func (in *Instance) Run(ctx context.Context) error {
 	}
 	l := &loop{Instance: in, active: map[string]policy.Finding{}}
 	g, gctx := errgroup.WithContext(ctx)
-	in.Collector.SetFollowerStarter(func(f *monitor.Follower) {
-		g.Go(func() error { return f.Run(gctx) })
+	in.Collector.SetFollowerStarter(func(f *monitor.Follower) func() {
+		fctx, stop := context.WithCancel(gctx)
+		g.Go(func() error { return f.Run(fctx) })
+		return stop
 	})
 	g.Go(func() error { return l.run(gctx) })
 	return g.Wait()

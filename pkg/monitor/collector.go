@@ -39,7 +39,8 @@ type Collector struct {
 	mu       sync.Mutex
 	follower *Follower
 	logPath  string
-	startLog func(*Follower)
+	startLog func(*Follower) (stop func())
+	stopLog  func()
 	scanned  map[LogKind]LogEvent
 	scanErr  error
 }
@@ -71,9 +72,10 @@ func (c *Collector) Redis() *RedisSource { return c.opts.Redis }
 func (c *Collector) Wake() <-chan struct{} { return c.wake }
 
 // SetFollowerStarter installs how a follower is run (the daemon passes a function
-// that starts it under its errgroup). Without one, Snapshot scans the log's tail
-// instead, which is what a one-shot check needs.
-func (c *Collector) SetFollowerStarter(start func(*Follower)) {
+// that starts it under its errgroup) and returns how to stop it, which happens when
+// Redis starts logging elsewhere. Without one, Snapshot scans the log's tail instead,
+// which is what a one-shot check needs.
+func (c *Collector) SetFollowerStarter(start func(*Follower) (stop func())) {
 	c.mu.Lock()
 	c.startLog = start
 	c.mu.Unlock()
@@ -115,14 +117,17 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 	if path != c.logPath {
 		// First sight of the path, or Redis now logs elsewhere: follow the new file.
 		c.logPath = path
-		c.follower, c.scanned, c.scanErr = nil, nil, nil
+		if c.stopLog != nil {
+			c.stopLog() // the old file's follower must neither leak nor keep waking the loop
+		}
+		c.follower, c.stopLog, c.scanned, c.scanErr = nil, nil, nil, nil
 		// Read the tail now, so the first tick already knows recent causes; the
 		// follower then reports what comes after.
 		c.scanned, c.scanErr = ScanLogTail(path, c.opts.LogBackscan, time.Local)
 		if c.startLog != nil {
 			f := NewFollower(FollowerOptions{Path: path, Backscan: c.opts.LogBackscan, Poll: c.opts.LogPoll, Wake: c.wake})
 			c.follower = f
-			c.startLog(f)
+			c.stopLog = c.startLog(f)
 		}
 	}
 	if c.follower != nil {
@@ -158,9 +163,13 @@ func (c *Collector) logTarget(r RedisReading, h HostReading) (src, path string) 
 	src, path = LogSourceFromConfig(r.Config["logfile"], r.Config["syslog-enabled"] == "yes")
 	if src == "file" && !filepath.IsAbs(path) && h.PID > 0 {
 		// Redis opens a relative logfile against its working directory at start.
-		if cwd, err := os.Readlink(filepath.Join(c.opts.ProcRoot, fmt.Sprint(h.PID), "cwd")); err == nil {
-			path = filepath.Join(cwd, path)
+		cwd, err := os.Readlink(filepath.Join(c.opts.ProcRoot, fmt.Sprint(h.PID), "cwd"))
+		if err != nil {
+			// Resolving it against the guardian's own directory would follow the
+			// wrong file, and flip between paths from tick to tick.
+			return "unavailable", ""
 		}
+		path = filepath.Join(cwd, path)
 	}
 	return src, path
 }
@@ -200,7 +209,7 @@ func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent
 			if ev.Time.IsZero() {
 				ev.Time = st.ModTime()
 			}
-			out[ev.Kind] = ev
+			out[ev.Kind] = carryCause(out[ev.Kind], ev) // as the follower does
 		}
 	}
 	if err := sc.Err(); err != nil {
