@@ -538,9 +538,8 @@ func TestHostSourceRealRedis(t *testing.T) {
 			t.Errorf("unexpected error: %s", e)
 		}
 	}
-	if elapsed > 200*time.Millisecond {
-		t.Errorf("Read took %v, want a few ms", elapsed)
-	}
+	// Speed is BenchmarkHostRead's business (make bench), not a timed assertion.
+	t.Logf("Read took %v", elapsed)
 
 	t.Run("root-owned dir is not writable", func(t *testing.T) {
 		chownMode(0, 0, 0o755)

@@ -279,14 +279,6 @@ func FuzzParseInfo(f *testing.F) {
 	})
 }
 
-func BenchmarkParseInfo(b *testing.B) {
-	s := infoFixture(b, "info-7.0.15.txt")
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = ParseInfo(s)
-	}
-}
-
 func TestParseConfigReply(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
