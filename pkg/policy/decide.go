@@ -47,7 +47,6 @@ type Decision struct {
 	// Schedule asks for BGSAVE SCHEDULE, because another child runs.
 	Schedule bool
 	Path     string
-	Size     int64
 }
 
 // Held is a change the ledger says the guardian has made and not undone.
@@ -233,12 +232,12 @@ func (st *State) allowed(remedy string, l Limits, now time.Time) bool {
 // snapshotWontFit is the predictive condition, recomputed from the snapshot so it
 // holds whether or not the finding is ignored for alerting.
 func snapshotWontFit(s monitor.Snapshot) bool {
-	h := s.Host
-	if !h.Available || !h.DataDir.Known {
-		return false
-	}
-	exp := ExpectedSnapshot(s)
-	return exp > 0 && int64(h.DataDir.Free) < exp
+	return s.Host.Available && wontFit(s.Host.DataDir, ExpectedSnapshot(s))
+}
+
+// wontFit is the one test of "a snapshot of exp bytes does not fit in dir".
+func wontFit(dir monitor.DirReading, exp int64) bool {
+	return dir.Known && exp > 0 && int64(dir.Free) < exp
 }
 
 func decideStopWrites(in Input, st *State) []Decision {
@@ -372,7 +371,7 @@ func decideTempCleanup(in Input, st *State) []Decision {
 		if !StaleTemp(f, s.Redis.Info, in.Now, minAge) {
 			continue
 		}
-		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Size: f.Size,
+		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path,
 			Reason: IDStaleTempFiles, Detail: fmt.Sprintf("%s temp file of dead pid %d, %s old", f.Kind, f.PID, round(in.Now.Sub(f.ModTime)))})
 	}
 	return ds
@@ -472,7 +471,7 @@ func quietRewrite(in Input, st *State, rate float64) []Decision {
 	if !grown || info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading {
 		return nil
 	}
-	if h := s.Host; h.Available && h.DataDir.Known && int64(h.DataDir.Free) < ExpectedSnapshot(s) {
+	if snapshotWontFit(s) {
 		return nil
 	}
 	if !st.allowed(RemedyRewriteDeferral, in.Remedies.RewriteDeferral.Limits, in.Now) {

@@ -603,7 +603,7 @@ func staleTemp(name string) monitor.TempFile {
 func TestDecideTempCleanup(t *testing.T) {
 	t.Parallel()
 	del := func(f monitor.TempFile) Decision {
-		return Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Size: f.Size, Reason: IDStaleTempFiles}
+		return Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Reason: IDStaleTempFiles}
 	}
 	stale := staleTemp("temp-999999.rdb")
 	young := stale

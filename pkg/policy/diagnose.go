@@ -152,7 +152,7 @@ func (d *diag) rdbCause() (cause, remedy string) {
 				remedy = fmt.Sprintf("give the redis user write access to %s (chown redis:redis, mode 0750), then BGSAVE", hr.DataDir.Path)
 			}
 		}
-		if hr.DataDir.Known && d.expectedSnapshot() > 0 && int64(hr.DataDir.Free) < d.expectedSnapshot() {
+		if wontFit(hr.DataDir, d.expectedSnapshot()) {
 			parts = append(parts, fmt.Sprintf("dir has %s free, the snapshot needs about %s", HumanBytes(int64(hr.DataDir.Free)), HumanBytes(d.expectedSnapshot())))
 			if len(parts) == 1 {
 				remedy = fmt.Sprintf("free space on the filesystem of %s (stale temp-*.rdb files, old backups, logs), then BGSAVE", hr.DataDir.Path)
@@ -343,7 +343,7 @@ func (d *diag) host() {
 			d.add(IDDatadirNotWritable, Critical, "Redis cannot write its AOF dir: AOF writes and rewrites will fail",
 				orText(a.WritableReason, a.Path+" is not writable by the Redis process's user"), fmt.Sprintf("chown -R redis:redis %s, then check aof_last_write_status", a.Path))
 		}
-		if forks && exp > 0 && int64(dir.Free) < exp {
+		if forks && wontFit(dir, exp) {
 			d.add(IDSnapshotWontFit, Critical, "the next snapshot will not fit on disk",
 				fmt.Sprintf("%s has %s free; the snapshot needs about %s", dir.Path, HumanBytes(int64(dir.Free)), HumanBytes(exp)),
 				fmt.Sprintf("free space on the filesystem of %s now (old backups, logs, stale temp files) or grow it", dir.Path))
