@@ -111,9 +111,7 @@ func bgsave(t *testing.T, s *testredis.Server) {
 
 func waitBgsaveErr(t *testing.T, s *testredis.Server) {
 	t.Helper()
-	s.WaitFor(t, "rdb_last_bgsave_status:err", bgsaveWait, func(i map[string]string) bool {
-		return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == "err"
-	})
+	s.WaitFor(t, "rdb_last_bgsave_status:err", bgsaveWait, testredis.SaveStatus("err"))
 }
 
 // wantMisconf asserts exit 2 and a critical misconf_rdb whose cause has every substring.
@@ -239,26 +237,6 @@ func TestCheckChildKilled(t *testing.T) {
 	wantMisconf(t, code, res, out, "signal 9")
 }
 
-// freeTCPAddr returns 127.0.0.1:<port> where nothing listens (never 6379).
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		addr := l.Addr().String()
-		if err := l.Close(); err != nil {
-			t.Fatalf("close probe listener: %v", err)
-		}
-		if !strings.HasSuffix(addr, ":6379") {
-			return addr
-		}
-	}
-	t.Fatal("kept getting port 6379")
-	return ""
-}
-
 // silentServer accepts TCP connections and never answers, like a hung Redis.
 func silentServer(t *testing.T) string {
 	t.Helper()
@@ -294,7 +272,7 @@ func TestCheckNothingListening(t *testing.T) {
 	t.Parallel()
 	for name, addr := range map[string]string{
 		"socket": filepath.Join(t.TempDir(), "absent.sock"),
-		"tcp":    freeTCPAddr(t),
+		"tcp":    fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t)),
 		"silent": silentServer(t),
 	} {
 		t.Run(name, func(t *testing.T) {

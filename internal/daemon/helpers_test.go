@@ -343,12 +343,6 @@ func bgsave(t *testing.T, c *redis.Client) {
 	_ = c.BgSave(ctxT(t)).Err()
 }
 
-func statusIs(want string) func(map[string]string) bool {
-	return func(i map[string]string) bool {
-		return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == want
-	}
-}
-
 // saveOnce runs a successful BGSAVE, so dump.rdb exists and later estimates use
 // its size.
 func saveOnce(t *testing.T, srv *testredis.Server, c *redis.Client) {
@@ -357,7 +351,7 @@ func saveOnce(t *testing.T, srv *testredis.Server, c *redis.Client) {
 		t.Fatalf("BGSAVE: %v", err)
 	}
 	srv.WaitFor(t, "first save ok", waitLong, func(i map[string]string) bool {
-		return statusIs("ok")(i) && i["rdb_saves"] != "0"
+		return testredis.SaveStatus("ok")(i) && i["rdb_saves"] != "0"
 	})
 }
 

@@ -86,7 +86,7 @@ var rdbFaults = []rdbFault{
 		inject: func(t *testing.T, srv *testredis.Server, c *redis.Client) func() {
 			bgsave(t, c)
 			srv.KillChild(t, syscall.SIGKILL)
-			srv.WaitFor(t, "the killed save to be recorded as failed", waitLong, statusIs("err"))
+			srv.WaitFor(t, "the killed save to be recorded as failed", waitLong, testredis.SaveStatus("err"))
 			return func() { unslowChild(t, srv, c) }
 		},
 	},
@@ -143,7 +143,7 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 			// (b) lift the fault: the guardian's retry (not the test) saves, then it
 			// restores the setting and empties the ledger.
 			lift()
-			srv.WaitFor(t, "the guardian's retry to save", waitLong, statusIs("ok"))
+			srv.WaitFor(t, "the guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
 			undone := g.waitEntry(fieldsEq{"event": remediate.EventUndone, "setting": policy.SettingStopWrites}, nil)
 			if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
 				t.Errorf("%s = %q after the undo, want yes", policy.SettingStopWrites, got)
@@ -324,7 +324,7 @@ instances:
 	// Lift the fault; the next start reconciles: its retry saves, it restores.
 	liftFork()
 	cc := startBinary(t, args...)
-	srv.WaitFor(t, "the restarted guardian's retry to save", waitLong, statusIs("ok"))
+	srv.WaitFor(t, "the restarted guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
 	waitConfig(t, c, policy.SettingStopWrites, "yes")
 	waitFor(t, "the ledger file to go", func() bool { return !ledgerExists(stateDir, name) })
 	cc.waitOutput(eventRE(remediate.EventUndone))
@@ -362,7 +362,7 @@ func TestOperatorWins(t *testing.T) {
 	configSet(t, c, policy.SettingStopWrites, "yes") // the operator
 	lift()
 	bgsave(t, c) // the operator's save ("already in progress" if the retry won: fine)
-	srv.WaitFor(t, "a good save", waitLong, statusIs("ok"))
+	srv.WaitFor(t, "a good save", waitLong, testredis.SaveStatus("ok"))
 
 	y := g.waitEntry(fieldsEq{"event": remediate.EventYielded, "setting": policy.SettingStopWrites}, nil)
 	if y.str("new_value") != "yes" {
@@ -440,7 +440,7 @@ func TestWithoutConfigRights(t *testing.T) {
 			g.waitTicks(1)
 			srv.FailFork(t)
 			bgsave(t, c)
-			srv.WaitFor(t, "the failed save", waitLong, statusIs("err"))
+			srv.WaitFor(t, "the failed save", waitLong, testredis.SaveStatus("err"))
 			ticks := g.observe(5 * time.Second)
 			t.Logf("%s: observed 5s, %d ticks", tc.name, ticks)
 

@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -170,7 +169,7 @@ func TestNotifyReloadAndMetrics(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "gone.ledger.json"), []byte(`{"changes":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testredis.FreePort(t)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	p := startBinaryEnv(t, []string{"NOTIFY_SOCKET=" + ns.Path, "WATCHDOG_USEC=900000"},
@@ -318,16 +317,6 @@ func hup(t *testing.T, p *proc) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

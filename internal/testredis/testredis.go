@@ -273,6 +273,24 @@ func (s *Server) command(cmd string) (string, error) {
 	return name, nil
 }
 
+// FreePort returns a free 127.0.0.1 TCP port (never 6379) for a test's own listener.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// SaveStatus is a WaitFor condition: no BGSAVE runs and the last one ended with
+// status ("ok" or "err").
+func SaveStatus(status string) func(info map[string]string) bool {
+	return func(i map[string]string) bool {
+		return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == status
+	}
+}
+
 func freePort() (int, error) {
 	for range 5 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -41,12 +41,6 @@ func waitLog(t *testing.T, s *Server, substr string) {
 	}
 }
 
-func bgsaveStatus(want string) func(map[string]string) bool {
-	return func(i map[string]string) bool {
-		return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == want
-	}
-}
-
 // bgsave asks for a BGSAVE; the reply does not matter (a failing fork answers with an
 // error), the tests look at INFO and the log.
 func bgsave(t *testing.T, c *redis.Client) {
@@ -217,11 +211,11 @@ func TestFailFork(t *testing.T) {
 	c := s.Client(t)
 	lift := s.FailFork(t)
 	bgsave(t, c)
-	s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+	s.WaitFor(t, "failed BGSAVE", waitTimeout, SaveStatus("err"))
 	waitLog(t, s, "Can't save in background: fork: Resource temporarily unavailable")
 	lift()
 	bgsave(t, c)
-	s.WaitFor(t, "successful BGSAVE", waitTimeout, bgsaveStatus("ok"))
+	s.WaitFor(t, "successful BGSAVE", waitTimeout, SaveStatus("ok"))
 }
 
 func TestFillDisk(t *testing.T) {
@@ -235,13 +229,13 @@ func TestFillDisk(t *testing.T) {
 		s.Fill(t, 20, 1024)
 		lift := s.FillDisk(t)
 		bgsave(t, c)
-		s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+		s.WaitFor(t, "failed BGSAVE", waitTimeout, SaveStatus("err"))
 		// 7.0.15 writes "Write error saving DB on disk(rdbSaveRio): No space left on device".
 		waitLog(t, s, "Write error saving DB on disk")
 		waitLog(t, s, "No space left on device")
 		lift()
 		bgsave(t, c)
-		s.WaitFor(t, "successful BGSAVE", waitTimeout, bgsaveStatus("ok"))
+		s.WaitFor(t, "successful BGSAVE", waitTimeout, SaveStatus("ok"))
 	})
 
 	t.Run("aof", func(t *testing.T) {
@@ -272,7 +266,7 @@ func TestDenyDir(t *testing.T) {
 	}
 	lift := s.DenyDir(t)
 	bgsave(t, c)
-	s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+	s.WaitFor(t, "failed BGSAVE", waitTimeout, SaveStatus("err"))
 	waitLog(t, s, "Failed opening the temp RDB file")
 	waitLog(t, s, "Permission denied")
 	lift()
@@ -285,7 +279,7 @@ func TestDenyDir(t *testing.T) {
 			before.Mode(), before.Sys().(*syscall.Stat_t).Uid)
 	}
 	bgsave(t, c)
-	s.WaitFor(t, "successful BGSAVE", waitTimeout, bgsaveStatus("ok"))
+	s.WaitFor(t, "successful BGSAVE", waitTimeout, SaveStatus("ok"))
 }
 
 func TestKillChild(t *testing.T) {
@@ -296,7 +290,7 @@ func TestKillChild(t *testing.T) {
 	s.SlowChild(t)
 	bgsave(t, c)
 	s.KillChild(t, syscall.SIGKILL)
-	s.WaitFor(t, "BGSAVE killed", waitTimeout, bgsaveStatus("err"))
+	s.WaitFor(t, "BGSAVE killed", waitTimeout, SaveStatus("err"))
 	waitLog(t, s, "Background saving terminated by signal 9")
 }
 
@@ -320,11 +314,11 @@ func TestWriterCountsMISCONF(t *testing.T) {
 
 	lift := s.FailFork(t)
 	bgsave(t, c)
-	s.WaitFor(t, "failed BGSAVE", waitTimeout, bgsaveStatus("err"))
+	s.WaitFor(t, "failed BGSAVE", waitTimeout, SaveStatus("err"))
 	waitStats("MISCONF rejection", func(st WriteStats) bool { return st.Errors["MISCONF"] > 0 })
 	lift()
 	bgsave(t, c)
-	s.WaitFor(t, "successful BGSAVE", waitTimeout, bgsaveStatus("ok"))
+	s.WaitFor(t, "successful BGSAVE", waitTimeout, SaveStatus("ok"))
 	waitStats("recovery", func(st WriteStats) bool { return !st.FirstOKAfterReject.IsZero() })
 
 	st := w.Stop()

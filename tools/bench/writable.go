@@ -249,9 +249,7 @@ func writableRun(t *benchT, f fault, mode string, noGuardianHold time.Duration) 
 			time.Sleep(5 * time.Millisecond)
 		}
 		_ = c.BgSave(context.Background()).Err()
-		srv.WaitFor(t, "the save to fail", 10*time.Second, func(i map[string]string) bool {
-			return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == "err"
-		})
+		srv.WaitFor(t, "the save to fail", 10*time.Second, testredis.SaveStatus("err"))
 		w.waitOK(t, 200, 10*time.Second)
 	} else {
 		lift = f.inject(t, srv, c)
