@@ -94,13 +94,15 @@ func (c *Collector) Snapshot(ctx context.Context, now time.Time) Snapshot {
 func (c *Collector) readHost(ctx context.Context, r RedisReading) HostReading {
 	switch {
 	case c.opts.HostChecks == "off":
-		return HostReading{Disabled: true, PID: -1, Overcommit: -1, RDBFileSize: -1}
+		h := unknownHost("")
+		h.Disabled = true
+		return h
 	case c.opts.HostChecks != "on" && !IsLocalAddr(c.opts.Addr):
-		return HostReading{Reason: fmt.Sprintf("Redis at %s is not on this host", c.opts.Addr), PID: -1, Overcommit: -1, RDBFileSize: -1}
+		return unknownHost(fmt.Sprintf("Redis at %s is not on this host", c.opts.Addr))
 	case r.Err != nil:
-		return HostReading{Reason: "Redis did not answer INFO, so its process is unknown", PID: -1, Overcommit: -1, RDBFileSize: -1}
+		return unknownHost("Redis did not answer INFO, so its process is unknown")
 	case c.opts.Host == nil:
-		return HostReading{Reason: "host checks are not wired", PID: -1, Overcommit: -1, RDBFileSize: -1}
+		return unknownHost("host checks are not wired")
 	}
 	cfg := r.Config
 	t := HostTarget{PID: r.Info.ProcessID, Dir: cfg["dir"], AOFDirName: cfg["appenddirname"], DBFilename: cfg["dbfilename"], AppendFilename: cfg["appendfilename"]}

@@ -63,21 +63,20 @@ func NewHostSource(opts HostOptions) *HostSource {
 	return h
 }
 
+// unknownHost is a reading with nothing known: every number that has an "unknown"
+// value (-1) carries it, so no consumer mistakes a zero for a measurement.
+func unknownHost(reason string) HostReading {
+	return HostReading{Reason: reason, RDBFileSize: -1, Overcommit: -1, PID: -1, ProcAnonHugePages: -1, ProcSwap: -1, ProcRSS: -1}
+}
+
 // Read returns what can be learned about the host of the Redis process t.PID. A
 // reading that fails leaves its field at the unknown value and adds a line to
 // Errors; Read never aborts half-way except when ctx is done. When the pid is not
 // a Redis process on this host, Available is false and nothing else is read,
 // because the paths and memory of this host would say nothing about that Redis.
 func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
-	r := HostReading{
-		Available:         true,
-		RDBFileSize:       -1,
-		Overcommit:        -1,
-		PID:               -1,
-		ProcAnonHugePages: -1,
-		ProcSwap:          -1,
-		ProcRSS:           -1,
-	}
+	r := unknownHost("")
+	r.Available = true
 	if t.PID > 0 {
 		r.PID = t.PID
 	}
