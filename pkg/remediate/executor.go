@@ -244,47 +244,35 @@ func (e *Executor) RestoreAll(ctx context.Context, why string) error {
 }
 
 func (e *Executor) bgsave(ctx context.Context, d policy.Decision) error {
-	args := []any{"BGSAVE"}
 	if d.Schedule {
-		args = append(args, "SCHEDULE")
+		return e.command(ctx, d, "BGSAVE", "SCHEDULE")
 	}
-	if e.DryRun {
-		e.Log.Info("dry-run: would run BGSAVE: "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
-		return nil
-	}
-	res, err := e.Client.Do(ctx, args...).Text()
-	if err != nil {
-		if strings.Contains(err.Error(), "already in progress") {
-			return nil // a save runs: exactly what was wanted
-		}
-		if err.Error() == "ERR" {
-			// Redis answers a bare ERR when its fork fails: the cause persists. That
-			// is this retry's expected outcome, not a failure of the remedy; the
-			// policy's backoff schedules the next one.
-			e.Log.Warn("BGSAVE retry could not fork yet; the cause persists: "+d.Detail,
-				e.event(d, EventApplied, zap.String("result", "fork_failed"))...)
-			return nil
-		}
-		return fmt.Errorf("BGSAVE: %w", err)
-	}
-	e.Log.Info("BGSAVE started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
-	return nil
+	return e.command(ctx, d, "BGSAVE")
 }
 
-func (e *Executor) command(ctx context.Context, d policy.Decision, cmd string) error {
+// command runs a background command (BGSAVE, BGREWRITEAOF). One already running is
+// what was wanted, not a failure.
+func (e *Executor) command(ctx context.Context, d policy.Decision, name string, args ...any) error {
 	if e.DryRun {
-		e.Log.Info("dry-run: would run "+cmd+": "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
+		e.Log.Info("dry-run: would run "+name+": "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
 		return nil
 	}
-	res, err := e.Client.Do(ctx, cmd).Text()
-	if err != nil {
-		if strings.Contains(err.Error(), "already in progress") {
-			return nil // Redis started one itself: what was wanted
-		}
-		return fmt.Errorf("%s: %w", cmd, err)
+	res, err := e.Client.Do(ctx, append([]any{name}, args...)...).Text()
+	switch {
+	case err == nil:
+		e.Log.Info(name+" started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
+		return nil
+	case strings.Contains(err.Error(), "already in progress"):
+		return nil
+	case name == "BGSAVE" && err.Error() == "ERR":
+		// Redis answers BGSAVE with a bare ERR when its fork fails: the cause
+		// persists. That is this retry's expected outcome, not a failure of the
+		// remedy; the policy's backoff schedules the next one.
+		e.Log.Warn("BGSAVE retry could not fork yet; the cause persists: "+d.Detail,
+			e.event(d, EventApplied, zap.String("result", "fork_failed"))...)
+		return nil
 	}
-	e.Log.Info(cmd+" started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
-	return nil
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // deleteTemp removes one of Redis's own temp files after checking, again and right
