@@ -146,8 +146,6 @@ func sorted(m map[string]Change) []Change {
 	return out
 }
 
-// flush writes the ledger: temp file, fsync, rename, fsync of the directory. An
-// empty ledger is removed, so a clean state dir means nothing is held.
 // matchDirOwner gives a ledger written by root (`sudo redis-guardian restore`,
 // the package's removal script) the owner of the state dir, so the service, which
 // runs as that user, can still read and rewrite it afterwards.
@@ -169,6 +167,8 @@ func matchDirOwner(f *os.File, dir string) error {
 	return nil
 }
 
+// flush writes the ledger: temp file, fsync, rename, fsync of the directory. An
+// empty ledger is removed, so a clean state dir means nothing is held.
 func (l *FileLedger) flush() error {
 	dir := filepath.Dir(l.path)
 	if len(l.changes) == 0 {
