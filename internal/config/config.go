@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ const DefaultPath = "/etc/redis-guardian/config.yaml"
 // DefaultMetricsListen keeps metrics on loopback: they name instances and settings,
 // which are nobody else's business unless the operator opens them up.
 const DefaultMetricsListen = "127.0.0.1:9637"
+
+// MinInterval is the shortest poll interval: below it a tick costs Redis more than
+// it can observe.
+const MinInterval = 10 * time.Millisecond
 
 // DefaultAddr is watched when there is neither a config file nor --addr.
 const DefaultAddr = "127.0.0.1:6379"
@@ -217,11 +222,13 @@ func (c *Config) Apply(o Overrides) error {
 			return fmt.Errorf("--addr: the config file lists %d instances; edit the file or drop --addr", len(c.Instances))
 		}
 	}
-	if o.Interval != 0 && o.Interval < 10*time.Millisecond {
-		return fmt.Errorf("--interval: %s is below the minimum 10ms", o.Interval)
+	if o.Interval != 0 && o.Interval < MinInterval {
+		return fmt.Errorf("--interval: %s is below the minimum %s", o.Interval, MinInterval)
 	}
-	if o.StateDir != "" && !strings.HasPrefix(o.StateDir, "/") {
-		return fmt.Errorf("--state-dir: %q must be an absolute path", o.StateDir)
+	if o.StateDir != "" {
+		if err := checkStateDir(o.StateDir); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
 	}
 	if o.MetricsListen != nil {
 		if err := checkListen(*o.MetricsListen); err != nil {
@@ -247,6 +254,15 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.MetricsListen != nil {
 		c.MetricsListen = *o.MetricsListen
+	}
+	return nil
+}
+
+// checkStateDir insists on an absolute path: a relative one would move with the
+// working directory, and the ledger with it.
+func checkStateDir(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%q must be an absolute path", dir)
 	}
 	return nil
 }

@@ -191,7 +191,7 @@ func (r *rawConfig) validate() (*Config, error) {
 		StateDir:      "/var/lib/redis-guardian",
 		MetricsListen: DefaultMetricsListen,
 	}
-	v.duration("interval", r.Interval, &c.Interval, 10*time.Millisecond)
+	v.duration("interval", r.Interval, &c.Interval, MinInterval)
 	v.duration("config_refresh", r.ConfigRefresh, &c.ConfigRefresh, time.Second)
 	if r.Timeouts != nil {
 		v.duration("timeouts.connect", r.Timeouts.Connect, &c.Timeouts.Connect, time.Millisecond)
@@ -206,8 +206,8 @@ func (r *rawConfig) validate() (*Config, error) {
 		}
 	}
 	if r.StateDir != nil {
-		if !strings.HasPrefix(*r.StateDir, "/") {
-			v.addf("state_dir", "%q must be an absolute path", *r.StateDir)
+		if err := checkStateDir(*r.StateDir); err != nil {
+			v.addf("state_dir", "%v", err)
 		} else {
 			c.StateDir = *r.StateDir
 		}
