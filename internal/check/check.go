@@ -81,16 +81,16 @@ func Run(ctx context.Context, targets []Target, timeout time.Duration, now func(
 
 func describeLogSource(l monitor.LogReading) string {
 	switch l.Source {
-	case "file":
+	case monitor.LogFile:
 		if l.Err != nil {
 			return fmt.Sprintf("%s (unreadable: %v)", l.Path, l.Err)
 		}
 		return l.Path
-	case "stdout":
+	case monitor.LogStdout:
 		return "stdout (the service manager's journal; causes from log lines are not seen)"
-	case "syslog":
+	case monitor.LogSyslog:
 		return "syslog (causes from log lines are not seen)"
-	case "unavailable":
+	case monitor.LogUnavailable:
 		return "unavailable (CONFIG GET failed or Redis is not local; set log_file)"
 	default:
 		return "unknown"
@@ -140,7 +140,7 @@ func WriteText(w io.Writer, r Result) error {
 		for _, f := range in.Findings {
 			fmt.Fprintf(&b, "  %-8s %s: %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Summary)
 			fmt.Fprintf(&b, "           cause:  %s\n", f.Cause)
-			fmt.Fprintf(&b, "           remedy: %s\n", f.Remedy)
+			fmt.Fprintf(&b, "           fix: %s\n", f.Fix)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

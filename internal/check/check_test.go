@@ -18,7 +18,7 @@ func result() Result {
 	return Result{Status: "CRITICAL", Instances: []InstanceResult{
 		{Name: "main", Addr: "/run/redis.sock", Status: "OK", Findings: []policy.Finding{}, Log: "/var/log/redis/redis-server.log", snapshot: up},
 		{Name: "cache", Addr: "127.0.0.1:6380", Status: "CRITICAL", Log: "unknown", snapshot: down, Findings: []policy.Finding{
-			{ID: "redis_unreachable", Severity: policy.Critical, Summary: "Redis does not answer", Cause: "dial: refused", Remedy: "start it"},
+			{ID: "redis_unreachable", Severity: policy.Critical, Summary: "Redis does not answer", Cause: "dial: refused", Fix: "start it"},
 		}},
 	}}
 }
@@ -36,7 +36,7 @@ func TestWriteTextPluginLine(t *testing.T) {
 	if first != want {
 		t.Errorf("status line:\n got %q\nwant %q", first, want)
 	}
-	for _, s := range []string{"[cache] 127.0.0.1:6380: CRITICAL", "CRITICAL redis_unreachable: Redis does not answer", "cause:  dial: refused", "remedy: start it"} {
+	for _, s := range []string{"[cache] 127.0.0.1:6380: CRITICAL", "CRITICAL redis_unreachable: Redis does not answer", "cause:  dial: refused", "fix: start it"} {
 		if !strings.Contains(rest, s) {
 			t.Errorf("text output lacks %q:\n%s", s, rest)
 		}

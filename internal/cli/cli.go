@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/check"
 	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
@@ -212,7 +213,7 @@ func runCheck(ctx context.Context, args []string, env Env) int {
 	return check.ExitCode(res.Status)
 }
 
-// buildTargets wires a collector per configured instance.
+// buildTargets prepares a collector per configured instance.
 func buildTargets(cfg *config.Config, timeout time.Duration) ([]check.Target, func(), error) {
 	host := monitor.NewHostSource(monitor.HostOptions{})
 	var targets []check.Target
@@ -223,36 +224,15 @@ func buildTargets(cfg *config.Config, timeout time.Duration) ([]check.Target, fu
 		}
 	}
 	for _, in := range cfg.Instances {
-		col, closeFn, err := newCollector(cfg, in, host, timeout)
+		p, err := instance.Prepare(cfg, in, instance.Options{Host: host, Timeout: timeout})
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
-		closers = append(closers, closeFn)
-		targets = append(targets, check.Target{Collector: col, Thresholds: in.Thresholds, Ignore: in.IgnoreSet()})
+		closers = append(closers, p.Close)
+		targets = append(targets, check.Target{Collector: p.Collector, Thresholds: in.Thresholds, Ignore: in.IgnoreSet()})
 	}
 	return targets, closeAll, nil
-}
-
-func newCollector(cfg *config.Config, in config.Instance, host *monitor.HostSource, timeout time.Duration) (*monitor.Collector, func(), error) {
-	tlsCfg, err := in.TLS.ClientConfig()
-	if err != nil {
-		return nil, nil, fmt.Errorf("instance %s: %w", in.Name, err)
-	}
-	ro := monitor.RedisOptions{
-		Addr: in.Addr, Username: in.Username, Password: in.Password, PasswordFile: in.PasswordFile,
-		TLS: tlsCfg, DialTimeout: min(cfg.Timeouts.Connect, timeout), CommandTimeout: min(cfg.Timeouts.Command, timeout),
-		ConfigRefresh: cfg.ConfigRefresh, ConfigCommand: in.ConfigCommand,
-	}
-	client, err := monitor.NewRedisClient(ro)
-	if err != nil {
-		return nil, nil, fmt.Errorf("instance %s: %w", in.Name, err)
-	}
-	col := monitor.NewCollector(monitor.CollectorOptions{
-		Name: in.Name, Addr: monitor.RedactAddr(in.Addr), Redis: monitor.NewRedisSource(client, ro), Host: host,
-		HostChecks: in.HostChecks, LogFile: in.LogFile,
-	})
-	return col, func() { _ = client.Close() }, nil
 }
 
 func oneLine(err error) string {

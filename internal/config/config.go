@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -74,8 +75,8 @@ type Instance struct {
 	PasswordFile  string
 	TLS           *TLS
 	ConfigCommand string
-	// HostChecks is "auto" (when Redis is local), "on" or "off".
-	HostChecks string
+	// HostChecks is auto (when Redis is local), on or off.
+	HostChecks monitor.HostChecks
 	// LogFile overrides the Redis log path taken from CONFIG GET logfile.
 	LogFile string
 	// IgnoreFindings are finding ids the operator has accepted for this instance

@@ -206,26 +206,26 @@ instances:
 		StaleTempMinAge:       time.Hour,
 	}
 	rem := policy.Remedies{
-		StopWrites: policy.StopWrites{
+		policy.RemedyStopWrites: &policy.StopWritesConfig{
 			Limits:     policy.Limits{Enabled: false, Cooldown: 10 * time.Second, MaxPerHour: 5},
 			RequireAOF: true, Predictive: false, WarnEvery: time.Minute,
 		},
-		BgsaveRetry: policy.BgsaveRetry{
+		policy.RemedyBgsaveRetry: &policy.BgsaveRetryConfig{
 			Limits:         policy.Limits{Enabled: true, Cooldown: time.Second, MaxPerHour: 10},
 			InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute,
 		},
-		RewriteDeferral: policy.RewriteDeferral{
+		policy.RemedyRewriteDeferral: &policy.RewriteDeferralConfig{
 			Limits:  policy.Limits{Enabled: false, Cooldown: 2 * time.Second, MaxPerHour: 3},
 			HighOps: 20000, LowOps: 1000, Window: 5 * time.Second, Dwell: time.Minute, MaxDeferral: 2 * time.Hour,
 		},
-		TempCleanup: policy.TempCleanup{
+		policy.RemedyTempCleanup: &policy.TempCleanupConfig{
 			Limits: policy.Limits{Enabled: false, Cooldown: 3 * time.Second, MaxPerHour: 7},
 			MinAge: 30 * time.Minute,
 		},
 	}
-	thr0, rem0 := thr, rem
+	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95
-	rem0.TempCleanup.Enabled = true
+	policy.ConfigOf[*policy.TempCleanupConfig](rem0).Enabled = true
 
 	want := &Config{
 		Interval:      250 * time.Millisecond,
@@ -462,7 +462,7 @@ instances:
 	b.DiskUsedPercent = 97
 	b.ForkSlow = 2 * time.Second
 	remB := policy.DefaultRemedies()
-	remB.StopWrites.Enabled = false
+	policy.ConfigOf[*policy.StopWritesConfig](remB).Enabled = false
 
 	want := map[string]struct {
 		thr policy.Thresholds

@@ -26,7 +26,7 @@ type rawConfig struct {
 	StateDir      *string        `yaml:"state_dir"`
 	MetricsListen *string        `yaml:"metrics_listen"`
 	Thresholds    *rawThresholds `yaml:"thresholds"`
-	Remedies      *rawRemedies   `yaml:"remedies"`
+	Remedies      yaml.Node      `yaml:"remedies"`
 	Ignore        []string       `yaml:"ignore_findings"`
 	Instances     []rawInstance  `yaml:"instances"`
 }
@@ -48,7 +48,7 @@ type rawInstance struct {
 	LogFile       string         `yaml:"log_file"`
 	Ignore        []string       `yaml:"ignore_findings"`
 	Thresholds    *rawThresholds `yaml:"thresholds"`
-	Remedies      *rawRemedies   `yaml:"remedies"`
+	Remedies      yaml.Node      `yaml:"remedies"`
 }
 
 type rawTLS struct {
@@ -74,38 +74,6 @@ type rawThresholds struct {
 	StaleTempMinAge       *string  `yaml:"stale_temp_min_age"`
 }
 
-type rawLimits struct {
-	Enabled    *bool   `yaml:"enabled"`
-	Cooldown   *string `yaml:"cooldown"`
-	MaxPerHour *int    `yaml:"max_per_hour"`
-}
-
-type rawRemedies struct {
-	StopWrites *struct {
-		rawLimits  `yaml:",inline"`
-		RequireAOF *bool   `yaml:"require_aof"`
-		Predictive *bool   `yaml:"predictive"`
-		WarnEvery  *string `yaml:"warn_every"`
-	} `yaml:"stop_writes"`
-	BgsaveRetry *struct {
-		rawLimits      `yaml:",inline"`
-		InitialBackoff *string `yaml:"initial_backoff"`
-		MaxBackoff     *string `yaml:"max_backoff"`
-	} `yaml:"bgsave_retry"`
-	RewriteDeferral *struct {
-		rawLimits   `yaml:",inline"`
-		HighOps     *float64 `yaml:"high_ops"`
-		LowOps      *float64 `yaml:"low_ops"`
-		Window      *string  `yaml:"window"`
-		Dwell       *string  `yaml:"dwell"`
-		MaxDeferral *string  `yaml:"max_deferral"`
-	} `yaml:"rewrite_deferral"`
-	TempCleanup *struct {
-		rawLimits `yaml:",inline"`
-		MinAge    *string `yaml:"min_age"`
-	} `yaml:"temp_cleanup"`
-}
-
 type validator struct {
 	problems []string
 	warnings []string
@@ -122,6 +90,9 @@ func typeOf(x any) reflect.Type { return reflect.TypeOf(x) }
 func (v *validator) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == reflect.TypeOf(yaml.Node{}) {
+		return // a section read by its owner (remedies), which reports its own unknown keys
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -224,7 +195,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	thr := policy.DefaultThresholds()
 	v.thresholds("thresholds", r.Thresholds, &thr)
 	rem := policy.DefaultRemedies()
-	v.remedies("remedies", r.Remedies, &rem)
+	v.remedies("remedies", &r.Remedies, rem)
 	v.ignore("ignore_findings", r.Ignore)
 
 	insts := r.Instances
@@ -236,8 +207,8 @@ func (r *rawConfig) validate() (*Config, error) {
 		p := fmt.Sprintf("instances[%d]", i)
 		in := Instance{
 			Name: ri.Name, Addr: ri.Addr, Username: ri.Username, Password: ri.Password,
-			PasswordFile: ri.PasswordFile, ConfigCommand: "CONFIG", HostChecks: "auto",
-			LogFile: ri.LogFile, Thresholds: thr, Remedies: rem,
+			PasswordFile: ri.PasswordFile, ConfigCommand: "CONFIG", HostChecks: monitor.HostChecksAuto,
+			LogFile: ri.LogFile, Thresholds: thr,
 		}
 		if in.Addr == "" {
 			v.addf(p+".addr", "required: host:port, a unix socket path, or a redis:// or rediss:// URL")
@@ -293,9 +264,9 @@ func (r *rawConfig) validate() (*Config, error) {
 			}
 		}
 		if ri.HostChecks != nil {
-			switch *ri.HostChecks {
-			case "auto", "on", "off":
-				in.HostChecks = *ri.HostChecks
+			switch hc := monitor.HostChecks(*ri.HostChecks); hc {
+			case monitor.HostChecksAuto, monitor.HostChecksOn, monitor.HostChecksOff:
+				in.HostChecks = hc
 			default:
 				v.addf(p+".host_checks", "%q is not one of auto, on, off", *ri.HostChecks)
 			}
@@ -303,7 +274,8 @@ func (r *rawConfig) validate() (*Config, error) {
 		v.ignore(p+".ignore_findings", ri.Ignore)
 		in.IgnoreFindings = append(append([]string(nil), r.Ignore...), ri.Ignore...)
 		v.thresholds(p+".thresholds", ri.Thresholds, &in.Thresholds)
-		v.remedies(p+".remedies", ri.Remedies, &in.Remedies)
+		in.Remedies = rem.Clone()
+		v.remedies(p+".remedies", &ri.Remedies, in.Remedies)
 		c.Instances = append(c.Instances, in)
 	}
 	if len(v.problems) > 0 {
@@ -470,63 +442,6 @@ func (v *validator) thresholds(p string, r *rawThresholds, t *policy.Thresholds)
 	v.size(p+".swap_bytes", r.SwapBytes, &t.SwapBytes)
 	v.duration(p+".repl_link_down_grace", r.ReplLinkDownGrace, &t.ReplLinkDownGrace, 0)
 	v.duration(p+".stale_temp_min_age", r.StaleTempMinAge, &t.StaleTempMinAge, 0)
-}
-
-func (v *validator) limits(p string, r rawLimits, l *policy.Limits) {
-	if r.Enabled != nil {
-		l.Enabled = *r.Enabled
-	}
-	v.duration(p+".cooldown", r.Cooldown, &l.Cooldown, 0)
-	if r.MaxPerHour != nil {
-		if *r.MaxPerHour < 1 {
-			v.addf(p+".max_per_hour", "%d must be at least 1 (set enabled: false to turn the remedy off)", *r.MaxPerHour)
-		} else {
-			l.MaxPerHour = *r.MaxPerHour
-		}
-	}
-}
-
-func (v *validator) remedies(p string, r *rawRemedies, m *policy.Remedies) {
-	if r == nil {
-		return
-	}
-	if s := r.StopWrites; s != nil {
-		q := p + ".stop_writes"
-		v.limits(q, s.rawLimits, &m.StopWrites.Limits)
-		if s.RequireAOF != nil {
-			m.StopWrites.RequireAOF = *s.RequireAOF
-		}
-		if s.Predictive != nil {
-			m.StopWrites.Predictive = *s.Predictive
-		}
-		v.duration(q+".warn_every", s.WarnEvery, &m.StopWrites.WarnEvery, time.Second)
-	}
-	if s := r.BgsaveRetry; s != nil {
-		q := p + ".bgsave_retry"
-		v.limits(q, s.rawLimits, &m.BgsaveRetry.Limits)
-		v.duration(q+".initial_backoff", s.InitialBackoff, &m.BgsaveRetry.InitialBackoff, 100*time.Millisecond)
-		v.duration(q+".max_backoff", s.MaxBackoff, &m.BgsaveRetry.MaxBackoff, 100*time.Millisecond)
-		if m.BgsaveRetry.MaxBackoff < m.BgsaveRetry.InitialBackoff {
-			v.addf(q+".max_backoff", "%s is below initial_backoff %s", m.BgsaveRetry.MaxBackoff, m.BgsaveRetry.InitialBackoff)
-		}
-	}
-	if s := r.RewriteDeferral; s != nil {
-		q := p + ".rewrite_deferral"
-		v.limits(q, s.rawLimits, &m.RewriteDeferral.Limits)
-		v.positive(q+".high_ops", s.HighOps, &m.RewriteDeferral.HighOps)
-		v.positive(q+".low_ops", s.LowOps, &m.RewriteDeferral.LowOps)
-		v.duration(q+".window", s.Window, &m.RewriteDeferral.Window, 100*time.Millisecond)
-		v.duration(q+".dwell", s.Dwell, &m.RewriteDeferral.Dwell, 0)
-		v.duration(q+".max_deferral", s.MaxDeferral, &m.RewriteDeferral.MaxDeferral, time.Second)
-		if m.RewriteDeferral.LowOps > m.RewriteDeferral.HighOps {
-			v.addf(q+".low_ops", "%v is above high_ops %v", m.RewriteDeferral.LowOps, m.RewriteDeferral.HighOps)
-		}
-	}
-	if s := r.TempCleanup; s != nil {
-		q := p + ".temp_cleanup"
-		v.limits(q, s.rawLimits, &m.TempCleanup.Limits)
-		v.duration(q+".min_age", s.MinAge, &m.TempCleanup.MinAge, 0)
-	}
 }
 
 func (v *validator) ignore(path string, ids []string) {

@@ -5,30 +5,49 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
 
-// Event names for state changes the loop reports (remedy events live in remediate).
-const (
-	EventFindingRaised  = "finding_raised"
-	EventFindingCleared = "finding_cleared"
-	EventUnreachable    = "redis_unreachable"
-	EventBack           = "redis_back"
+// Reader is what the loop reads: one Redis and its host (monitor.Collector).
+type Reader interface {
+	Name() string
+	Snapshot(ctx context.Context, now time.Time) monitor.Snapshot
+	// Wake receives when a log line calls for a tick at once.
+	Wake() <-chan struct{}
+	// MarkConfigStale makes the next Snapshot run CONFIG GET again.
+	MarkConfigStale()
+	// SetFollowerStarter says how to run the log follower under the loop's errgroup.
+	SetFollowerStarter(start func(*monitor.Follower) (stop func()))
+}
+
+// Writer is what carries out decisions (remediate.Executor).
+type Writer interface {
+	Execute(ctx context.Context, d policy.Decision) policy.Outcome
+	// Reconcile yields held changes someone else changed and returns the settings
+	// yielded to an operator.
+	Reconcile(cfg monitor.RedisConfig) []string
+	Held() map[string]policy.Held
+	Changes() []remediate.Change
+}
+
+var (
+	_ Reader = (*monitor.Collector)(nil)
+	_ Writer = (*remediate.Executor)(nil)
 )
 
 // Instance is one watched Redis with everything its loop needs.
 type Instance struct {
-	Collector  *monitor.Collector
-	Executor   *remediate.Executor
+	Reader     Reader
+	Writer     Writer
 	Thresholds policy.Thresholds
 	Remedies   policy.Remedies
 	Ignore     map[string]bool
@@ -71,7 +90,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	}
 	l := &loop{Instance: in, active: map[string]policy.Finding{}}
 	g, gctx := errgroup.WithContext(ctx)
-	in.Collector.SetFollowerStarter(func(f *monitor.Follower) func() {
+	in.Reader.SetFollowerStarter(func(f *monitor.Follower) func() {
 		fctx, stop := context.WithCancel(gctx)
 		g.Go(func() error { return f.Run(fctx) })
 		return stop
@@ -100,7 +119,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.stop()
 			return nil
 		case <-timer.C:
-		case <-l.Collector.Wake():
+		case <-l.Reader.Wake():
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
@@ -132,10 +151,9 @@ func (l *loop) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.Timeout)
 	defer cancel()
 	l.tick(ctx, true)
-	held := l.Executor.Ledger.All()
-	for _, c := range held {
+	for _, c := range l.Writer.Changes() {
 		l.Log.Warn(fmt.Sprintf("keeping %s %s across the guardian's stop: its reason (%s) persists; the next start reconciles it", c.Setting, c.Value, c.Reason),
-			zap.String("event", remediate.EventHeld), zap.String("setting", c.Setting), zap.String("new_value", c.Value), zap.String("old_value", c.Original), zap.String("remedy", c.Remedy))
+			events.Field(events.RemedyHeld), zap.String("setting", c.Setting), zap.String("new_value", c.Value), zap.String("old_value", c.Original), zap.String("remedy", c.Remedy))
 	}
 }
 
@@ -144,36 +162,30 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	defer cancel()
 	start := time.Now()
 	now := l.Now()
-	s := l.Collector.Snapshot(ctx, now)
+	s := l.Reader.Snapshot(ctx, now)
 	l.reportReachability(s)
 	l.reportLogSource(s.Log)
 
+	var yielded []string
 	if s.Redis.Err == nil && !stopping {
 		// The ledger is the truth, but the live value wins: yield wherever someone
 		// else changed a held setting (also at start-up, for a previous run's entries).
 		if s.Redis.ConfigTime.Equal(now) || !l.started {
-			for _, setting := range l.Executor.Reconcile(s.Redis.Config) {
-				if l.state.Yielded == nil {
-					l.state.Yielded = map[string]time.Time{}
-				}
-				l.state.Yielded[setting] = now
-			}
+			yielded = l.Writer.Reconcile(s.Redis.Config)
 		}
 		l.started = true
 	}
 
-	h := policy.History{Prev: l.prev, RewriteDeferredSince: l.state.DeferredSince, MaxDeferral: l.Remedies.RewriteDeferral.MaxDeferral}
-	findings := policy.Diagnose(s, h, l.Thresholds, l.Ignore)
-	l.reportFindings(findings)
-
-	ds, st := policy.Decide(policy.Input{
-		Snapshot: s, Held: l.Executor.Held(), Remedies: l.Remedies,
-		Thresholds: l.Thresholds, Now: now, Rand: policy.DefaultRand, Stopping: stopping,
+	res, st := policy.Evaluate(policy.Input{
+		Snapshot: s, Prev: l.prev, Held: l.Writer.Held(), Remedies: l.Remedies, Thresholds: l.Thresholds,
+		Ignore: l.Ignore, Yielded: yielded, Now: now, Rand: policy.DefaultRand, Stopping: stopping,
 	}, l.state)
-	outs := make([]policy.Outcome, 0, len(ds))
+	l.reportFindings(res.Findings)
+
+	outs := make([]policy.Outcome, 0, len(res.Decisions))
 	changed := false
-	for _, d := range ds {
-		o := l.Executor.Execute(ctx, d)
+	for _, d := range res.Decisions {
+		o := l.Writer.Execute(ctx, d)
 		outs = append(outs, o)
 		if o.OK && (d.Action == policy.ActSet || d.Action == policy.ActUndo) {
 			changed = true
@@ -181,15 +193,15 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	}
 	l.state = policy.Observe(st, now, outs)
 	if changed {
-		l.Collector.Redis().MarkConfigStale()
+		l.Reader.MarkConfigStale()
 	}
 	if s.Redis.Err == nil {
 		l.prev = &s
 	}
 	if l.Report != nil {
 		l.Report(TickReport{
-			Instance: l.Collector.Name(), Start: start, Duration: time.Since(start), Up: s.Redis.Err == nil,
-			Findings: findings, Held: l.Executor.Ledger.All(), WritesRejected: policy.RejectsWrites(findings),
+			Instance: l.Reader.Name(), Start: start, Duration: time.Since(start), Up: s.Redis.Err == nil,
+			Findings: res.Findings, Held: l.Writer.Changes(), WritesRejected: policy.RejectsWrites(res.Findings),
 		})
 	}
 }
@@ -198,7 +210,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 // failure is seen: a followed file wakes the loop at once, anything else waits for
 // the next tick.
 func (l *loop) reportLogSource(r monitor.LogReading) {
-	key := r.Source + " " + r.Path
+	key := string(r.Source) + " " + r.Path
 	if r.Err != nil {
 		key += " err"
 	}
@@ -207,24 +219,24 @@ func (l *loop) reportLogSource(r monitor.LogReading) {
 	}
 	l.logSrc = key
 	switch {
-	case r.Source == "file" && r.Err == nil:
-		l.Log.Info("following the redis log", zap.String("event", "log_source"), zap.String("path", r.Path))
-	case r.Source == "file":
+	case r.Source == monitor.LogFile && r.Err == nil:
+		l.Log.Info("following the redis log", events.Field(events.LogSource), zap.String("path", r.Path))
+	case r.Source == monitor.LogFile:
 		l.Log.Warn("cannot follow the redis log: failures are seen at the next tick, without their cause text",
-			zap.String("event", "log_source"), zap.String("path", r.Path), zap.Error(r.Err))
-	case r.Source == "stdout" || r.Source == "syslog":
-		l.Log.Info("redis logs to "+r.Source+": failures are seen at the next tick, without their cause text (set log_file if a copy is readable)",
-			zap.String("event", "log_source"))
+			events.Field(events.LogSource), zap.String("path", r.Path), zap.Error(r.Err))
+	case r.Source == monitor.LogStdout || r.Source == monitor.LogSyslog:
+		l.Log.Info("redis logs to "+string(r.Source)+": failures are seen at the next tick, without their cause text (set log_file if a copy is readable)",
+			events.Field(events.LogSource))
 	}
 }
 
 func (l *loop) reportReachability(s monitor.Snapshot) {
 	if s.Redis.Err != nil && !l.down {
 		l.down = true
-		l.Log.Error("redis is unreachable", zap.String("event", EventUnreachable), zap.String("cause", s.Redis.Err.Error()), zap.String("kind", string(s.Redis.ErrKind)))
+		l.Log.Error("redis is unreachable", events.Field(events.Unreachable), zap.String("cause", s.Redis.Err.Error()), zap.String("kind", string(s.Redis.ErrKind)))
 	} else if s.Redis.Err == nil && l.down {
 		l.down = false
-		l.Log.Info("redis answers again", zap.String("event", EventBack))
+		l.Log.Info("redis answers again", events.Field(events.Back))
 	}
 }
 
@@ -240,8 +252,8 @@ func (l *loop) reportFindings(fs []policy.Finding) {
 			continue
 		}
 		l.active[f.ID] = f
-		fields := []zap.Field{zap.String("event", EventFindingRaised), zap.String("finding", f.ID), zap.String("severity", string(f.Severity)),
-			zap.String("cause", f.Cause), zap.String("fix", f.Remedy)}
+		fields := []zap.Field{events.Field(events.FindingRaised), zap.String("finding", f.ID), zap.String("severity", string(f.Severity)),
+			zap.String("cause", f.Cause), zap.String("fix", f.Fix)}
 		if f.Severity == policy.Critical {
 			l.Log.Error(f.ID+": "+f.Summary, fields...)
 		} else {
@@ -251,22 +263,7 @@ func (l *loop) reportFindings(fs []policy.Finding) {
 	for id, f := range l.active {
 		if !seen[id] {
 			delete(l.active, id)
-			l.Log.Info(id+" cleared: "+f.Summary, zap.String("event", EventFindingCleared), zap.String("finding", id), zap.String("severity", string(f.Severity)))
+			l.Log.Info(id+" cleared: "+f.Summary, events.Field(events.FindingCleared), zap.String("finding", id), zap.String("severity", string(f.Severity)))
 		}
 	}
-}
-
-// RunAll runs every instance's loop until ctx is cancelled. One instance failing
-// never stops the others: loops only return on cancellation.
-func RunAll(ctx context.Context, insts []*Instance) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for _, in := range insts {
-		g.Go(func() error {
-			if err := in.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("instance %s: %w", in.Collector.Name(), err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }

@@ -23,10 +23,11 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/internal/testsys"
-	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -43,7 +44,7 @@ type guardianOpts struct {
 	// Interval is the tick interval; 0 means 1s.
 	Interval time.Duration
 	// Remedies edits testRemedies() (nil: keep them).
-	Remedies func(*policy.Remedies)
+	Remedies func(policy.Remedies)
 	// Thresholds edits policy.DefaultThresholds() (nil: keep them).
 	Thresholds func(*policy.Thresholds)
 	// DryRun uses a MemLedger and Executor.DryRun, as mode dry-run does.
@@ -62,14 +63,15 @@ type guardianOpts struct {
 // testRemedies are the defaults with a fast bgsave_retry, so a lifted fault is
 // noticed within a second instead of the production 5 s .. 5 min.
 func testRemedies() policy.Remedies {
-	r := policy.DefaultRemedies()
-	r.BgsaveRetry.InitialBackoff = 200 * time.Millisecond
-	r.BgsaveRetry.MaxBackoff = time.Second
-	return r
+	rs := policy.DefaultRemedies()
+	r := policy.ConfigOf[*policy.BgsaveRetryConfig](rs)
+	r.InitialBackoff = 200 * time.Millisecond
+	r.MaxBackoff = time.Second
+	return rs
 }
 
-// guardian is one daemon.Instance running against a test server, wired the way
-// internal/cli's buildInstances wires it.
+// guardian is one daemon.Instance running against a test server, built by
+// internal/instance as `redis-guardian run` builds it.
 type guardian struct {
 	t        *testing.T
 	StateDir string
@@ -96,57 +98,39 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	}
 	rem := testRemedies()
 	if o.Remedies != nil {
-		o.Remedies(&rem)
+		o.Remedies(rem)
 	}
 	th := policy.DefaultThresholds()
 	if o.Thresholds != nil {
 		o.Thresholds(&th)
 	}
-	timeout := max(o.Interval, time.Second)
 
 	obsCore, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(zapcore.NewTee(obsCore, zaptest.NewLogger(t).Core()))
 
-	ro := monitor.RedisOptions{
-		Addr: srv.Socket, Username: o.Username, Password: o.Password,
-		DialTimeout: min(2*time.Second, timeout), CommandTimeout: min(time.Second, timeout),
-		ConfigRefresh: o.ConfigRefresh, ConfigCommand: "CONFIG",
-	}
-	client, err := monitor.NewRedisClient(ro)
-	if err != nil {
-		t.Fatalf("NewRedisClient: %v", err)
-	}
-	col := monitor.NewCollector(monitor.CollectorOptions{
-		Name: instanceName, Addr: monitor.RedactAddr(srv.Socket), Redis: monitor.NewRedisSource(client, ro),
-		Host: monitor.NewHostSource(monitor.HostOptions{}),
-	})
 	g := &guardian{t: t, StateDir: t.TempDir(), Logs: logs, done: make(chan error, 1)}
-	var ledger remediate.Ledger
+	cfg := config.Default()
+	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.Interval, o.ConfigRefresh, g.StateDir
+	cfg.Timeouts = config.Timeouts{Connect: 2 * time.Second, Command: time.Second}
 	if o.DryRun {
-		ledger = remediate.NewMemLedger()
-	} else {
-		fl, err := remediate.OpenFileLedger(g.StateDir, instanceName)
-		if err != nil {
-			t.Fatalf("OpenFileLedger: %v", err)
-		}
-		ledger = fl
+		cfg.Mode = config.ModeDryRun
 	}
-	ilog := log.With(zap.String("instance", instanceName), zap.String("addr", monitor.RedactAddr(srv.Socket)))
-	g.Exec = &remediate.Executor{
-		Instance: instanceName, Addr: monitor.RedactAddr(srv.Socket), Client: col.Redis().Client(), ConfigCommand: "CONFIG",
-		Ledger: ledger, DryRun: o.DryRun, Log: ilog.Named("remediate"), Now: time.Now,
-	}
-	g.Inst = &daemon.Instance{
-		Collector: col, Executor: g.Exec, Thresholds: th, Remedies: rem, Ignore: map[string]bool{},
-		Interval: o.Interval, Timeout: timeout, Log: ilog,
+	in := cfg.Instances[0]
+	in.Name, in.Addr, in.Username, in.Password = instanceName, srv.Socket, o.Username, o.Password
+	in.Thresholds, in.Remedies, in.IgnoreFindings = th, rem, nil
+	b, err := instance.Build(cfg, in, instance.Options{
+		Log: log, Beat: o.Beat, BeatEvery: o.BeatEvery,
 		Report: func(r daemon.TickReport) {
 			g.ticks.Add(1)
 			if o.Report != nil {
 				o.Report(r)
 			}
 		},
-		Beat: o.Beat, BeatEvery: o.BeatEvery,
+	})
+	if err != nil {
+		t.Fatalf("build the guardian: %v", err)
 	}
+	g.Exec, g.Inst = b.Executor, b.Loop
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { g.done <- g.Inst.Run(ctx) }()
@@ -154,7 +138,7 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 		if err := g.Stop(); err != nil {
 			t.Errorf("guardian Run: %v", err)
 		}
-		_ = client.Close()
+		b.Close()
 	})
 	return g
 }

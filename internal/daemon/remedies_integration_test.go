@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
@@ -134,7 +135,7 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 			waitWrites(t, w, 50)
 
 			lift := f.inject(t, srv, c)
-			applied := g.waitEntry(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingStopWrites}, nil)
+			applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites}, nil)
 			waitConfig(t, c, policy.SettingStopWrites, "no")
 			// Keep writing a while under the toggle: none of these may be rejected.
 			waitWrites(t, w, 300)
@@ -144,7 +145,7 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 			// restores the setting and empties the ledger.
 			lift()
 			srv.WaitFor(t, "the guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
-			undone := g.waitEntry(fieldsEq{"event": remediate.EventUndone, "setting": policy.SettingStopWrites}, nil)
+			undone := g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingStopWrites}, nil)
 			if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
 				t.Errorf("%s = %q after the undo, want yes", policy.SettingStopWrites, got)
 			}
@@ -192,7 +193,7 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 			if undone.str("old_value") != "no" || undone.str("new_value") != "yes" {
 				t.Errorf("remedy_undone = %s, want old_value no, new_value yes", undone)
 			}
-			if len(g.entries(fieldsEq{"event": remediate.EventApplied, "remedy": policy.RemedyBgsaveRetry, "result": "Background saving started"})) == 0 {
+			if len(g.entries(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyBgsaveRetry, "result": "Background saving started"})) == 0 {
 				t.Errorf("no successful BGSAVE retry by the guardian in the log:\n%s", g.dump())
 			}
 			misconf := g.entries(fieldsEq{"event": "finding_raised", "finding": policy.IDMisconfRDB})
@@ -287,7 +288,7 @@ instances:
 	a := startBinary(t, args...)
 	a.waitOutput(eventRE("started"))
 	bgsave(t, c)
-	a.waitOutput(eventRE(remediate.EventApplied))
+	a.waitOutput(eventRE(string(events.RemedyApplied)))
 	waitFor(t, "the ledger file", func() bool { return ledgerExists(stateDir, name) })
 	holds("after the toggle")
 	w := srv.StartWriter(t, time.Millisecond)
@@ -307,10 +308,10 @@ instances:
 	if err := b.signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("redis-guardian after SIGTERM: %v\n%s", err, b.out.String())
 	}
-	if !eventRE(remediate.EventHeld).MatchString(b.out.String()) {
+	if !eventRE(string(events.RemedyHeld)).MatchString(b.out.String()) {
 		t.Errorf("no remedy_held event at the graceful stop:\n%s", b.out.String())
 	}
-	if eventRE(remediate.EventYielded).MatchString(b.out.String()) || eventRE(remediate.EventUndone).MatchString(b.out.String()) {
+	if eventRE(string(events.RemedyYielded)).MatchString(b.out.String()) || eventRE(string(events.RemedyUndone)).MatchString(b.out.String()) {
 		t.Errorf("the restarted guardian yielded or undid the held toggle:\n%s", b.out.String())
 	}
 	holds("after SIGTERM")
@@ -327,7 +328,7 @@ instances:
 	srv.WaitFor(t, "the restarted guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
 	waitConfig(t, c, policy.SettingStopWrites, "yes")
 	waitFor(t, "the ledger file to go", func() bool { return !ledgerExists(stateDir, name) })
-	cc.waitOutput(eventRE(remediate.EventUndone))
+	cc.waitOutput(eventRE(string(events.RemedyUndone)))
 	if err := cc.signal(syscall.SIGTERM); err != nil {
 		t.Errorf("redis-guardian after SIGTERM: %v", err)
 	}
@@ -356,7 +357,7 @@ func TestOperatorWins(t *testing.T) {
 	g := startGuardian(t, srv, guardianOpts{})
 	lift := srv.FailFork(t)
 	bgsave(t, c)
-	g.waitEntry(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingStopWrites}, nil)
+	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites}, nil)
 	waitConfig(t, c, policy.SettingStopWrites, "no")
 
 	configSet(t, c, policy.SettingStopWrites, "yes") // the operator
@@ -364,7 +365,7 @@ func TestOperatorWins(t *testing.T) {
 	bgsave(t, c) // the operator's save ("already in progress" if the retry won: fine)
 	srv.WaitFor(t, "a good save", waitLong, testredis.SaveStatus("ok"))
 
-	y := g.waitEntry(fieldsEq{"event": remediate.EventYielded, "setting": policy.SettingStopWrites}, nil)
+	y := g.waitEntry(fieldsEq{"event": string(events.RemedyYielded), "setting": policy.SettingStopWrites}, nil)
 	if y.str("new_value") != "yes" {
 		t.Errorf("remedy_yielded = %s, want new_value yes (the live value)", y)
 	}
@@ -375,10 +376,10 @@ func TestOperatorWins(t *testing.T) {
 	if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
 		t.Errorf("%s = %q, want the operator's yes", policy.SettingStopWrites, got)
 	}
-	if u := g.entries(fieldsEq{"event": remediate.EventUndone, "setting": policy.SettingStopWrites}); len(u) != 0 {
+	if u := g.entries(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingStopWrites}); len(u) != 0 {
 		t.Errorf("the guardian undid a setting it no longer owned: %v", u)
 	}
-	if n := len(g.entries(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingStopWrites})); n != 1 {
+	if n := len(g.entries(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites})); n != 1 {
 		t.Errorf("%d toggles, want 1:\n%s", n, g.dump())
 	}
 }
@@ -392,7 +393,7 @@ func TestDryRun(t *testing.T) {
 	w := srv.StartWriter(t, time.Millisecond)
 	srv.FailFork(t)
 	bgsave(t, c)
-	e := g.waitEntry(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingStopWrites, "dry_run": "true"}, nil)
+	e := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites, "dry_run": "true"}, nil)
 	if !strings.Contains(e.Message, "would") {
 		t.Errorf("dry-run entry %s does not say it would", e)
 	}
@@ -415,7 +416,7 @@ func TestDryRun(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("dry-run wrote to the state dir: %v", ents)
 	}
-	if n := len(g.entries(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingStopWrites})); n != 1 {
+	if n := len(g.entries(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites})); n != 1 {
 		t.Errorf("%d dry-run toggles, want 1 (the memory ledger holds it):\n%s", n, g.dump())
 	}
 }
@@ -444,7 +445,7 @@ func TestWithoutConfigRights(t *testing.T) {
 			ticks := g.observe(5 * time.Second)
 			t.Logf("%s: observed 5s, %d ticks", tc.name, ticks)
 
-			failed := g.entries(fieldsEq{"event": remediate.EventFailed})
+			failed := g.entries(fieldsEq{"event": string(events.RemedyFailed)})
 			if len(failed) > 2 {
 				t.Errorf("%d remedy_failed events in ~5s, want at most 2 (a retry storm):\n%s", len(failed), g.dump())
 			}
@@ -486,11 +487,12 @@ func TestRewriteDeferral(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true})
 	c := srv.Client(t)
 	orig := configGet(t, c, policy.SettingRewritePercent)
-	g := startGuardian(t, srv, guardianOpts{Remedies: func(r *policy.Remedies) {
-		r.RewriteDeferral.HighOps = 2000
-		r.RewriteDeferral.LowOps = 500
-		r.RewriteDeferral.Window = 2 * time.Second
-		r.RewriteDeferral.Dwell = 2 * time.Second
+	g := startGuardian(t, srv, guardianOpts{Remedies: func(rs policy.Remedies) {
+		r := policy.ConfigOf[*policy.RewriteDeferralConfig](rs)
+		r.HighOps = 2000
+		r.LowOps = 500
+		r.Window = 2 * time.Second
+		r.Dwell = 2 * time.Second
 	}})
 
 	var out bytes.Buffer
@@ -512,7 +514,7 @@ func TestRewriteDeferral(t *testing.T) {
 	}
 	t.Cleanup(stopBench)
 
-	applied := g.waitEntry(fieldsEq{"event": remediate.EventApplied, "setting": policy.SettingRewritePercent}, nil)
+	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingRewritePercent}, nil)
 	if applied.str("new_value") != "0" || applied.str("old_value") != orig {
 		t.Errorf("remedy_applied = %s, want %s -> 0", applied, orig)
 	}
@@ -528,7 +530,7 @@ func TestRewriteDeferral(t *testing.T) {
 	stopBench()
 	stopped := time.Now()
 
-	undone := g.waitEntry(fieldsEq{"event": remediate.EventUndone, "setting": policy.SettingRewritePercent}, nil)
+	undone := g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingRewritePercent}, nil)
 	t.Logf("deferral: applied %s (%s); load stopped, restored after %s (%s)", applied.Time.Format("15:04:05.000"),
 		applied.str("cause"), undone.Time.Sub(stopped).Round(time.Millisecond), undone.str("cause"))
 	if d := undone.Time.Sub(stopped); d > 12*time.Second {
@@ -540,13 +542,13 @@ func TestRewriteDeferral(t *testing.T) {
 	srv.WaitFor(t, "a rewrite after the deferral", waitLong, func(i map[string]string) bool {
 		return i["aof_rewrites"] != rewrites0 && i["aof_rewrite_in_progress"] == "0"
 	})
-	bgr := g.entries(fieldsEq{"event": remediate.EventApplied, "remedy": policy.RemedyRewriteDeferral, "setting": ""})
+	bgr := g.entries(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteDeferral, "setting": ""})
 	if len(bgr) > 0 {
 		t.Logf("the guardian ran BGREWRITEAOF: %s", bgr[0].str("cause"))
 	} else {
 		t.Logf("Redis's own auto-rewrite ran first (the guardian's BGREWRITEAOF was not needed):\n%s", g.dump())
 	}
-	if f := g.entries(fieldsEq{"event": remediate.EventFailed}); len(f) > 0 {
+	if f := g.entries(fieldsEq{"event": string(events.RemedyFailed)}); len(f) > 0 {
 		t.Errorf("remedy_failed during the deferral: %v", f)
 	}
 	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
@@ -556,7 +558,7 @@ func TestRewriteDeferral(t *testing.T) {
 
 // TestTempCleanup: a dead child's temp file is removed; nothing else ever is.
 func TestTempCleanup(t *testing.T) {
-	minAge0 := func(r *policy.Remedies) { r.TempCleanup.MinAge = 0 }
+	minAge0 := func(rs policy.Remedies) { policy.ConfigOf[*policy.TempCleanupConfig](rs).MinAge = 0 }
 
 	t.Run("stale_file_removed", func(t *testing.T) {
 		t.Parallel()
@@ -582,7 +584,7 @@ func TestTempCleanup(t *testing.T) {
 		}
 
 		g := startGuardian(t, srv, guardianOpts{Remedies: minAge0})
-		e := g.waitEntry(fieldsEq{"event": remediate.EventApplied, "remedy": policy.RemedyTempCleanup, "path": tmp}, nil)
+		e := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyTempCleanup, "path": tmp}, nil)
 		if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 			t.Errorf("%s still there after the event (stat: %v)", tmp, err)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/redis-guardian/redis-guardian/internal/events"
 )
 
 // Identifier is the SYSLOG_IDENTIFIER of every entry.
@@ -96,7 +98,7 @@ var fieldNames = map[string]string{
 
 // Convert builds the MESSAGE text and the journal fields of one entry. The message
 // stays readable on its own (the error is appended); the fields carry everything for
-// selection. An "event" field with a known name adds its MESSAGE_ID.
+// selection. An event field (events.FieldKey) with a known name adds its MESSAGE_ID.
 func Convert(ent zapcore.Entry, fields []zapcore.Field) (string, map[string]string) {
 	enc := zapcore.NewMapObjectEncoder()
 	for _, f := range fields {
@@ -130,7 +132,7 @@ func Convert(ent zapcore.Entry, fields []zapcore.Field) (string, map[string]stri
 		}
 		vars[name] = value(enc.Fields[k])
 	}
-	if ev, ok := enc.Fields["event"].(string); ok {
+	if ev, ok := enc.Fields[events.FieldKey].(string); ok {
 		if id, known := MessageIDs[ev]; known {
 			vars["MESSAGE_ID"] = id
 		}

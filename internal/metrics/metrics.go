@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
-	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+	"github.com/redis-guardian/redis-guardian/internal/events"
 )
 
 // Metrics holds the guardian's collectors and the little state needed to turn tick
@@ -23,7 +23,7 @@ type Metrics struct {
 
 	up             *prometheus.GaugeVec
 	findings       *prometheus.GaugeVec
-	remedies       map[string]*prometheus.CounterVec
+	remedies       map[events.Name]*prometheus.CounterVec
 	held           *prometheus.GaugeVec
 	rejected       *prometheus.CounterVec
 	tickDuration   *prometheus.HistogramVec
@@ -44,11 +44,11 @@ type instState struct {
 }
 
 // remedyCounters are the executor events counted, each as its own _total counter.
-var remedyCounters = map[string]struct{ name, help string }{
-	remediate.EventApplied: {"remedies_applied_total", "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy."},
-	remediate.EventUndone:  {"remedies_undone_total", "Held settings the guardian restored, by remedy."},
-	remediate.EventFailed:  {"remedies_failed_total", "Remedies that failed (ACL denied, renamed command, Redis gone), by remedy."},
-	remediate.EventYielded: {"remedies_yielded_total", "Held settings abandoned because someone else changed them, by remedy."},
+var remedyCounters = map[events.Name]struct{ name, help string }{
+	events.RemedyApplied: {"remedies_applied_total", "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy."},
+	events.RemedyUndone:  {"remedies_undone_total", "Held settings the guardian restored, by remedy."},
+	events.RemedyFailed:  {"remedies_failed_total", "Remedies that failed (ACL denied, renamed command, Redis gone), by remedy."},
+	events.RemedyYielded: {"remedies_yielded_total", "Held settings abandoned because someone else changed them, by remedy."},
 }
 
 // New builds the metrics for a guardian of the given version.
@@ -60,7 +60,7 @@ func New(version string) *Metrics {
 			Help: "1 when the last tick could read the Redis instance, 0 when it was unreachable."}, []string{"instance"}),
 		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "findings_active",
 			Help: "1 for each finding raised on an instance at its last tick."}, []string{"instance", "finding", "severity"}),
-		remedies: map[string]*prometheus.CounterVec{},
+		remedies: map[events.Name]*prometheus.CounterVec{},
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_changes",
 			Help: "Settings the guardian currently holds changed (recorded in its ledger)."}, []string{"instance"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "writes_rejected_seconds_total",
@@ -134,7 +134,7 @@ func (m *Metrics) RemoveInstance(name string) {
 }
 
 // RemedyEvent counts one executor event (wire it to remediate.Executor.OnEvent).
-func (m *Metrics) RemedyEvent(instance, event, remedy string) {
+func (m *Metrics) RemedyEvent(instance string, event events.Name, remedy string) {
 	if c, ok := m.remedies[event]; ok {
 		c.WithLabelValues(instance, remedy).Inc()
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
@@ -40,7 +41,7 @@ func TestTicksAndEvents(t *testing.T) {
 	misconf := []policy.Finding{{ID: policy.IDMisconfRDB, Severity: policy.Critical}}
 	held := []remediate.Change{{Setting: policy.SettingStopWrites, Value: "no"}}
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Duration: 10 * time.Millisecond, Up: true, Findings: misconf, WritesRejected: true})
-	m.RemedyEvent("main", remediate.EventApplied, policy.RemedyStopWrites)
+	m.RemedyEvent("main", events.RemedyApplied, policy.RemedyStopWrites)
 	m.RemedyEvent("main", "remedy_held", policy.RemedyStopWrites) // not a counted event
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(time.Second), Duration: 10 * time.Millisecond, Up: true, Findings: misconf, Held: held, WritesRejected: true})
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(2 * time.Second), Duration: 10 * time.Millisecond, Up: true, Held: held})

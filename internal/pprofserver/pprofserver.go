@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/internal/events"
 )
 
 // Handler returns a mux with the pprof endpoints under /debug/pprof/. It is a fresh
@@ -46,7 +48,7 @@ func serve(ctx context.Context, ln net.Listener, log *zap.Logger) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		// No WriteTimeout: /debug/pprof/profile?seconds=30 writes after 30 s.
 	}
-	log.Info("serving pprof", zap.String("event", "pprof_listening"), zap.String("addr", ln.Addr().String()))
+	log.Info("serving pprof", events.Field(events.PprofListening), zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

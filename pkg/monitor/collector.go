@@ -18,8 +18,7 @@ type CollectorOptions struct {
 	Addr  string
 	Redis *RedisSource
 	Host  *HostSource
-	// HostChecks is "auto" (when the address is local), "on" or "off".
-	HostChecks string
+	HostChecks HostChecks
 	// LogFile overrides CONFIG GET logfile (e.g. a path seen differently from here).
 	LogFile string
 	// LogBackscan is how much of the log's existing tail is read for recent causes.
@@ -93,11 +92,11 @@ func (c *Collector) Snapshot(ctx context.Context, now time.Time) Snapshot {
 
 func (c *Collector) readHost(ctx context.Context, r RedisReading) HostReading {
 	switch {
-	case c.opts.HostChecks == "off":
+	case c.opts.HostChecks == HostChecksOff:
 		h := unknownHost("")
 		h.Disabled = true
 		return h
-	case c.opts.HostChecks != "on" && !IsLocalAddr(c.opts.Addr):
+	case c.opts.HostChecks != HostChecksOn && !IsLocalAddr(c.opts.Addr):
 		return unknownHost(fmt.Sprintf("Redis at %s is not on this host", c.opts.Addr))
 	case r.Err != nil:
 		return unknownHost("Redis did not answer INFO, so its process is unknown")
@@ -113,7 +112,7 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 	src, path := c.logTarget(r, h)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if src != "file" {
+	if src != LogFile {
 		return LogReading{Source: src, Path: path}
 	}
 	if path != c.logPath {
@@ -148,28 +147,28 @@ func (c *Collector) readLog(r RedisReading, h HostReading) LogReading {
 		}
 		return r
 	}
-	return LogReading{Source: "file", Path: path, Err: c.scanErr, Last: c.scanned}
+	return LogReading{Source: LogFile, Path: path, Err: c.scanErr, Last: c.scanned}
 }
 
 // logTarget decides where the Redis log is, from the override or CONFIG.
-func (c *Collector) logTarget(r RedisReading, h HostReading) (src, path string) {
+func (c *Collector) logTarget(r RedisReading, h HostReading) (src LogSource, path string) {
 	if c.opts.LogFile != "" {
-		return "file", c.opts.LogFile
+		return LogFile, c.opts.LogFile
 	}
 	if !r.Config.Known() {
-		return "unavailable", ""
+		return LogUnavailable, ""
 	}
-	if !h.Available && c.opts.HostChecks != "on" {
-		return "unavailable", ""
+	if !h.Available && c.opts.HostChecks != HostChecksOn {
+		return LogUnavailable, ""
 	}
 	src, path = LogSourceFromConfig(r.Config["logfile"], r.Config["syslog-enabled"] == "yes")
-	if src == "file" && !filepath.IsAbs(path) && h.PID > 0 {
+	if src == LogFile && !filepath.IsAbs(path) && h.PID > 0 {
 		// Redis opens a relative logfile against its working directory at start.
 		cwd, err := os.Readlink(filepath.Join(c.opts.ProcRoot, fmt.Sprint(h.PID), "cwd"))
 		if err != nil {
 			// Resolving it against the guardian's own directory would follow the
 			// wrong file, and flip between paths from tick to tick.
-			return "unavailable", ""
+			return LogUnavailable, ""
 		}
 		path = filepath.Join(cwd, path)
 	}
@@ -219,3 +218,7 @@ func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent
 	}
 	return out, nil
 }
+
+// MarkConfigStale makes the next Snapshot run CONFIG GET again (after the guardian
+// changed a setting, so reconciliation sees the new value).
+func (c *Collector) MarkConfigStale() { c.opts.Redis.MarkConfigStale() }

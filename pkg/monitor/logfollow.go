@@ -103,7 +103,7 @@ func (f *Follower) Reading() LogReading {
 	for k, v := range f.last {
 		last[k] = v
 	}
-	return LogReading{Source: "file", Path: f.opts.Path, Err: f.err, Last: last}
+	return LogReading{Source: LogFile, Path: f.opts.Path, Err: f.err, Last: last}
 }
 
 // Run follows the file until ctx is done and then returns nil. A missing or

@@ -258,15 +258,15 @@ func truncateUTF8(s string, n int) string {
 // once the config has set it (setting dir is a chdir), the start directory
 // otherwise. Only a caller that knows that cwd (e.g. /proc/<pid>/cwd of a local
 // Redis) should join the two.
-func LogSourceFromConfig(logfile string, syslogEnabled bool) (source, path string) {
+func LogSourceFromConfig(logfile string, syslogEnabled bool) (source LogSource, path string) {
 	switch {
 	case logfile != "":
 		// Redis writes the file even when syslog is also enabled; the file is
 		// the one we can read.
-		return "file", logfile
+		return LogFile, logfile
 	case syslogEnabled:
-		return "syslog", ""
+		return LogSyslog, ""
 	default:
-		return "stdout", ""
+		return LogStdout, ""
 	}
 }

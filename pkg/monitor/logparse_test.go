@@ -414,7 +414,7 @@ func TestLogSourceFromConfig(t *testing.T) {
 		name       string
 		logfile    string
 		syslog     bool
-		wantSource string
+		wantSource LogSource
 		wantPath   string
 	}{
 		{"stdout", "", false, "stdout", ""},

@@ -35,6 +35,10 @@ type RedisOptions struct {
 	ConfigRefresh time.Duration
 	// ConfigCommand is the name CONFIG was renamed to with rename-command, if any.
 	ConfigCommand string
+	// ConfigParams are the settings CONFIG GET fetches; nil means ConfigParams.
+	// The guardian passes policy.ConfigParams(), which adds every setting a remedy
+	// may hold, so a held setting is always reconciled against its live value.
+	ConfigParams []string
 }
 
 // NewRedisClient builds a go-redis client from options. It does not connect.
@@ -231,11 +235,15 @@ func (r *RedisSource) info(ctx context.Context) (string, error) {
 }
 
 func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
+	params := r.opts.ConfigParams
+	if params == nil {
+		params = ConfigParams
+	}
 	r.mu.Lock()
 	multi := r.multiGet
 	r.mu.Unlock()
 	if multi {
-		args := append([]any{r.opts.ConfigCommand, "GET"}, stringsToAny(ConfigParams)...)
+		args := append([]any{r.opts.ConfigCommand, "GET"}, stringsToAny(params)...)
 		kv, err := r.client.Do(ctx, args...).StringSlice()
 		if err == nil {
 			return ParseConfigReply(kv), nil
@@ -249,8 +257,8 @@ func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
 	}
 	// Before 7.0 CONFIG GET takes one pattern: pipeline them into one round trip.
 	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(ConfigParams))
-	for i, p := range ConfigParams {
+	cmds := make([]*redis.Cmd, len(params))
+	for i, p := range params {
 		cmds[i] = pipe.Do(ctx, r.opts.ConfigCommand, "GET", p)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !isRedisReplyError(err) {

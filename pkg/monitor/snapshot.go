@@ -195,11 +195,32 @@ type LogEvent struct {
 
 // LogReading is the state of the Redis log follower for one instance.
 type LogReading struct {
-	// Source is "file", "stdout", "syslog" or "unavailable".
-	Source string
+	Source LogSource
 	Path   string
 	// Err is set when the file cannot be followed (missing, permission denied).
 	Err error
 	// Last holds the newest event of each kind seen so far.
 	Last map[LogKind]LogEvent
 }
+
+// LogSource says where Redis writes its log, which decides how fast a failure is
+// seen: a followed file wakes the loop at once, anything else waits for a tick.
+type LogSource string
+
+// Log sources.
+const (
+	LogFile        LogSource = "file"
+	LogStdout      LogSource = "stdout" // under systemd the journal; with daemonize yes, /dev/null
+	LogSyslog      LogSource = "syslog"
+	LogUnavailable LogSource = "unavailable"
+)
+
+// HostChecks says whether the host of a Redis is read.
+type HostChecks string
+
+// Host check modes.
+const (
+	HostChecksAuto HostChecks = "auto" // when the address is local
+	HostChecksOn   HostChecks = "on"
+	HostChecksOff  HostChecks = "off"
+)

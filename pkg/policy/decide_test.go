@@ -13,6 +13,9 @@ import (
 
 // decisionOpts compare decisions without their readable Detail, which is checked
 // separately where it matters.
+// stateOpts compare States with the remedies' own (unexported) states.
+var stateOpts = cmp.AllowUnexported(State{}, bgsaveRetryState{}, rewriteDeferralState{}, stopWritesState{})
+
 var decisionOpts = []cmp.Option{cmpopts.IgnoreFields(Decision{}, "Detail"), cmpopts.EquateEmpty()}
 
 // decideInput is a healthy instance at now with the default remedies and no jitter.
@@ -112,22 +115,22 @@ func TestDecideStopWrites(t *testing.T) {
 		}, want: set(IDMisconfRDB)},
 		{name: "require aof with aof off", setup: func(in *Input, _ *State) {
 			misconf(in)
-			in.Remedies.StopWrites.RequireAOF = true
+			ConfigOf[*StopWritesConfig](in.Remedies).RequireAOF = true
 			in.Snapshot.Redis.Info.AOFEnabled = false
 		}},
 		{name: "require aof with aof failing", setup: func(in *Input, _ *State) {
 			misconf(in)
-			in.Remedies.StopWrites.RequireAOF = true
+			ConfigOf[*StopWritesConfig](in.Remedies).RequireAOF = true
 			in.Snapshot.Redis.Info.AOFLastWriteStatus = "err"
 		}},
 		{name: "require aof with aof healthy", setup: func(in *Input, _ *State) {
 			misconf(in)
-			in.Remedies.StopWrites.RequireAOF = true
+			ConfigOf[*StopWritesConfig](in.Remedies).RequireAOF = true
 		}, want: set(IDMisconfRDB)},
 		{name: "predictive", setup: func(in *Input, _ *State) { wontFit(in) }, want: set(IDSnapshotWontFit)},
 		{name: "predictive off", setup: func(in *Input, _ *State) {
 			wontFit(in)
-			in.Remedies.StopWrites.Predictive = false
+			ConfigOf[*StopWritesConfig](in.Remedies).Predictive = false
 		}},
 		{name: "predictive with data dir unknown", setup: func(in *Input, _ *State) {
 			wontFit(in)
@@ -145,24 +148,24 @@ func TestDecideStopWrites(t *testing.T) {
 		{name: "held, still failing, warned recently", setup: func(in *Input, st *State) {
 			holdStopWrites(in)
 			misconf(in)
-			st.LastHeldWarn = now.Add(-time.Minute)
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{LastHeldWarn: now.Add(-time.Minute)}}
 		}},
 		{name: "held, still failing, warn due", setup: func(in *Input, st *State) {
 			holdStopWrites(in)
 			misconf(in)
-			st.LastHeldWarn = now.Add(-in.Remedies.StopWrites.WarnEvery)
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{LastHeldWarn: now.Add(-ConfigOf[*StopWritesConfig](in.Remedies).WarnEvery)}}
 		}, want: warnHeld},
 		{name: "held, still failing, warnings off", setup: func(in *Input, st *State) {
 			holdStopWrites(in)
 			misconf(in)
-			in.Remedies.StopWrites.WarnEvery = 0
-			st.LastHeldWarn = now.Add(-time.Hour)
+			ConfigOf[*StopWritesConfig](in.Remedies).WarnEvery = 0
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{LastHeldWarn: now.Add(-time.Hour)}}
 		}},
 		{name: "held while stopping is kept", setup: func(in *Input, st *State) {
 			holdStopWrites(in)
 			misconf(in)
 			in.Stopping = true
-			st.LastHeldWarn = now.Add(-time.Hour)
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{LastHeldWarn: now.Add(-time.Hour)}}
 		}},
 		{name: "stopping starts nothing", setup: func(in *Input, _ *State) {
 			misconf(in)
@@ -170,24 +173,24 @@ func TestDecideStopWrites(t *testing.T) {
 		}},
 		{name: "disabled", setup: func(in *Input, _ *State) {
 			misconf(in)
-			in.Remedies.StopWrites.Enabled = false
+			ConfigOf[*StopWritesConfig](in.Remedies).Enabled = false
 		}},
 		{name: "hourly cap reached", setup: func(in *Input, st *State) {
 			misconf(in)
-			st.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(in.Remedies.StopWrites.MaxPerHour, now.Add(-30*time.Minute))}
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-30*time.Minute))}
 		}},
 		{name: "actions older than an hour do not count", setup: func(in *Input, st *State) {
 			misconf(in)
-			st.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(in.Remedies.StopWrites.MaxPerHour, now.Add(-2*time.Hour))}
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-2*time.Hour))}
 		}, want: set(IDMisconfRDB)},
 		{name: "cooldown", setup: func(in *Input, st *State) {
 			misconf(in)
-			in.Remedies.StopWrites.Cooldown = time.Minute
-			st.Actions = map[string][]time.Time{RemedyStopWrites: {now.Add(-30 * time.Second)}}
+			ConfigOf[*StopWritesConfig](in.Remedies).Cooldown = time.Minute
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: {now.Add(-30 * time.Second)}}
 		}},
 		{name: "backed off after a failure", setup: func(in *Input, st *State) {
 			misconf(in)
-			st.FailedUntil = map[string]time.Time{RemedyStopWrites: now.Add(time.Second)}
+			st.Shared.FailedUntil = map[string]time.Time{RemedyStopWrites: now.Add(time.Second)}
 		}},
 		{name: "redis unreadable", setup: func(in *Input, _ *State) {
 			misconf(in)
@@ -209,7 +212,7 @@ func TestDecideStopWritesWarnsEveryWarnEvery(t *testing.T) {
 	in := decideInput()
 	holdStopWrites(&in)
 	misconf(&in)
-	every := in.Remedies.StopWrites.WarnEvery
+	every := ConfigOf[*StopWritesConfig](in.Remedies).WarnEvery
 	var st State
 	var ds []Decision
 	for _, tc := range []struct {
@@ -232,8 +235,8 @@ func TestDecideStopWritesWarnsEveryWarnEvery(t *testing.T) {
 		only(ds, RemedyStopWrites), decisionOpts...); diff != "" {
 		t.Errorf("after the save succeeded (-want +got):\n%s", diff)
 	}
-	if !st.LastHeldWarn.IsZero() {
-		t.Errorf("LastHeldWarn = %s after undo, want zero", st.LastHeldWarn)
+	if !swState(st).LastHeldWarn.IsZero() {
+		t.Errorf("LastHeldWarn = %s after undo, want zero", swState(st).LastHeldWarn)
 	}
 }
 
@@ -241,7 +244,7 @@ func TestDecideStopWritesWarnsEveryWarnEvery(t *testing.T) {
 func bgsaveInput() Input {
 	in := decideInput()
 	misconf(&in)
-	in.Remedies.StopWrites.Enabled = false
+	ConfigOf[*StopWritesConfig](in.Remedies).Enabled = false
 	return in
 }
 
@@ -250,13 +253,13 @@ var bgsave = Decision{Remedy: RemedyBgsaveRetry, Action: ActBgsave, Reason: IDBg
 func TestDecideBgsaveBackoff(t *testing.T) {
 	t.Parallel()
 	in := bgsaveInput()
-	r := in.Remedies.BgsaveRetry
+	r := ConfigOf[*BgsaveRetryConfig](in.Remedies)
 	ds, st := Decide(in, State{})
 	if got := only(ds, RemedyBgsaveRetry); len(got) != 0 {
 		t.Fatalf("first tick of a failure: %+v, want only scheduling", got)
 	}
-	if want := now.Add(r.InitialBackoff); !st.NextRetry.Equal(want) {
-		t.Errorf("NextRetry = %s, want %s", st.NextRetry, want)
+	if want := now.Add(r.InitialBackoff); !bgState(st).NextRetry.Equal(want) {
+		t.Errorf("NextRetry = %s, want %s", bgState(st).NextRetry, want)
 	}
 	last := now
 	wantGap := r.InitialBackoff
@@ -272,8 +275,8 @@ func TestDecideBgsaveBackoff(t *testing.T) {
 			t.Fatalf("retry %d at +%s (-want +got):\n%s", i, next.Sub(now), diff)
 		}
 		st = Observe(st, next, []Outcome{{Decision: got[0], OK: true}})
-		if st.RetryAttempt != i+1 {
-			t.Errorf("retry %d: RetryAttempt = %d, want %d", i, st.RetryAttempt, i+1)
+		if bgState(st).RetryAttempt != i+1 {
+			t.Errorf("retry %d: RetryAttempt = %d, want %d", i, bgState(st).RetryAttempt, i+1)
 		}
 		last = next
 		wantGap = min(wantGap*2, r.MaxBackoff)
@@ -285,14 +288,14 @@ func TestDecideBgsaveBackoff(t *testing.T) {
 	// Any successful save resets the retries.
 	in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "ok"
 	_, st = Decide(at(in, last.Add(time.Second)), st)
-	if !st.SaveFailedAt.IsZero() || st.RetryAttempt != 0 || !st.NextRetry.IsZero() {
-		t.Errorf("after status ok: SaveFailedAt %s, RetryAttempt %d, NextRetry %s; want all zero", st.SaveFailedAt, st.RetryAttempt, st.NextRetry)
+	if !bgState(st).SaveFailedAt.IsZero() || bgState(st).RetryAttempt != 0 || !bgState(st).NextRetry.IsZero() {
+		t.Errorf("after status ok: SaveFailedAt %s, RetryAttempt %d, NextRetry %s; want all zero", bgState(st).SaveFailedAt, bgState(st).RetryAttempt, bgState(st).NextRetry)
 	}
 }
 
 func TestDecideBgsave(t *testing.T) {
 	t.Parallel()
-	later := now.Add(DefaultRemedies().BgsaveRetry.InitialBackoff)
+	later := now.Add(ConfigOf[*BgsaveRetryConfig](DefaultRemedies()).InitialBackoff)
 	type tick func(in *Input)
 	for _, tc := range []struct {
 		name string
@@ -319,7 +322,7 @@ func TestDecideBgsave(t *testing.T) {
 		{name: "snapshot will not fit", secondAt: later.Add(time.Hour),
 			first:  func(in *Input) { in.Snapshot.Host.DataDir.Free = uint64(10 * mib) },
 			second: func(in *Input) { in.Snapshot.Host.DataDir.Free = uint64(20 * mib) }},
-		{name: "disabled", secondAt: later, second: func(in *Input) { in.Remedies.BgsaveRetry.Enabled = false }},
+		{name: "disabled", secondAt: later, second: func(in *Input) { ConfigOf[*BgsaveRetryConfig](in.Remedies).Enabled = false }},
 		{name: "status ok", secondAt: later, second: func(in *Input) { in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "ok" }},
 		{name: "stopping", secondAt: later, second: func(in *Input) { in.Stopping = true }},
 	} {
@@ -437,7 +440,7 @@ func feedLoad(base *Input, st State, start time.Time, secs int, cmds *int64, rat
 func TestDecideRewriteDeferral(t *testing.T) {
 	t.Parallel()
 	in := decideInput()
-	r := in.Remedies.RewriteDeferral
+	r := ConfigOf[*RewriteDeferralConfig](in.Remedies)
 	cmds := int64(1e6)
 
 	// High load: after half a window of samples the rewrites are deferred, once.
@@ -446,8 +449,8 @@ func TestDecideRewriteDeferral(t *testing.T) {
 	if diff := cmp.Diff(want, got, append(decisionOpts, cmp.AllowUnexported(timed{}))...); diff != "" {
 		t.Fatalf("under load (-want +got):\n%s", diff)
 	}
-	if len(st.Samples) == 0 || now.Add(19*time.Second).Sub(st.Samples[0].T) > r.Window {
-		t.Errorf("samples span more than the window: %+v", st.Samples)
+	if len(rwState(st).Samples) == 0 || now.Add(19*time.Second).Sub(rwState(st).Samples[0].T) > r.Window {
+		t.Errorf("samples span more than the window: %+v", rwState(st).Samples)
 	}
 
 	// Held: the load stays high, nothing happens; then it falls and stays low for
@@ -512,7 +515,7 @@ func TestDecideQuietRewrite(t *testing.T) {
 		{name: "no room", setup: func(in *Input) { in.Snapshot.Host.DataDir.Free = uint64(10 * mib) }},
 		{name: "child running", setup: func(in *Input) { in.Snapshot.Redis.Info.RDBBgsaveInProgress = true }},
 		{name: "rewrite scheduled", setup: func(in *Input) { in.Snapshot.Redis.Info.AOFRewriteScheduled = true }},
-		{name: "disabled", setup: func(in *Input) { in.Remedies.RewriteDeferral.Enabled = false }},
+		{name: "disabled", setup: func(in *Input) { ConfigOf[*RewriteDeferralConfig](in.Remedies).Enabled = false }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -560,13 +563,13 @@ func TestDecideRewriteDeferralCounterReset(t *testing.T) {
 	if len(got) != 0 {
 		t.Errorf("after the restart: %+v, want nothing", got)
 	}
-	for _, s := range st.Samples {
+	for _, s := range rwState(st).Samples {
 		if s.T.Before(now.Add(4 * time.Second)) {
-			t.Errorf("a sample from before the restart survived: %+v", st.Samples)
+			t.Errorf("a sample from before the restart survived: %+v", rwState(st).Samples)
 			break
 		}
 	}
-	if rate, ok := OpsRate(st.Samples); !ok || rate != 1000 {
+	if rate, ok := OpsRate(rwState(st).Samples); !ok || rate != 1000 {
 		t.Errorf("OpsRate after the restart = %v, %v; want 1000, true", rate, ok)
 	}
 }
@@ -625,13 +628,13 @@ func TestDecideTempCleanup(t *testing.T) {
 		{name: "pid unknown", setup: with(func() monitor.TempFile { f := stale; f.PIDAlive = monitor.Unknown; return f }())},
 		{name: "child running", setup: then(with(stale), func(in *Input, _ *State) { in.Snapshot.Redis.Info.RDBBgsaveInProgress = true })},
 		{name: "loading", setup: then(with(stale), func(in *Input, _ *State) { in.Snapshot.Redis.Info.Loading = true })},
-		{name: "disabled", setup: then(with(stale), func(in *Input, _ *State) { in.Remedies.TempCleanup.Enabled = false })},
+		{name: "disabled", setup: then(with(stale), func(in *Input, _ *State) { ConfigOf[*TempCleanupConfig](in.Remedies).Enabled = false })},
 		{name: "host unavailable", setup: then(with(stale), func(in *Input, _ *State) { in.Snapshot.Host.Available = false })},
 		{name: "stopping", setup: then(with(stale), func(in *Input, _ *State) { in.Stopping = true })},
 		{name: "hourly cap applies per file", setup: then(with(stale, staleTemp("temp-999998.rdb"), staleTemp("temp-999997.rdb")),
 			func(in *Input, st *State) {
-				in.Remedies.TempCleanup.MaxPerHour = 3
-				st.Actions = map[string][]time.Time{RemedyTempCleanup: {now.Add(-time.Minute)}}
+				ConfigOf[*TempCleanupConfig](in.Remedies).MaxPerHour = 3
+				st.Shared.Actions = map[string][]time.Time{RemedyTempCleanup: {now.Add(-time.Minute)}}
 			}), want: []Decision{del(stale), del(staleTemp("temp-999998.rdb"))}},
 	})
 }
@@ -644,11 +647,11 @@ func TestDecideTempCleanupDoesNotCountActions(t *testing.T) {
 	if len(ds) != 2 {
 		t.Fatalf("got %d decisions, want 2", len(ds))
 	}
-	if n := len(st.Actions[RemedyTempCleanup]); n != 0 {
+	if n := len(st.Shared.Actions[RemedyTempCleanup]); n != 0 {
 		t.Errorf("Decide counted %d actions; only Observe counts them", n)
 	}
 	outs := []Outcome{{Decision: ds[0], OK: true}, {Decision: ds[1], OK: true}}
-	if n := len(Observe(st, now, outs).Actions[RemedyTempCleanup]); n != 2 {
+	if n := len(Observe(st, now, outs).Shared.Actions[RemedyTempCleanup]); n != 2 {
 		t.Errorf("Observe counted %d actions, want 2", n)
 	}
 }
@@ -657,7 +660,7 @@ func TestObserveBacksOff(t *testing.T) {
 	t.Parallel()
 	in := decideInput()
 	misconf(&in)
-	in.Remedies.BgsaveRetry.Enabled = false
+	ConfigOf[*BgsaveRetryConfig](in.Remedies).Enabled = false
 	ds, st := Decide(in, State{})
 	if len(ds) != 1 || ds[0].Action != ActSet {
 		t.Fatalf("got %+v, want one ActSet", ds)
@@ -667,10 +670,10 @@ func TestObserveBacksOff(t *testing.T) {
 	for i, back := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
 		160 * time.Second, 320 * time.Second, 640 * time.Second, 640 * time.Second} {
 		st = Observe(st, t0, failed)
-		if got := st.FailedUntil[RemedyStopWrites]; !got.Equal(t0.Add(back)) {
+		if got := st.Shared.FailedUntil[RemedyStopWrites]; !got.Equal(t0.Add(back)) {
 			t.Fatalf("failure %d: FailedUntil +%s, want +%s", i+1, got.Sub(t0), back)
 		}
-		if got := st.FailCount[RemedyStopWrites]; got != i+1 {
+		if got := st.Shared.FailCount[RemedyStopWrites]; got != i+1 {
 			t.Errorf("failure %d: FailCount %d", i+1, got)
 		}
 		ds, st = Decide(at(in, t0.Add(back-time.Millisecond)), st)
@@ -684,13 +687,13 @@ func TestObserveBacksOff(t *testing.T) {
 		}
 	}
 	st = Observe(st, t0, []Outcome{{Decision: ds[0], OK: true}})
-	if _, ok := st.FailedUntil[RemedyStopWrites]; ok {
-		t.Errorf("FailedUntil kept after a success: %+v", st.FailedUntil)
+	if _, ok := st.Shared.FailedUntil[RemedyStopWrites]; ok {
+		t.Errorf("FailedUntil kept after a success: %+v", st.Shared.FailedUntil)
 	}
-	if _, ok := st.FailCount[RemedyStopWrites]; ok {
-		t.Errorf("FailCount kept after a success: %+v", st.FailCount)
+	if _, ok := st.Shared.FailCount[RemedyStopWrites]; ok {
+		t.Errorf("FailCount kept after a success: %+v", st.Shared.FailCount)
 	}
-	if diff := cmp.Diff([]time.Time{t0}, st.Actions[RemedyStopWrites]); diff != "" {
+	if diff := cmp.Diff([]time.Time{t0}, st.Shared.Actions[RemedyStopWrites]); diff != "" {
 		t.Errorf("Actions (-want +got):\n%s", diff)
 	}
 }
@@ -699,12 +702,12 @@ func TestObserve(t *testing.T) {
 	t.Parallel()
 	warn := Decision{Remedy: RemedyStopWrites, Action: ActWarn}
 	st := Observe(State{}, now, []Outcome{{Decision: warn, OK: true}, {Decision: warn, Err: "x"}})
-	if len(st.Actions) != 0 || len(st.FailCount) != 0 {
+	if len(st.Shared.Actions) != 0 || len(st.Shared.FailCount) != 0 {
 		t.Errorf("warnings counted: %+v", st)
 	}
 	st = Observe(st, now, []Outcome{{Decision: bgsave, OK: true}, {Decision: bgsave, Err: "ERR"}})
-	if st.RetryAttempt != 1 {
-		t.Errorf("RetryAttempt = %d after one successful BGSAVE, want 1", st.RetryAttempt)
+	if bgState(st).RetryAttempt != 1 {
+		t.Errorf("RetryAttempt = %d after one successful BGSAVE, want 1", bgState(st).RetryAttempt)
 	}
 	// Failures of one remedy do not back off another.
 	st = Observe(State{}, now, []Outcome{{Decision: bgsave, Err: "ERR"}})
@@ -720,20 +723,23 @@ func TestObserve(t *testing.T) {
 // hour, so pruning would show if it touched the caller's copy.
 func fullState() State {
 	return State{
-		Actions: map[string][]time.Time{
-			RemedyStopWrites:      {now.Add(-2 * time.Hour), now.Add(-90 * time.Minute), now.Add(-time.Minute)},
-			RemedyBgsaveRetry:     {now.Add(-3 * time.Hour), now.Add(-time.Hour)},
-			RemedyTempCleanup:     {now.Add(-2 * time.Hour)},
-			RemedyRewriteDeferral: {now.Add(-2 * time.Hour)},
+		Shared: Shared{
+			Actions: map[string][]time.Time{
+				RemedyStopWrites:      {now.Add(-2 * time.Hour), now.Add(-90 * time.Minute), now.Add(-time.Minute)},
+				RemedyBgsaveRetry:     {now.Add(-3 * time.Hour), now.Add(-time.Hour)},
+				RemedyTempCleanup:     {now.Add(-2 * time.Hour)},
+				RemedyRewriteDeferral: {now.Add(-2 * time.Hour)},
+			},
+			FailedUntil: map[string]time.Time{RemedyRewriteDeferral: now.Add(-time.Second)},
+			FailCount:   map[string]int{RemedyRewriteDeferral: 2},
+			Yielded:     map[string]time.Time{SettingRewritePercent: now.Add(-time.Minute)},
 		},
-		FailedUntil:  map[string]time.Time{RemedyRewriteDeferral: now.Add(-time.Second)},
-		FailCount:    map[string]int{RemedyRewriteDeferral: 2},
-		SaveFailedAt: now.Add(-time.Hour),
-		NextRetry:    now.Add(-time.Second),
-		PrevKnown:    true,
-		PrevWritable: monitor.No,
-		PrevFree:     uint64(mib),
-		Samples:      []Sample{{now.Add(-20 * time.Second), 1}, {now.Add(-11 * time.Second), 2}, {now.Add(-5 * time.Second), 3e5}},
+		remedies: map[string]any{
+			RemedyBgsaveRetry: bgsaveRetryState{SaveFailedAt: now.Add(-time.Hour), NextRetry: now.Add(-time.Second),
+				PrevKnown: true, PrevWritable: monitor.No, PrevFree: uint64(mib)},
+			RemedyRewriteDeferral: rewriteDeferralState{
+				Samples: []Sample{{now.Add(-20 * time.Second), 1}, {now.Add(-11 * time.Second), 2}, {now.Add(-5 * time.Second), 3e5}}},
+		},
 	}
 }
 
@@ -752,7 +758,7 @@ func TestDecideDoesNotModifyState(t *testing.T) {
 	if len(ds) == 0 {
 		t.Fatal("no decisions: the test does not exercise the remedies")
 	}
-	if diff := cmp.Diff(fullState(), st); diff != "" {
+	if diff := cmp.Diff(fullState(), st, stateOpts); diff != "" {
 		t.Errorf("Decide modified its state (-before +after):\n%s", diff)
 	}
 	if diff := cmp.Diff(mkInput(), in, cmp.Comparer(func(a, b error) bool { return a == b }), cmpopts.IgnoreFields(Input{}, "Rand")); diff != "" {
@@ -761,7 +767,7 @@ func TestDecideDoesNotModifyState(t *testing.T) {
 	// Nor does Observe, on the state Decide returned.
 	snap := next.clone()
 	_ = Observe(next, now, []Outcome{{Decision: ds[0], OK: true}, {Decision: ds[0], Err: "x"}})
-	if diff := cmp.Diff(snap, next, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(snap, next, cmpopts.EquateEmpty(), stateOpts); diff != "" {
 		t.Errorf("Observe modified its state (-before +after):\n%s", diff)
 	}
 }
@@ -776,7 +782,21 @@ func TestDecideIsDeterministic(t *testing.T) {
 	if diff := cmp.Diff(a, b); diff != "" {
 		t.Errorf("decisions differ:\n%s", diff)
 	}
-	if diff := cmp.Diff(sa, sb); diff != "" {
+	if diff := cmp.Diff(sa, sb, stateOpts); diff != "" {
 		t.Errorf("states differ:\n%s", diff)
 	}
+}
+
+// The remedies' own states, as the tests read them.
+func swState(st State) stopWritesState {
+	s, _ := st.remedies[RemedyStopWrites].(stopWritesState)
+	return s
+}
+func bgState(st State) bgsaveRetryState {
+	s, _ := st.remedies[RemedyBgsaveRetry].(bgsaveRetryState)
+	return s
+}
+func rwState(st State) rewriteDeferralState {
+	s, _ := st.remedies[RemedyRewriteDeferral].(rewriteDeferralState)
+	return s
 }

@@ -10,14 +10,10 @@ import (
 )
 
 // History is what diagnosis needs from earlier ticks: counters only mean something
-// as deltas, and a deferral only becomes a problem after a while.
+// as deltas.
 type History struct {
 	// Prev is the previous snapshot whose Redis reading succeeded, nil on the first.
 	Prev *monitor.Snapshot
-	// RewriteDeferredSince is when the guardian deferred AOF rewrites, zero if not.
-	RewriteDeferredSince time.Time
-	// MaxDeferral is how long a deferral may last before it is a finding.
-	MaxDeferral time.Duration
 }
 
 // recentWindow is how far back a log line counts when there is no earlier tick to
@@ -47,8 +43,8 @@ type diag struct {
 	out  []Finding
 }
 
-func (d *diag) add(id string, sev Severity, summary, cause, remedy string) {
-	d.out = append(d.out, Finding{ID: id, Severity: sev, Summary: summary, Cause: cause, Remedy: remedy})
+func (d *diag) add(id string, sev Severity, summary, cause, fix string) {
+	d.out = append(d.out, Finding{ID: id, Severity: sev, Summary: summary, Cause: cause, Fix: fix})
 }
 
 func (d *diag) run() {
@@ -64,14 +60,6 @@ func (d *diag) run() {
 	d.host()
 	d.memory()
 	d.replication()
-	if !d.h.RewriteDeferredSince.IsZero() && d.h.MaxDeferral > 0 {
-		if held := d.s.Time.Sub(d.h.RewriteDeferredSince); held >= d.h.MaxDeferral {
-			d.add(IDRewriteDeferredTooLong, Critical,
-				fmt.Sprintf("AOF rewrites have been deferred for %s because load stays high", round(held)),
-				fmt.Sprintf("aof_current_size %s, aof_base_size %s", HumanBytes(d.info.AOFCurrentSize), HumanBytes(d.info.AOFBaseSize)),
-				"the load never dropped below the low mark; schedule BGREWRITEAOF in a quiet window, or raise rewrite_deferral.high_ops if this load is normal")
-		}
-	}
 }
 
 func (d *diag) redisError() {

@@ -21,8 +21,10 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Summary  string   `json:"summary"`
 	// Cause is the evidence: the Redis log line, the host reading, the INFO field.
-	Cause  string `json:"cause"`
-	Remedy string `json:"remedy"`
+	Cause string `json:"cause"`
+	// Fix is what a senior SRE would do about it (readable text; a remedy is
+	// something the guardian does).
+	Fix string `json:"fix"`
 }
 
 // Finding ids. They are part of the product's interface: never rename one.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
@@ -22,15 +23,6 @@ type Doer interface {
 }
 
 var _ Doer = (*redis.Client)(nil)
-
-// Event names, logged as the "event" field; the journal maps each to a MESSAGE_ID.
-const (
-	EventApplied = "remedy_applied"
-	EventUndone  = "remedy_undone"
-	EventFailed  = "remedy_failed"
-	EventYielded = "remedy_yielded"
-	EventHeld    = "remedy_held"
-)
 
 // Executor carries out decisions for one instance.
 type Executor struct {
@@ -44,11 +36,14 @@ type Executor struct {
 	ProcRoot      string
 	Now           func() time.Time
 	// OnEvent, when set, is told of every remedy event as it is logged (metrics).
-	OnEvent func(event, remedy string)
+	OnEvent func(event events.Name, remedy string)
 }
 
 // ErrChanged means the live value is no longer the one the guardian set.
 var ErrChanged = errors.New("changed outside the guardian")
+
+// Changes returns every change the ledger holds.
+func (e *Executor) Changes() []Change { return e.Ledger.All() }
 
 // Held returns the ledger's changes in the form policy.Decide takes.
 func (e *Executor) Held() map[string]policy.Held {
@@ -61,11 +56,11 @@ func (e *Executor) Held() map[string]policy.Held {
 
 // event reports one remedy event to OnEvent and returns the fields that log it.
 // Every remedy log line goes through here, so metrics and logs cannot disagree.
-func (e *Executor) event(d policy.Decision, name string, extra ...zap.Field) []zap.Field {
+func (e *Executor) event(d policy.Decision, name events.Name, extra ...zap.Field) []zap.Field {
 	if e.OnEvent != nil {
 		e.OnEvent(name, d.Remedy)
 	}
-	f := []zap.Field{zap.String("event", name), zap.String("remedy", d.Remedy), zap.String("reason", d.Reason)}
+	f := []zap.Field{events.Field(name), zap.String("remedy", d.Remedy), zap.String("reason", d.Reason)}
 	if d.Setting != "" {
 		f = append(f, zap.String("setting", d.Setting))
 	}
@@ -94,7 +89,7 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 	case policy.ActDeleteTemp:
 		err = e.deleteTemp(ctx, d)
 	case policy.ActWarn:
-		e.Log.Warn(d.Detail, e.event(d, EventHeld)...)
+		e.Log.Warn(d.Detail, e.event(d, events.RemedyHeld)...)
 		return policy.Outcome{Decision: d, OK: true}
 	default:
 		err = fmt.Errorf("unknown action %q", d.Action)
@@ -103,7 +98,7 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 		if errors.Is(err, ErrChanged) {
 			return policy.Outcome{Decision: d, OK: true}
 		}
-		e.Log.Error(strings.TrimSpace("remedy failed: "+string(d.Action)+" "+d.Setting), e.event(d, EventFailed, zap.String("result", "failed"), zap.Error(err))...)
+		e.Log.Error(strings.TrimSpace("remedy failed: "+string(d.Action)+" "+d.Setting), e.event(d, events.RemedyFailed, zap.String("result", "failed"), zap.Error(err))...)
 		return policy.Outcome{Decision: d, Err: err.Error()}
 	}
 	return policy.Outcome{Decision: d, OK: true}
@@ -134,7 +129,7 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	if err != nil {
 		return err
 	}
-	if orig == d.Value {
+	if policy.SameValue(d.Setting, orig, d.Value) {
 		return nil // already so: nothing to record or undo
 	}
 	c := Change{Instance: e.Instance, Addr: e.Addr, Setting: d.Setting, Original: orig, Value: d.Value,
@@ -154,7 +149,7 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	if e.DryRun {
 		msg = "dry-run: would " + msg
 	}
-	e.Log.Warn(msg, e.event(d, EventApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
+	e.Log.Warn(msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
 	return nil
 }
 
@@ -170,14 +165,14 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 			return err
 		}
 		e.Log.Info(fmt.Sprintf("dry-run: would set %s back to %s: %s", setting, c.Original, d.Detail),
-			e.event(d, EventUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
+			e.event(d, events.RemedyUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
 		return nil
 	}
 	live, err := e.configGet(ctx, setting)
 	if err != nil {
 		return err
 	}
-	if live != c.Value {
+	if !policy.SameValue(setting, live, c.Value) {
 		return e.yield(c, live, d)
 	}
 	if err := e.configSet(ctx, setting, c.Original); err != nil {
@@ -187,7 +182,7 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 		return fmt.Errorf("restored %s but could not update the ledger: %w", setting, err)
 	}
 	e.Log.Info(fmt.Sprintf("set %s back to %s: %s", setting, c.Original, d.Detail),
-		e.event(d, EventUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
+		e.event(d, events.RemedyUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
 	return nil
 }
 
@@ -196,14 +191,14 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
 	}
 	msg := fmt.Sprintf("%s is %s, not the %s the guardian set: it was changed outside the guardian (operator, Redis restart or CONFIG REWRITE); leaving it alone", c.Setting, live, c.Value)
-	if live == c.Original {
+	if policy.SameValue(c.Setting, live, c.Original) {
 		msg = fmt.Sprintf("%s is back at its original %s (the change was undone by someone else, or never applied); dropping the ledger entry", c.Setting, live)
 	}
 	d.Setting = c.Setting
 	if d.Remedy == "" {
 		d.Remedy = c.Remedy
 	}
-	e.Log.Warn(msg, e.event(d, EventYielded, zap.String("old_value", c.Value), zap.String("new_value", live), zap.String("result", "yielded"))...)
+	e.Log.Warn(msg, e.event(d, events.RemedyYielded, zap.String("old_value", c.Value), zap.String("new_value", live), zap.String("result", "yielded"))...)
 	return ErrChanged
 }
 
@@ -219,11 +214,11 @@ func (e *Executor) Reconcile(cfg monitor.RedisConfig) []string {
 	var yielded []string
 	for _, c := range e.Ledger.All() {
 		live, ok := cfg[c.Setting]
-		if !ok || live == c.Value {
+		if !ok || policy.SameValue(c.Setting, live, c.Value) {
 			continue
 		}
 		_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
-		if live != c.Original {
+		if !policy.SameValue(c.Setting, live, c.Original) {
 			yielded = append(yielded, c.Setting)
 		}
 	}
@@ -254,13 +249,13 @@ func (e *Executor) bgsave(ctx context.Context, d policy.Decision) error {
 // what was wanted, not a failure.
 func (e *Executor) command(ctx context.Context, d policy.Decision, name string, args ...any) error {
 	if e.DryRun {
-		e.Log.Info("dry-run: would run "+name+": "+d.Detail, e.event(d, EventApplied, zap.String("result", "ok"))...)
+		e.Log.Info("dry-run: would run "+name+": "+d.Detail, e.event(d, events.RemedyApplied, zap.String("result", "ok"))...)
 		return nil
 	}
 	res, err := e.Client.Do(ctx, append([]any{name}, args...)...).Text()
 	switch {
 	case err == nil:
-		e.Log.Info(name+" started: "+d.Detail, e.event(d, EventApplied, zap.String("result", res))...)
+		e.Log.Info(name+" started: "+d.Detail, e.event(d, events.RemedyApplied, zap.String("result", res))...)
 		return nil
 	case strings.Contains(err.Error(), "already in progress"):
 		return nil
@@ -269,7 +264,7 @@ func (e *Executor) command(ctx context.Context, d policy.Decision, name string, 
 		// persists. That is this retry's expected outcome, not a failure of the
 		// remedy; the policy's backoff schedules the next one.
 		e.Log.Warn("BGSAVE retry could not fork yet; the cause persists: "+d.Detail,
-			e.event(d, EventApplied, zap.String("result", "fork_failed"))...)
+			e.event(d, events.RemedyApplied, zap.String("result", "fork_failed"))...)
 		return nil
 	}
 	return fmt.Errorf("%s: %w", name, err)
@@ -297,14 +292,14 @@ func (e *Executor) deleteTemp(ctx context.Context, d policy.Decision) error {
 	}
 	if e.DryRun {
 		e.Log.Info(fmt.Sprintf("dry-run: would delete stale %s temp file %s (%s)", tf.Kind, d.Path, policy.HumanBytes(tf.Size)),
-			e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes", tf.Size))...)
+			e.event(d, events.RemedyApplied, zap.String("path", d.Path), zap.Int64("bytes", tf.Size))...)
 		return nil
 	}
 	if err := os.Remove(d.Path); err != nil {
 		return fmt.Errorf("delete %s: %w", d.Path, err)
 	}
 	e.Log.Warn(fmt.Sprintf("deleted stale %s temp file %s, freed %s: %s", tf.Kind, d.Path, policy.HumanBytes(tf.Size), d.Detail),
-		e.event(d, EventApplied, zap.String("path", d.Path), zap.Int64("bytes_freed", tf.Size), zap.String("result", "ok"))...)
+		e.event(d, events.RemedyApplied, zap.String("path", d.Path), zap.Int64("bytes_freed", tf.Size), zap.String("result", "ok"))...)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis-guardian/redis-guardian/internal/events"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,8 +100,8 @@ func newExecutor(t *testing.T, c Doer, l Ledger) (*Executor, *observer.ObservedL
 	}, logs
 }
 
-func events(logs *observer.ObservedLogs, event string) int {
-	return logs.FilterField(zap.String("event", event)).Len()
+func countEvents(logs *observer.ObservedLogs, event events.Name) int {
+	return logs.FilterField(events.Field(event)).Len()
 }
 
 var setStopWrites = policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActSet, Setting: policy.SettingStopWrites,
@@ -142,7 +143,7 @@ func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
 	if diff := cmp.Diff([]Change{want}, l.All()); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
-	if n := events(logs, EventApplied); n != 1 {
+	if n := countEvents(logs, events.RemedyApplied); n != 1 {
 		t.Errorf("%d remedy_applied events, want 1", n)
 	}
 	if held := e.Held(); held[policy.SettingStopWrites].Original != "yes" || held[policy.SettingStopWrites].Since != when {
@@ -195,7 +196,7 @@ func TestExecuteSetFailureRemovesEntry(t *testing.T) {
 		t.Errorf("ledger holds %+v after a failed SET", l.All())
 	}
 	checkFile(t, l.Path(), nil)
-	if n := events(logs, EventFailed); n != 1 {
+	if n := countEvents(logs, events.RemedyFailed); n != 1 {
 		t.Errorf("%d remedy_failed events, want 1", n)
 	}
 }
@@ -223,13 +224,13 @@ func TestExecuteUndo(t *testing.T) {
 		live      string
 		wantCalls [][]string
 		wantLive  string
-		event     string
+		event     events.Name
 	}{
-		{name: "still ours", live: "no", wantLive: "yes", event: EventUndone, wantCalls: [][]string{
+		{name: "still ours", live: "no", wantLive: "yes", event: events.RemedyUndone, wantCalls: [][]string{
 			{"CONFIG", "GET", policy.SettingStopWrites}, {"CONFIG", "SET", policy.SettingStopWrites, "yes"}}},
-		{name: "changed by someone else", live: "maybe", wantLive: "maybe", event: EventYielded, wantCalls: [][]string{
+		{name: "changed by someone else", live: "maybe", wantLive: "maybe", event: events.RemedyYielded, wantCalls: [][]string{
 			{"CONFIG", "GET", policy.SettingStopWrites}}},
-		{name: "back at the original", live: "yes", wantLive: "yes", event: EventYielded, wantCalls: [][]string{
+		{name: "back at the original", live: "yes", wantLive: "yes", event: events.RemedyYielded, wantCalls: [][]string{
 			{"CONFIG", "GET", policy.SettingStopWrites}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +253,7 @@ func TestExecuteUndo(t *testing.T) {
 			if len(l.All()) != 0 {
 				t.Errorf("ledger still holds %+v", l.All())
 			}
-			if n := events(logs, tc.event); n != 1 {
+			if n := countEvents(logs, tc.event); n != 1 {
 				t.Errorf("%d %s events, want 1; logs: %+v", n, tc.event, logs.All())
 			}
 		})
@@ -414,7 +415,7 @@ func TestExecuteDeleteTemp(t *testing.T) {
 			if !tc.deleted && len(after) != len(before) {
 				t.Errorf("dir had %d entries, now %d", len(before), len(after))
 			}
-			if tc.deleted && events(logs, EventApplied) != 1 {
+			if tc.deleted && countEvents(logs, events.RemedyApplied) != 1 {
 				t.Errorf("no remedy_applied event for the deletion: %+v", logs.All())
 			}
 		})
@@ -479,7 +480,7 @@ func TestExecuteWarnAndUnknown(t *testing.T) {
 	if out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActWarn, Detail: "still held"}); !out.OK {
 		t.Errorf("warn outcome %+v", out)
 	}
-	if n := events(logs, EventHeld); n != 1 {
+	if n := countEvents(logs, events.RemedyHeld); n != 1 {
 		t.Errorf("%d remedy_held events, want 1", n)
 	}
 	if out := e.Execute(context.Background(), policy.Decision{Action: "explode"}); out.OK {
@@ -506,7 +507,7 @@ func TestReconcileAndRestoreAll(t *testing.T) {
 	if diff := cmp.Diff([]Change{sw}, l.All()); diff != "" {
 		t.Errorf("after Reconcile (-want +got):\n%s", diff)
 	}
-	if n := events(logs, EventYielded); n != 1 {
+	if n := countEvents(logs, events.RemedyYielded); n != 1 {
 		t.Errorf("%d remedy_yielded events, want 1", n)
 	}
 	if err := e.RestoreAll(context.Background(), "restore"); err != nil {

@@ -18,17 +18,19 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
-	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
-	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
 
-// inproc is one guardian instance run in the driver's process, wired as
-// `redis-guardian run` wires it (internal/cli buildInstances) with the shipped
-// defaults, plus a tick counter and the log entries, which the binary does not expose.
+// inproc is one guardian instance run in the driver's process, built as
+// `redis-guardian run` builds it (internal/instance) with the shipped defaults, plus
+// a tick counter and the log entries, which the binary does not expose.
 type inproc struct {
+	close  func()
 	ticks  atomic.Int64
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
@@ -46,35 +48,18 @@ func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
 	if o.configRefresh == 0 {
 		o.configRefresh = time.Minute
 	}
-	timeout := max(o.interval, time.Second)
 	core, logs := observer.New(zapcore.InfoLevel)
-	log := zap.New(core)
-	ro := monitor.RedisOptions{
-		Addr: srv.Socket, DialTimeout: min(2*time.Second, timeout), CommandTimeout: min(time.Second, timeout),
-		ConfigRefresh: o.configRefresh, ConfigCommand: "CONFIG",
-	}
-	client, err := monitor.NewRedisClient(ro)
-	if err != nil {
-		t.Fatalf("NewRedisClient: %v", err)
-	}
-	col := monitor.NewCollector(monitor.CollectorOptions{
-		Name: "bench", Addr: srv.Socket, Redis: monitor.NewRedisSource(client, ro),
-		Host: monitor.NewHostSource(monitor.HostOptions{}),
-	})
-	ledger, err := remediate.OpenFileLedger(t.TempDir(), "bench")
-	if err != nil {
-		t.Fatalf("OpenFileLedger: %v", err)
-	}
-	exec := &remediate.Executor{
-		Instance: "bench", Addr: srv.Socket, Client: client, ConfigCommand: "CONFIG",
-		Ledger: ledger, Log: log.Named("remediate"), Now: time.Now,
-	}
+	cfg := config.Default()
+	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.interval, o.configRefresh, t.TempDir()
+	in := cfg.Instances[0]
+	in.Name, in.Addr = "bench", srv.Socket
 	g := &inproc{logs: logs, done: make(chan error, 1)}
-	inst := &daemon.Instance{
-		Collector: col, Executor: exec, Thresholds: policy.DefaultThresholds(), Remedies: policy.DefaultRemedies(),
-		Ignore: map[string]bool{}, Interval: o.interval, Timeout: timeout, Log: log,
-		Report: func(daemon.TickReport) { g.ticks.Add(1) },
+	b, err := instance.Build(cfg, in, instance.Options{Log: zap.New(core), Report: func(daemon.TickReport) { g.ticks.Add(1) }})
+	if err != nil {
+		t.Fatalf("build the guardian: %v", err)
 	}
+	g.close = b.Close
+	inst := b.Loop
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { g.done <- inst.Run(ctx) }()
@@ -82,7 +67,7 @@ func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
 		if err := g.stop(); err != nil {
 			t.Errorf("guardian: %v", err)
 		}
-		_ = client.Close()
+		g.close()
 	})
 	return g
 }
@@ -124,7 +109,7 @@ func (g *inproc) nextTick(t *benchT) int64 {
 func (g *inproc) applied() (time.Time, string, bool) {
 	for _, e := range g.logs.All() {
 		m := e.ContextMap()
-		if m["event"] == remediate.EventApplied && m["setting"] == policy.SettingStopWrites {
+		if m[events.FieldKey] == string(events.RemedyApplied) && m["setting"] == policy.SettingStopWrites {
 			reason, _ := m["reason"].(string)
 			return e.Time, reason, true
 		}
@@ -136,7 +121,7 @@ func (g *inproc) applied() (time.Time, string, bool) {
 func (g *inproc) raised(ids ...string) (time.Time, bool) {
 	for _, e := range g.logs.All() {
 		m := e.ContextMap()
-		if m["event"] != daemon.EventFindingRaised {
+		if m[events.FieldKey] != string(events.FindingRaised) {
 			continue
 		}
 		for _, id := range ids {

@@ -1,4 +1,8 @@
-package cli
+// Package supervisor runs the guardian's instances as one service: it starts a
+// loop per configured instance, swaps them on reload (a bad new configuration
+// keeps the old one running), and owns what ties the loops to systemd and
+// Prometheus: the status line, the watchdog, health and the metrics' series.
+package supervisor
 
 import (
 	"context"
@@ -15,25 +19,29 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/internal/notify"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
-	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
 
-// Event names the service logs itself (the loops and the executor log the rest).
-const (
-	eventStarted      = "started"
-	eventStopping     = "stopping"
-	eventReloaded     = "reloaded"
-	eventReloadFailed = "reload_failed"
-)
+// Options are what the supervisor is built from.
+type Options struct {
+	// Load reads the configuration again on reload, with the same flag overrides
+	// the first one had.
+	Load     func() (*config.Config, error)
+	Version  string
+	Log      *zap.Logger
+	Notifier *notify.Notifier
+	Metrics  *metrics.Metrics
+}
 
-// service runs one loop per configured instance and swaps them on reload. It owns
-// what ties the loops to systemd and Prometheus: status line, watchdog, metrics.
-type service struct {
-	flags    commonFlags // reload reads the file again with the same flag overrides
+// Supervisor runs one loop per configured instance and swaps them on reload.
+type Supervisor struct {
+	load     func() (*config.Config, error)
+	version  string
 	log      *zap.Logger
 	notifier *notify.Notifier
 	wd       *notify.Watchdog
@@ -46,6 +54,8 @@ type service struct {
 	ready  bool
 	status string
 }
+
+var _ metrics.Health = (*Supervisor)(nil)
 
 // spec is everything an instance's loop is built from; a reload restarts a loop
 // exactly when its spec changed.
@@ -70,68 +80,48 @@ type running struct {
 	done    chan struct{}
 	closeFn func()
 	started time.Time
-	last    *daemon.TickReport // under service.mu
+	last    *daemon.TickReport // under Supervisor.mu
 }
 
-// prepared is an instance whose client is built but whose loop has not started:
-// a reload builds every new one first, so a bad one changes nothing.
-type prepared struct {
-	spec    spec
-	timeout time.Duration
-	col     *monitor.Collector
-	closeFn func()
-}
-
-func newService(cfg *config.Config, flags commonFlags, log *zap.Logger, n *notify.Notifier, m *metrics.Metrics) *service {
-	return &service{
-		flags: flags, log: log, notifier: n, wd: notify.NewWatchdog(n, nil), metrics: m,
+// New builds a supervisor for cfg.
+func New(cfg *config.Config, o Options) *Supervisor {
+	return &Supervisor{
+		load: o.Load, version: o.Version, log: o.Log, notifier: o.Notifier, wd: notify.NewWatchdog(o.Notifier, nil), metrics: o.Metrics,
 		host: monitor.NewHostSource(monitor.HostOptions{}), cfg: cfg, insts: map[string]*running{},
 	}
 }
 
-func (s *service) prepare(cfg *config.Config, in config.Instance) (*prepared, error) {
-	timeout := max(cfg.Interval, time.Second)
-	col, closeFn, err := newCollector(cfg, in, s.host, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{spec: specOf(cfg, in), timeout: timeout, col: col, closeFn: closeFn}, nil
+// prepare builds an instance's client; its ledger opens in start.
+func (s *Supervisor) prepare(cfg *config.Config, in config.Instance) (*instance.Prepared, error) {
+	return instance.Prepare(cfg, in, instance.Options{
+		Host: s.host, Log: s.log,
+		OnEvent:   func(event events.Name, remedy string) { s.metrics.RemedyEvent(in.Name, event, remedy) },
+		Report:    s.report,
+		Beat:      func() { s.wd.Beat(in.Name) },
+		BeatEvery: s.wd.Period(),
+	})
 }
 
 // start opens the instance's ledger and runs its loop. On error the prepared
 // client is closed.
-func (s *service) start(ctx context.Context, cfg *config.Config, p *prepared) error {
-	in := p.spec.Instance
-	ledger, err := openLedger(cfg, in.Name)
+func (s *Supervisor) start(ctx context.Context, cfg *config.Config, p *instance.Prepared) error {
+	b, err := p.Open()
 	if err != nil {
-		p.closeFn()
-		return fmt.Errorf("instance %s: %w", in.Name, err)
+		return err
 	}
-	ilog := s.log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
-	exec := &remediate.Executor{
-		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.col.Redis().Client(), ConfigCommand: in.ConfigCommand,
-		Ledger: ledger, DryRun: cfg.Mode == config.ModeDryRun, Log: ilog.Named("remediate"), Now: time.Now,
-		OnEvent: func(event, remedy string) { s.metrics.RemedyEvent(in.Name, event, remedy) },
-	}
-	s.metrics.AddInstance(in.Name, enabledRemedies(in.Remedies))
-	s.wd.Register(in.Name)
-	inst := &daemon.Instance{
-		Collector: p.col, Executor: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
-		Interval: cfg.Interval, Timeout: p.timeout, Log: ilog,
-		Report:    s.report,
-		Beat:      func() { s.wd.Beat(in.Name) },
-		BeatEvery: s.wd.Period(),
-	}
+	name := p.Name()
+	s.metrics.AddInstance(name, p.Config().Remedies.Enabled())
+	s.wd.Register(name)
 	ictx, cancel := context.WithCancel(ctx)
-	r := &running{spec: p.spec, timeout: p.timeout, exec: exec, cancel: cancel, done: make(chan struct{}), closeFn: p.closeFn, started: time.Now()}
+	r := &running{spec: specOf(cfg, p.Config()), timeout: p.Timeout(), exec: b.Executor, cancel: cancel, done: make(chan struct{}), closeFn: p.Close, started: time.Now()}
 	s.mu.Lock()
-	s.insts[in.Name] = r
+	s.insts[name] = r
 	s.mu.Unlock()
 	go func() {
 		defer close(r.done)
 		// Run only returns on cancellation: one instance never stops the others.
-		if err := inst.Run(ictx); err != nil && !errors.Is(err, context.Canceled) {
-			ilog.Error("instance loop ended", zap.Error(err))
+		if err := b.Loop.Run(ictx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("instance loop ended", zap.String("instance", name), zap.Error(err))
 		}
 	}()
 	return nil
@@ -140,7 +130,7 @@ func (s *service) start(ctx context.Context, cfg *config.Config, p *prepared) er
 // stop ends an instance's loop (its last pass undoes what no longer needs holding)
 // and, when restore is set, restores everything it still holds: an instance
 // removed from the configuration must leave nothing changed behind.
-func (s *service) stop(name string, restore bool) {
+func (s *Supervisor) stop(name string, restore bool) {
 	s.mu.Lock()
 	r, ok := s.insts[name]
 	s.mu.Unlock()
@@ -167,7 +157,7 @@ func (s *service) stop(name string, restore bool) {
 	s.mu.Unlock()
 }
 
-func (s *service) stopAll() {
+func (s *Supervisor) stopAll() {
 	var wg sync.WaitGroup
 	for _, name := range s.names() {
 		wg.Add(1)
@@ -176,7 +166,7 @@ func (s *service) stopAll() {
 	wg.Wait()
 }
 
-func (s *service) names() []string {
+func (s *Supervisor) names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make([]string, 0, len(s.insts))
@@ -187,15 +177,15 @@ func (s *service) names() []string {
 	return names
 }
 
-// run starts every instance, says READY, then serves reload requests until ctx is
+// Run starts every instance, says READY, then serves reload requests until ctx is
 // cancelled, when it stops every loop.
-func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
-	var preps []*prepared
+func (s *Supervisor) Run(ctx context.Context, reload <-chan struct{}) error {
+	var preps []*instance.Prepared
 	for _, in := range s.cfg.Instances {
 		p, err := s.prepare(s.cfg, in)
 		if err != nil {
 			for _, p := range preps {
-				p.closeFn()
+				p.Close()
 			}
 			return err
 		}
@@ -204,7 +194,7 @@ func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
 	for i, p := range preps {
 		if err := s.start(ctx, s.cfg, p); err != nil {
 			for _, p := range preps[i+1:] {
-				p.closeFn()
+				p.Close()
 			}
 			s.stopAll()
 			return err
@@ -214,7 +204,7 @@ func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	s.log.Info("started", zap.String("event", eventStarted), zap.String("version", Version), zap.Int("instances", len(s.cfg.Instances)),
+	s.log.Info("started", events.Field(events.Started), zap.String("version", s.version), zap.Int("instances", len(s.cfg.Instances)),
 		zap.String("mode", string(s.cfg.Mode)), zap.Duration("interval", s.cfg.Interval), zap.String("state_dir", s.cfg.StateDir),
 		zap.String("metrics_listen", s.cfg.MetricsListen), zap.Duration("watchdog", s.notifier.WatchdogInterval()))
 	s.notify(s.notifier.Ready(s.statusLine()))
@@ -233,7 +223,7 @@ func (s *service) run(ctx context.Context, reload <-chan struct{}) error {
 // warnOrphanLedgers names held changes of instances no longer configured: nothing
 // reconciles them, so an operator must restore them (add the instance back and run
 // `redis-guardian restore`) or decide they are gone.
-func (s *service) warnOrphanLedgers() {
+func (s *Supervisor) warnOrphanLedgers() {
 	if s.cfg.Mode == config.ModeDryRun {
 		return
 	}
@@ -257,16 +247,16 @@ func (s *service) warnOrphanLedgers() {
 // reload reads the configuration again. A bad file changes nothing; a good one
 // starts added instances, stops removed ones (restoring what they held) and
 // restarts changed ones. Unchanged instances keep running undisturbed.
-func (s *service) reload(ctx context.Context) {
+func (s *Supervisor) reload(ctx context.Context) {
 	s.notify(s.notifier.Reloading())
 	defer func() { s.notify(s.notifier.Ready(s.statusLine())) }()
-	cfg, err := loadConfig(s.flags, warnLog{s.log})
+	cfg, err := s.load()
 	if err == nil && cfg.StateDir != s.cfg.StateDir {
 		err = fmt.Errorf("state_dir: changed from %s to %s; the ledger cannot move while the guardian runs: restart it instead", s.cfg.StateDir, cfg.StateDir)
 	}
 	if err != nil {
 		s.metrics.Reloaded(false)
-		s.log.Error("reload failed, keeping the running configuration", zap.String("event", eventReloadFailed), zap.Error(err))
+		s.log.Error("reload failed, keeping the running configuration", events.Field(events.ReloadFailed), zap.Error(err))
 		return
 	}
 	if cfg.MetricsListen != s.cfg.MetricsListen {
@@ -277,7 +267,7 @@ func (s *service) reload(ctx context.Context) {
 		want[in.Name] = in
 	}
 	var added, removed, changed []string
-	var preps []*prepared
+	var preps []*instance.Prepared
 	for _, in := range cfg.Instances {
 		s.mu.Lock()
 		r, ok := s.insts[in.Name]
@@ -288,10 +278,10 @@ func (s *service) reload(ctx context.Context) {
 		p, err := s.prepare(cfg, in)
 		if err != nil {
 			for _, p := range preps {
-				p.closeFn()
+				p.Close()
 			}
 			s.metrics.Reloaded(false)
-			s.log.Error("reload failed, keeping the running configuration", zap.String("event", eventReloadFailed), zap.Error(err))
+			s.log.Error("reload failed, keeping the running configuration", events.Field(events.ReloadFailed), zap.Error(err))
 			return
 		}
 		preps = append(preps, p)
@@ -321,16 +311,16 @@ func (s *service) reload(ctx context.Context) {
 	}
 	if err := errors.Join(failed...); err != nil {
 		s.metrics.Reloaded(false)
-		s.log.Error("reload: some instances could not start", zap.String("event", eventReloadFailed), zap.Error(err))
+		s.log.Error("reload: some instances could not start", events.Field(events.ReloadFailed), zap.Error(err))
 		return
 	}
 	s.metrics.Reloaded(true)
 	s.log.Info(fmt.Sprintf("reloaded the configuration: %d instance(s), %d added, %d removed, %d restarted", len(cfg.Instances), len(added), len(removed), len(changed)),
-		zap.String("event", eventReloaded), zap.Strings("added", added), zap.Strings("removed", removed), zap.Strings("restarted", changed))
+		events.Field(events.Reloaded), zap.Strings("added", added), zap.Strings("removed", removed), zap.Strings("restarted", changed))
 }
 
 // report receives every completed tick: metrics, and the status line when it changed.
-func (s *service) report(r daemon.TickReport) {
+func (s *Supervisor) report(r daemon.TickReport) {
 	s.metrics.Tick(r)
 	s.mu.Lock()
 	if in, ok := s.insts[r.Instance]; ok {
@@ -347,13 +337,13 @@ func (s *service) report(r daemon.TickReport) {
 	}
 }
 
-func (s *service) notify(err error) {
+func (s *Supervisor) notify(err error) {
 	if err != nil {
 		s.log.Warn("cannot notify systemd", zap.Error(err))
 	}
 }
 
-func (s *service) statusLine() string {
+func (s *Supervisor) statusLine() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make([]string, 0, len(s.insts))
@@ -421,7 +411,7 @@ func roughly(d time.Duration) string {
 
 // Healthy reports whether every loop completes ticks: the guardian's own liveness,
 // not Redis's health (a down Redis still completes ticks).
-func (s *service) Healthy() error {
+func (s *Supervisor) Healthy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -440,39 +430,11 @@ func (s *service) Healthy() error {
 }
 
 // Ready reports whether start-up is complete.
-func (s *service) Ready() error {
+func (s *Supervisor) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ready {
 		return errors.New("starting")
 	}
 	return nil
-}
-
-var _ metrics.Health = (*service)(nil)
-
-func enabledRemedies(r policy.Remedies) []string {
-	var out []string
-	if r.StopWrites.Enabled {
-		out = append(out, policy.RemedyStopWrites)
-	}
-	if r.BgsaveRetry.Enabled {
-		out = append(out, policy.RemedyBgsaveRetry)
-	}
-	if r.RewriteDeferral.Enabled {
-		out = append(out, policy.RemedyRewriteDeferral)
-	}
-	if r.TempCleanup.Enabled {
-		out = append(out, policy.RemedyTempCleanup)
-	}
-	return out
-}
-
-// warnLog turns config warnings met on reload into log lines (at start-up
-// they go to stderr before the logger exists).
-type warnLog struct{ log *zap.Logger }
-
-func (d warnLog) Write(p []byte) (int, error) {
-	d.log.Warn(strings.TrimSpace(strings.TrimPrefix(string(p), "redis-guardian: warning: ")))
-	return len(p), nil
 }

@@ -1,0 +1,142 @@
+// Package instance builds one watched Redis from its configuration: the client and
+// collector that read it, the ledger and executor that write it, and the loop that
+// ties them. It is the only place that wiring is written; the service, `check`,
+// `restore`, the integration tests and the benchmark all build through it.
+package instance
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+)
+
+// Options are what an instance needs beyond its configuration.
+type Options struct {
+	// Host is the host source, shared by every instance of a process so its cache
+	// serves them all; nil builds one.
+	Host *monitor.HostSource
+	// Log is the process logger; the instance adds its name and address. Nil logs nothing.
+	Log *zap.Logger
+	// Timeout bounds one tick and every call in it; 0 means the interval, at least 1 s.
+	Timeout time.Duration
+	// OnEvent is told of every remedy event (metrics).
+	OnEvent func(event events.Name, remedy string)
+	// Report, Beat and BeatEvery are passed to the loop (daemon.Instance).
+	Report    func(daemon.TickReport)
+	Beat      func()
+	BeatEvery time.Duration
+}
+
+// Prepared is an instance whose client and collector exist but whose ledger is not
+// open yet: a reload prepares every new instance before it stops an old one, so a
+// bad one changes nothing, and opens the ledger only once the old loop is gone.
+type Prepared struct {
+	cfg       *config.Config
+	in        config.Instance
+	opts      Options
+	Collector *monitor.Collector
+	closeFn   func()
+}
+
+// Built is a complete instance, ready to run.
+type Built struct {
+	*Prepared
+	Ledger   remediate.Ledger
+	Executor *remediate.Executor
+	Loop     *daemon.Instance
+}
+
+// Build builds an instance from its configuration: Prepare, then Open.
+func Build(cfg *config.Config, in config.Instance, o Options) (*Built, error) {
+	p, err := Prepare(cfg, in, o)
+	if err != nil {
+		return nil, err
+	}
+	return p.Open()
+}
+
+// Timeout is the tick deadline an instance of cfg gets when Options.Timeout is 0.
+func Timeout(cfg *config.Config) time.Duration { return max(cfg.Interval, time.Second) }
+
+// Prepare builds the client and collector of an instance. It does not connect.
+func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, error) {
+	if o.Timeout == 0 {
+		o.Timeout = Timeout(cfg)
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Host == nil {
+		o.Host = monitor.NewHostSource(monitor.HostOptions{})
+	}
+	tlsCfg, err := in.TLS.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+	}
+	ro := monitor.RedisOptions{
+		Addr: in.Addr, Username: in.Username, Password: in.Password, PasswordFile: in.PasswordFile,
+		TLS: tlsCfg, DialTimeout: min(cfg.Timeouts.Connect, o.Timeout), CommandTimeout: min(cfg.Timeouts.Command, o.Timeout),
+		ConfigRefresh: cfg.ConfigRefresh, ConfigCommand: in.ConfigCommand, ConfigParams: policy.ConfigParams(),
+	}
+	client, err := monitor.NewRedisClient(ro)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+	}
+	col := monitor.NewCollector(monitor.CollectorOptions{
+		Name: in.Name, Addr: monitor.RedactAddr(in.Addr), Redis: monitor.NewRedisSource(client, ro), Host: o.Host,
+		HostChecks: in.HostChecks, LogFile: in.LogFile,
+	})
+	return &Prepared{cfg: cfg, in: in, opts: o, Collector: col, closeFn: func() { _ = client.Close() }}, nil
+}
+
+// Open opens the instance's ledger (in memory for dry-run) and builds its
+// executor and loop. On error the client is closed.
+func (p *Prepared) Open() (*Built, error) {
+	ledger, err := OpenLedger(p.cfg, p.in.Name)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("instance %s: %w", p.in.Name, err)
+	}
+	in, o := p.in, p.opts
+	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
+	exec := &remediate.Executor{
+		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
+		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun, Log: ilog.Named("remediate"), Now: time.Now,
+		OnEvent: o.OnEvent,
+	}
+	loop := &daemon.Instance{
+		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
+		Interval: p.cfg.Interval, Timeout: o.Timeout, Log: ilog,
+		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
+	}
+	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}, nil
+}
+
+// Name is the instance's name.
+func (p *Prepared) Name() string { return p.in.Name }
+
+// Config is the instance's configuration.
+func (p *Prepared) Config() config.Instance { return p.in }
+
+// Timeout is the instance's tick deadline.
+func (p *Prepared) Timeout() time.Duration { return p.opts.Timeout }
+
+// Close closes the instance's client.
+func (p *Prepared) Close() { p.closeFn() }
+
+// OpenLedger opens an instance's ledger: on disk in state_dir, or in memory for
+// dry-run, which must not touch the state of a guardian that enforces.
+func OpenLedger(cfg *config.Config, name string) (remediate.Ledger, error) {
+	if cfg.Mode == config.ModeDryRun {
+		return remediate.NewMemLedger(), nil
+	}
+	return remediate.OpenFileLedger(cfg.StateDir, name)
+}

@@ -1,0 +1,45 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
+	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+)
+
+// restoreTimeout bounds the restore of one instance: a Redis that does not answer
+// keeps its entries in the ledger rather than holding up the package's removal.
+const restoreTimeout = 10 * time.Second
+
+// Restore undoes every change held in the ledgers of cfg's instances (`redis-guardian
+// restore`, the package's removal script) and returns how many it processed. A
+// change that cannot be restored stays in its ledger; the error names it.
+func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, error) {
+	var errs []error
+	total := 0
+	for _, in := range cfg.Instances {
+		if _, err := os.Stat(remediate.LedgerPath(cfg.StateDir, in.Name)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		b, err := instance.Build(cfg, in, instance.Options{Log: log, Timeout: 5 * time.Second})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		total += len(b.Ledger.All())
+		rctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+		if err := b.Executor.RestoreAll(rctx, "redis-guardian restore"); err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", in.Name, err))
+		}
+		cancel()
+		b.Close()
+	}
+	return total, errors.Join(errs...)
+}

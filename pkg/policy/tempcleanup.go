@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// tempCleanup removes Redis's own temp files left by dead processes (a SIGKILLed
+// or OOM-killed parent leaves them, as large as the dataset), after the rules of
+// StaleTemp; at once when the disk is full, because every byte is needed then.
+type tempCleanup struct{}
+
+// TempCleanupConfig configures the removal of Redis's stale temp files.
+type TempCleanupConfig struct {
+	Limits
+	MinAge time.Duration
+}
+
+func (tempCleanup) Name() string { return RemedyTempCleanup }
+
+func (tempCleanup) Settings() []Setting { return nil }
+
+func (tempCleanup) DefaultConfig() RemedyConfig {
+	return &TempCleanupConfig{
+		Limits: Limits{Enabled: true, MaxPerHour: 60},
+		MinAge: 10 * time.Minute,
+	}
+}
+
+// Configure reads remedies.temp_cleanup.
+func (c *TempCleanupConfig) Configure(p Params) {
+	c.Limits.Configure(p)
+	p.Duration("min_age", &c.MinAge, 0)
+}
+
+// RateLimits returns the remedy's rate limits.
+func (c *TempCleanupConfig) RateLimits() Limits { return c.Limits }
+
+// Clone copies the configuration.
+func (c *TempCleanupConfig) Clone() RemedyConfig { d := *c; return &d }
+
+func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decision, []Finding, any) {
+	r := rc.(*TempCleanupConfig)
+	s := in.Snapshot
+	if in.Stopping || !r.Enabled || !s.Host.Available {
+		return nil, nil, nil
+	}
+	minAge := r.MinAge
+	if d := s.Host.DataDir; d.Known && (d.Free == 0 || snapshotWontFit(s)) {
+		minAge = 0 // the disk is full: every byte of a dead child's file is needed now
+	}
+	if !sh.Allowed(RemedyTempCleanup, r.Limits, in.Now) {
+		return nil, nil, nil
+	}
+	// The hourly cap counts files; a cooldown allows one file per tick. Observe
+	// records each deletion that succeeded.
+	budget := sh.Budget(RemedyTempCleanup, r.Limits, in.Now)
+	if r.Cooldown > 0 {
+		budget = min(budget, 1)
+	}
+	var ds []Decision
+	for _, f := range s.Host.TempFiles {
+		if len(ds) >= budget {
+			break
+		}
+		if !StaleTemp(f, s.Redis.Info, in.Now, minAge) {
+			continue
+		}
+		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path,
+			Reason: IDStaleTempFiles, Detail: fmt.Sprintf("%s temp file of dead pid %d, %s old", f.Kind, f.PID, round(in.Now.Sub(f.ModTime)))})
+	}
+	return ds, nil, nil
+}
