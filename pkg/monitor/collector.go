@@ -14,10 +14,10 @@ import (
 
 // CollectorOptions configures the reading of one Redis instance.
 type CollectorOptions struct {
-	Name  string
-	Addr  string
-	Redis *RedisSource
-	Host  *HostSource
+	Name       string
+	Addr       string
+	Redis      *RedisSource
+	Host       *HostSource
 	HostChecks HostChecks
 	// LogFile overrides CONFIG GET logfile (e.g. a path seen differently from here).
 	LogFile string

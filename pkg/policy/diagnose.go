@@ -319,9 +319,16 @@ func (d *diag) host() {
 			orUnknown(h.Reason), "run the guardian on the Redis host (it reads /proc of the Redis process), or set host_checks: off for this instance")
 		return
 	}
-	in := d.info
-	dir := h.DataDir
-	if dir.Known {
+	d.disk()
+	d.tempFiles()
+	d.forkMemory()
+	d.processMemory()
+}
+
+// disk: can the data dir and AOF dir be written, and will the next snapshot fit.
+func (d *diag) disk() {
+	h, in := d.s.Host, d.info
+	if dir := h.DataDir; dir.Known {
 		exp := d.expectedSnapshot()
 		forks := d.savePoints() || in.AOFEnabled
 		if dir.Writable == monitor.No {
@@ -345,8 +352,11 @@ func (d *diag) host() {
 				"remove files on that filesystem; Redis cannot create its temp file")
 		}
 	}
-	d.tempFiles()
+}
 
+// forkMemory: will the host let Redis fork, and leave room for copy-on-write.
+func (d *diag) forkMemory() {
+	h, in := d.s.Host, d.info
 	forks := d.savePoints() || in.AOFEnabled
 	if forks && h.Overcommit >= 0 && h.Overcommit != 1 {
 		d.add(IDOvercommitNotEnabled, Warning, "vm.overcommit_memory is not 1: a BGSAVE fork can fail with Cannot allocate memory",
@@ -374,6 +384,11 @@ func (d *diag) host() {
 		d.add(IDTHPEnabled, Warning, "transparent huge pages slow every fork and inflate copy-on-write", cause,
 			"set disable-thp yes (Redis 6.2+) or echo madvise > /sys/kernel/mm/transparent_hugepage/enabled, then restart Redis")
 	}
+}
+
+// processMemory: the cgroup limit, swap, and maxmemory against what Redis can get.
+func (d *diag) processMemory() {
+	h, in := d.s.Host, d.info
 	if cg := h.Cgroup; cg.Known && cg.MemoryMax > 0 && in.UsedMemoryRSS > 0 &&
 		float64(cg.MemoryMax) < d.t.CgroupForkFactor*float64(in.UsedMemoryRSS) {
 		cause := fmt.Sprintf("cgroup %s memory.max %s, Redis RSS %s, memory.current %s", cg.Path, HumanBytes(int64(cg.MemoryMax)), HumanBytes(in.UsedMemoryRSS), HumanBytes(int64(cg.MemoryCurrent)))
