@@ -32,11 +32,14 @@ type Reader interface {
 // Writer is what carries out decisions (remediate.Executor).
 type Writer interface {
 	Execute(ctx context.Context, d policy.Decision) policy.Outcome
-	// Reconcile yields held changes someone else changed and returns the settings
-	// yielded to an operator.
-	Reconcile(cfg monitor.RedisConfig) []string
+	// Reconcile learns which Redis answers, and when fresh (this tick's CONFIG GET)
+	// yields held changes someone else changed; it returns the settings yielded to
+	// an operator.
+	Reconcile(r monitor.RedisReading, fresh bool) []string
 	Held() map[string]policy.Held
 	Changes() []remediate.Change
+	// Stranded are the ledger's entries of another Redis, by setting, with why.
+	Stranded() map[string]string
 }
 
 var (
@@ -51,7 +54,10 @@ type Instance struct {
 	Thresholds policy.Thresholds
 	Remedies   policy.Remedies
 	Ignore     map[string]bool
-	Interval   time.Duration
+	// Blocked, when set, is why remedies are off for this instance (its ledger
+	// cannot be read): the loop still watches and reports, and changes nothing.
+	Blocked  error
+	Interval time.Duration
 	// Timeout bounds one tick; it defaults to the interval, at least 1 s.
 	Timeout time.Duration
 	Log     *zap.Logger
@@ -167,19 +173,21 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	l.reportLogSource(s.Log)
 
 	var yielded []string
-	if s.Redis.Err == nil && !stopping {
+	if s.Redis.Err == nil && !stopping && l.Blocked == nil {
 		// The ledger is the truth, but the live value wins: yield wherever someone
 		// else changed a held setting (also at start-up, for a previous run's entries).
-		if s.Redis.ConfigTime.Equal(now) || !l.started {
-			yielded = l.Writer.Reconcile(s.Redis.Config)
-		}
+		yielded = l.Writer.Reconcile(s.Redis, s.Redis.ConfigTime.Equal(now) || !l.started)
 		l.started = true
 	}
 
 	res, st := policy.Evaluate(policy.Input{
 		Snapshot: s, Prev: l.prev, Held: l.Writer.Held(), Remedies: l.Remedies, Thresholds: l.Thresholds,
-		Ignore: l.Ignore, Yielded: yielded, Now: now, Rand: policy.DefaultRand, Stopping: stopping,
+		Ignore: l.Ignore, Yielded: yielded, Stranded: l.Writer.Stranded(), Now: now, Rand: policy.DefaultRand, Stopping: stopping,
 	}, l.state)
+	if l.Blocked != nil {
+		res.Findings = append([]policy.Finding{policy.LedgerUnreadable(l.Blocked)}, res.Findings...)
+		res.Decisions = nil
+	}
 	l.reportFindings(res.Findings)
 
 	outs := make([]policy.Outcome, 0, len(res.Decisions))

@@ -85,9 +85,12 @@ func (f *fakeWriter) Execute(_ context.Context, d policy.Decision) policy.Outcom
 	return policy.Outcome{Decision: d, OK: true}
 }
 
-func (f *fakeWriter) Reconcile(monitor.RedisConfig) []string {
+func (f *fakeWriter) Reconcile(_ monitor.RedisReading, fresh bool) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !fresh {
+		return nil
+	}
 	f.calls = append(f.calls, "reconcile")
 	y := f.yield
 	f.yield = nil
@@ -113,6 +116,8 @@ func (f *fakeWriter) Changes() []remediate.Change {
 	}
 	return out
 }
+
+func (f *fakeWriter) Stranded() map[string]string { return nil }
 
 func (f *fakeWriter) Calls() []string {
 	f.mu.Lock()

@@ -264,11 +264,11 @@ func (g *guardian) dump() string {
 // ledgerChanges reads the ledger file back from disk, as a restarted guardian would.
 func ledgerChanges(t *testing.T, stateDir string) []remediate.Change {
 	t.Helper()
-	l, err := remediate.OpenFileLedger(stateDir, instanceName)
+	ch, err := remediate.ReadLedger(remediate.LedgerPath(stateDir, instanceName))
 	if err != nil {
-		t.Fatalf("OpenFileLedger: %v", err)
+		t.Fatalf("read the ledger: %v", err)
 	}
-	return l.All()
+	return ch
 }
 
 func ledgerExists(stateDir, name string) bool {

@@ -274,13 +274,18 @@ instances:
 		if got := configGet(t, c, policy.SettingStopWrites); got != "no" {
 			t.Fatalf("%s: %s = %q, want the guardian's no", when, policy.SettingStopWrites, got)
 		}
-		l, err := remediate.OpenFileLedger(stateDir, name)
+		all, err := remediate.ReadLedger(remediate.LedgerPath(stateDir, name))
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
-		ch, ok := l.Get(policy.SettingStopWrites)
-		if !ok || ch.Original != "yes" || ch.Value != "no" || ch.Remedy != policy.RemedyStopWrites {
-			t.Fatalf("%s: ledger holds %+v, want %s yes -> no", when, l.All(), policy.SettingStopWrites)
+		var ch remediate.Change
+		for _, c := range all {
+			if c.Setting == policy.SettingStopWrites {
+				ch = c
+			}
+		}
+		if ch.Original != "yes" || ch.Value != "no" || ch.Remedy != policy.RemedyStopWrites {
+			t.Fatalf("%s: ledger holds %+v, want %s yes -> no", when, all, policy.SettingStopWrites)
 		}
 	}
 

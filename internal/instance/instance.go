@@ -60,7 +60,12 @@ func Build(cfg *config.Config, in config.Instance, o Options) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.Open()
+	b, err := p.Open()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // Timeout is the tick deadline an instance of cfg gets when Options.Timeout is 0.
@@ -98,12 +103,16 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 }
 
 // Open opens the instance's ledger (in memory for dry-run) and builds its
-// executor and loop. On error the client is closed.
+// executor and loop. On error the client stays open: the caller may still run the
+// instance with OpenBlocked, or Close it.
 func (p *Prepared) Open() (*Built, error) {
 	ledger, err := OpenLedger(p.cfg, p.in.Name)
 	if err != nil {
-		p.Close()
 		return nil, fmt.Errorf("instance %s: %w", p.in.Name, err)
+	}
+	if fl, ok := ledger.(*remediate.FileLedger); ok && fl.ReserveErr() != nil {
+		p.opts.Log.Warn("the ledger has no space in reserve (the state dir's disk is full); it will be made at the next write that finds room",
+			zap.String("instance", p.in.Name), zap.String("ledger", fl.Path()), zap.Error(fl.ReserveErr()))
 	}
 	in, o := p.in, p.opts
 	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
@@ -120,6 +129,25 @@ func (p *Prepared) Open() (*Built, error) {
 	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}, nil
 }
 
+// OpenBlocked builds the instance with remedies off, because its ledger cannot be
+// read (why): it is watched and reported on, a critical finding names the file,
+// and nothing is changed, on Redis or on the file.
+func (p *Prepared) OpenBlocked(why error) *Built {
+	in, o := p.in, p.opts
+	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
+	ledger := remediate.NewMemLedger()
+	exec := &remediate.Executor{
+		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
+		Ledger: ledger, DryRun: true, Log: ilog.Named("remediate"), Now: time.Now,
+	}
+	loop := &daemon.Instance{
+		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
+		Blocked: why, Interval: p.cfg.Interval, Timeout: o.Timeout, Log: ilog,
+		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
+	}
+	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}
+}
+
 // Name is the instance's name.
 func (p *Prepared) Name() string { return p.in.Name }
 
@@ -131,6 +159,12 @@ func (p *Prepared) Timeout() time.Duration { return p.opts.Timeout }
 
 // Close closes the instance's client.
 func (p *Prepared) Close() { p.closeFn() }
+
+// Close releases the ledger (its lock) and closes the client.
+func (b *Built) Close() {
+	_ = b.Ledger.Close()
+	b.Prepared.Close()
+}
 
 // OpenLedger opens an instance's ledger: on disk in state_dir, or in memory for
 // dry-run, which must not touch the state of a guardian that enforces.

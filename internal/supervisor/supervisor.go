@@ -105,15 +105,23 @@ func (s *Supervisor) prepare(cfg *config.Config, in config.Instance) (*instance.
 // start opens the instance's ledger and runs its loop. On error the prepared
 // client is closed.
 func (s *Supervisor) start(ctx context.Context, cfg *config.Config, p *instance.Prepared) error {
-	b, err := p.Open()
-	if err != nil {
-		return err
-	}
 	name := p.Name()
+	b, err := p.Open()
+	switch {
+	case errors.Is(err, remediate.ErrLocked):
+		p.Close()
+		return fmt.Errorf("%w: is another redis-guardian running on state_dir %s? Stop it first (systemctl stop redis-guardian)", err, cfg.StateDir)
+	case err != nil:
+		// One bad ledger stops this instance's remedies, not the others: it is
+		// still watched, a critical finding names the file, and the file is left
+		// exactly as it is.
+		s.log.Error("cannot read the ledger: remedies are off for this instance until it is fixed", zap.String("instance", name), zap.Error(err))
+		b = p.OpenBlocked(err)
+	}
 	s.metrics.AddInstance(name, p.Config().Remedies.Enabled())
 	s.wd.Register(name)
 	ictx, cancel := context.WithCancel(ctx)
-	r := &running{spec: specOf(cfg, p.Config()), timeout: p.Timeout(), exec: b.Executor, cancel: cancel, done: make(chan struct{}), closeFn: p.Close, started: time.Now()}
+	r := &running{spec: specOf(cfg, p.Config()), timeout: p.Timeout(), exec: b.Executor, cancel: cancel, done: make(chan struct{}), closeFn: b.Close, started: time.Now()}
 	s.mu.Lock()
 	s.insts[name] = r
 	s.mu.Unlock()

@@ -47,6 +47,12 @@ type Decision struct {
 	// Schedule asks for BGSAVE SCHEDULE, because another child runs.
 	Schedule bool
 	Path     string
+	// MinAge is the age a temp file must have for delete_temp (the executor checks
+	// every rule again, with the age the decision was made with).
+	MinAge time.Duration
+	// FileValue is what the config file says for Setting when a set is decided
+	// ("" unknown), recorded with the change to tell a CONFIG REWRITE later.
+	FileValue string
 }
 
 // Held is a change the ledger says the guardian has made and not undone.
@@ -95,6 +101,9 @@ type Input struct {
 	// (reconciliation): Decide records them, and the remedies do not take them
 	// again until the episode ends.
 	Yielded []string
+	// Stranded are ledger entries of another Redis (the instance's address
+	// changed), by setting, with why: a critical finding each until resolved.
+	Stranded map[string]string
 	Now     time.Time
 	// Rand returns a number in [0,1) for jitter; nil means no jitter.
 	Rand func() float64
@@ -114,6 +123,12 @@ type Result struct {
 func Evaluate(in Input, st State) (Result, State) {
 	findings := Diagnose(in.Snapshot, History{Prev: in.Prev}, in.Thresholds, in.Ignore)
 	ds, own, st := decide(in, st)
+	for setting, why := range in.Stranded {
+		own = append(own, Finding{ID: IDLedgerStranded, Severity: Critical,
+			Summary: "the ledger holds a change of " + setting + " made on another Redis",
+			Cause:   why,
+			Fix:     "run redis-guardian restore with the old address (--addr), or check the setting on that Redis by hand and remove the entry from the ledger"})
+	}
 	kept := 0
 	for _, f := range own {
 		if !in.Ignore[f.ID] {

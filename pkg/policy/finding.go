@@ -59,6 +59,8 @@ const (
 	IDReplicaBufferOverflow  = "replica_buffer_overflow"
 	IDHostChecksUnavailable  = "host_checks_unavailable"
 	IDRewriteDeferredTooLong = "rewrite_deferred_too_long"
+	IDLedgerUnreadable       = "ledger_unreadable"
+	IDLedgerStranded         = "ledger_stranded"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -121,4 +123,14 @@ var KnownIDs = []string{
 	IDMaxmemoryExceedsHost, IDOOMRejections, IDEvictionPolicyMismatch, IDFragmentationHigh,
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
+	IDLedgerUnreadable, IDLedgerStranded,
+}
+
+// LedgerUnreadable is the finding of an instance whose ledger cannot be read: the
+// guardian watches it but changes nothing, and never rewrites or deletes the file.
+func LedgerUnreadable(err error) Finding {
+	return Finding{ID: IDLedgerUnreadable, Severity: Critical,
+		Summary: "the ledger of held changes cannot be read: remedies are off for this instance",
+		Cause:   err.Error(),
+		Fix:     "check each setting the file names against the live Redis (CONFIG GET) and restore what is still changed; then move the file aside and reload the guardian. A newer guardian's ledger: upgrade, or restore with that version"}
 }

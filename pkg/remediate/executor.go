@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,7 +38,18 @@ type Executor struct {
 	Now           func() time.Time
 	// OnEvent, when set, is told of every remedy event as it is logged (metrics).
 	OnEvent func(event events.Name, remedy string)
+
+	// The identity of the Redis last read (Reconcile), recorded in every entry so
+	// reconcile and undo act only on the Redis a change was made on.
+	mu         sync.Mutex
+	runID      string
+	configFile string
+	stranded   map[string]string // setting -> why its entry is not this Redis's
 }
+
+// recheckTimeout bounds the read that follows a SET or undo whose reply was lost:
+// the tick's own deadline may be what expired.
+const recheckTimeout = 2 * time.Second
 
 // ErrChanged means the live value is no longer the one the guardian set.
 var ErrChanged = errors.New("changed outside the guardian")
@@ -45,13 +57,45 @@ var ErrChanged = errors.New("changed outside the guardian")
 // Changes returns every change the ledger holds.
 func (e *Executor) Changes() []Change { return e.Ledger.All() }
 
-// Held returns the ledger's changes in the form policy.Decide takes.
+// Held returns the ledger's changes on this Redis in the form policy.Decide takes;
+// a stranded entry (another Redis's) is not held here.
 func (e *Executor) Held() map[string]policy.Held {
 	out := map[string]policy.Held{}
+	stranded := e.Stranded()
 	for _, c := range e.Ledger.All() {
+		if _, ok := stranded[c.Setting]; ok {
+			continue
+		}
 		out[c.Setting] = policy.Held{Setting: c.Setting, Original: c.Original, Value: c.Value, Remedy: c.Remedy, Since: c.Time}
 	}
 	return out
+}
+
+// Stranded returns the entries that belong to another Redis than the one at Addr
+// (the instance's address changed), by setting, with why.
+func (e *Executor) Stranded() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.stranded))
+	for k, v := range e.stranded {
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Executor) identity() (runID, configFile string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runID, e.configFile
+}
+
+// ours reports whether a ledger entry was made on the Redis this executor talks to
+// now, and if not, why.
+func (e *Executor) ours(c Change) (bool, string) {
+	if c.Addr != "" && c.Addr != e.Addr {
+		return false, fmt.Sprintf("it was made on %s, and this instance now watches %s: restore it there (redis-guardian restore --addr %s) or check the setting by hand, then remove the entry", c.Addr, e.Addr, c.Addr)
+	}
+	return true, ""
 }
 
 // event reports one remedy event to OnEvent and returns the fields that log it.
@@ -122,9 +166,14 @@ func (e *Executor) configSet(ctx context.Context, setting, value string) error {
 	return nil
 }
 
-// set records the change in the ledger, then applies it; if applying fails the
-// entry is removed again, so the ledger never claims a change that was not made.
+// set records the change in the ledger, then applies it. If applying fails, the
+// live value is read again: a SET whose reply was lost may have been applied, and
+// then the entry is its only record. The entry goes only when the live value is
+// the original.
 func (e *Executor) set(ctx context.Context, d policy.Decision) error {
+	if why, ok := e.Stranded()[d.Setting]; ok {
+		return fmt.Errorf("the ledger holds a change of %s that belongs to another Redis (%s); not overwriting the only record of it", d.Setting, why)
+	}
 	orig, err := e.configGet(ctx, d.Setting)
 	if err != nil {
 		return err
@@ -132,33 +181,65 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	if policy.SameValue(d.Setting, orig, d.Value) {
 		return nil // already so: nothing to record or undo
 	}
-	c := Change{Instance: e.Instance, Addr: e.Addr, Setting: d.Setting, Original: orig, Value: d.Value,
-		Remedy: d.Remedy, Reason: d.Reason, Time: e.Now()}
+	runID, configFile := e.identity()
+	c := Change{Instance: e.Instance, Addr: e.Addr, RunID: runID, ConfigFile: configFile, Setting: d.Setting, Original: orig, Value: d.Value,
+		Remedy: d.Remedy, Reason: d.Reason, Time: e.Now(), FileValue: d.FileValue}
 	if err := e.Ledger.Record(c); err != nil {
 		return fmt.Errorf("record change before applying it: %w", err)
 	}
-	if !e.DryRun {
-		if err := e.configSet(ctx, d.Setting, d.Value); err != nil {
-			if rerr := e.Ledger.Remove(d.Setting); rerr != nil {
-				err = fmt.Errorf("%w; and removing the ledger entry failed: %v", err, rerr)
-			}
-			return err
-		}
-	}
 	msg := fmt.Sprintf("set %s %s (was %s): %s", d.Setting, d.Value, orig, d.Detail)
 	if e.DryRun {
-		msg = "dry-run: would " + msg
+		e.Log.Warn("dry-run: would "+msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
+		return nil
+	}
+	if err := e.configSet(ctx, d.Setting, d.Value); err != nil {
+		live, rerr := e.recheck(d.Setting)
+		switch {
+		case rerr == nil && policy.SameValue(d.Setting, live, d.Value):
+			msg += " (the reply was lost, but the value is live)"
+		case rerr == nil && policy.SameValue(d.Setting, live, orig):
+			if rmErr := e.Ledger.Remove(d.Setting); rmErr != nil {
+				err = fmt.Errorf("%w; and removing the ledger entry failed: %v", err, rmErr)
+			}
+			return err
+		default:
+			// Unknown or changed: keep the entry, so nothing the guardian may have
+			// changed is left without a record; reconciliation settles it.
+			if rerr != nil {
+				return fmt.Errorf("%w; the value could not be read back (%v), so the ledger keeps the entry", err, rerr)
+			}
+			return fmt.Errorf("%w; %s is now %s, so the ledger keeps the entry", err, d.Setting, live)
+		}
+	}
+	c.Applied = true
+	if err := e.Ledger.Record(c); err != nil {
+		// The change is live and recorded; only the Applied mark is missing, which
+		// the next reconciliation sets.
+		e.Log.Warn("could not mark the change applied in the ledger", zap.String("setting", d.Setting), zap.Error(err))
 	}
 	e.Log.Warn(msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
 	return nil
 }
 
+// recheck reads a setting's live value after a failed or timed-out call, with its
+// own deadline (the caller's may be what expired).
+func (e *Executor) recheck(setting string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
+	defer cancel()
+	return e.configGet(ctx, setting)
+}
+
 // undo restores a held setting, but only if the live value is still the guardian's;
-// otherwise someone else changed it since, and the guardian yields to them.
+// otherwise someone else changed it since, and the guardian yields to them. Only an
+// entry of this Redis is undone. If the SET fails, the live value is read again and
+// the entry is kept unless the original is back.
 func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) error {
 	c, ok := e.Ledger.Get(setting)
 	if !ok {
 		return nil
+	}
+	if ours, why := e.ours(c); !ours {
+		return fmt.Errorf("not undoing %s: %s", setting, why)
 	}
 	if e.DryRun {
 		if err := e.Ledger.Remove(setting); err != nil {
@@ -168,6 +249,9 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 			e.event(d, events.RemedyUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
 		return nil
 	}
+	if runID, _ := e.identity(); c.RunID != "" && runID != "" && runID != c.RunID {
+		return e.restarted(c, d)
+	}
 	live, err := e.configGet(ctx, setting)
 	if err != nil {
 		return err
@@ -176,7 +260,10 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 		return e.yield(c, live, d)
 	}
 	if err := e.configSet(ctx, setting, c.Original); err != nil {
-		return err
+		live, rerr := e.recheck(setting)
+		if rerr != nil || !policy.SameValue(setting, live, c.Original) {
+			return err // the entry stays: the guardian's value may still be live
+		}
 	}
 	if err := e.Ledger.Remove(setting); err != nil {
 		return fmt.Errorf("restored %s but could not update the ledger: %w", setting, err)
@@ -186,13 +273,33 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 	return nil
 }
 
+// restarted drops an entry of a Redis that has restarted since (its run_id
+// changed): the runtime value the guardian set died with that process, and the
+// value now live is what the config file says, which the guardian does not own.
+func (e *Executor) restarted(c Change, d policy.Decision) error {
+	if err := e.Ledger.Remove(c.Setting); err != nil {
+		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
+	}
+	d.Setting = c.Setting
+	if d.Remedy == "" {
+		d.Remedy = c.Remedy
+	}
+	e.Log.Warn(fmt.Sprintf("Redis restarted since the guardian set %s %s: that value went with the old process and %s now comes from its config file; dropping the ledger entry", c.Setting, c.Value, c.Setting),
+		e.event(d, events.RemedyYielded, zap.String("old_value", c.Value), zap.String("result", "redis_restarted"))...)
+	return ErrChanged
+}
+
 func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 	if err := e.Ledger.Remove(c.Setting); err != nil {
 		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
 	}
-	msg := fmt.Sprintf("%s is %s, not the %s the guardian set: it was changed outside the guardian (operator, Redis restart or CONFIG REWRITE); leaving it alone", c.Setting, live, c.Value)
+	msg := fmt.Sprintf("%s is %s, not the %s the guardian set: it was changed outside the guardian (operator, CONFIG SET by a tool); leaving it alone for this episode", c.Setting, live, c.Value)
 	if policy.SameValue(c.Setting, live, c.Original) {
-		msg = fmt.Sprintf("%s is back at its original %s (the change was undone by someone else, or never applied); dropping the ledger entry", c.Setting, live)
+		if c.Applied {
+			msg = fmt.Sprintf("%s is back at its original %s although the guardian's %s took effect: someone set it back; leaving it alone for this episode", c.Setting, live, c.Value)
+		} else {
+			msg = fmt.Sprintf("%s is at its original %s (the guardian's change never took effect); dropping the ledger entry", c.Setting, live)
+		}
 	}
 	d.Setting = c.Setting
 	if d.Remedy == "" {
@@ -202,32 +309,78 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 	return ErrChanged
 }
 
-// Reconcile compares every held change with the live configuration and yields
-// where someone else changed the setting. It runs after each CONFIG refresh and at
-// start-up, so a restart, a failover's CONFIG REWRITE or an operator is noticed. It
-// returns the settings yielded to an operator (not those found back at their
-// original, which were never applied or were undone).
-func (e *Executor) Reconcile(cfg monitor.RedisConfig) []string {
-	if e.DryRun || !cfg.Known() {
+// Reconcile learns which Redis answers (its run_id and config file, recorded in
+// new entries) and compares every held change with the live configuration when
+// fresh (the CONFIG GET of this tick; at start-up, after a refresh or a restart).
+// It yields where someone else changed a setting, drops the entries of a Redis that
+// restarted, marks as stranded the entries of another Redis, and returns the
+// settings yielded to an operator: those changed to another value, and those set
+// back to their original after the guardian's value was seen live.
+func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []string {
+	if r.Err != nil {
 		return nil
 	}
+	e.mu.Lock()
+	if r.Info.RunID != "" {
+		e.runID = r.Info.RunID
+	}
+	e.configFile = r.Info.ConfigFile
+	runID := e.runID
+	e.mu.Unlock()
+	if e.DryRun {
+		return nil
+	}
+	stranded := map[string]string{}
 	var yielded []string
 	for _, c := range e.Ledger.All() {
-		live, ok := cfg[c.Setting]
-		if !ok || policy.SameValue(c.Setting, live, c.Value) {
+		if ours, why := e.ours(c); !ours {
+			if _, known := e.Stranded()[c.Setting]; !known {
+				e.Log.Error(fmt.Sprintf("the ledger holds %s %s, but %s", c.Setting, c.Value, why),
+					e.event(policy.Decision{Remedy: c.Remedy, Reason: c.Reason, Setting: c.Setting}, events.RemedyFailed, zap.String("result", "stranded"), zap.String("old_addr", c.Addr))...)
+			}
+			stranded[c.Setting] = why
 			continue
 		}
-		_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
-		if !policy.SameValue(c.Setting, live, c.Original) {
+		if c.RunID != "" && runID != "" && c.RunID != runID {
+			_ = e.restarted(c, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
+			continue
+		}
+		if !fresh || !r.Config.Known() {
+			continue
+		}
+		live, ok := r.Config[c.Setting]
+		if !ok {
+			continue
+		}
+		switch {
+		case policy.SameValue(c.Setting, live, c.Value):
+			if !c.Applied || c.RunID == "" {
+				c.Applied = true // seen live: a revert from now on is someone's choice
+				c.RunID = runID
+				if err := e.Ledger.Record(c); err != nil {
+					e.Log.Warn("could not mark the change applied in the ledger", zap.String("setting", c.Setting), zap.Error(err))
+				}
+			}
+		case policy.SameValue(c.Setting, live, c.Original) && !c.Applied:
+			_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
+		default:
+			_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
 			yielded = append(yielded, c.Setting)
 		}
 	}
+	e.mu.Lock()
+	e.stranded = stranded
+	e.mu.Unlock()
 	return yielded
 }
 
-// RestoreAll undoes every held change, for `redis-guardian restore` and package
-// removal. Changes that cannot be restored now stay in the ledger.
+// RestoreAll undoes every held change of this Redis, for `redis-guardian restore`
+// and package removal. Changes that cannot be restored now, and those of another
+// Redis, stay in the ledger.
 func (e *Executor) RestoreAll(ctx context.Context, why string) error {
+	if raw, err := e.Client.Do(ctx, "INFO", "server").Text(); err == nil {
+		e.Reconcile(monitor.RedisReading{Info: monitor.ParseInfo(raw)}, false)
+	}
 	var errs []error
 	for _, c := range e.Ledger.All() {
 		d := policy.Decision{Remedy: c.Remedy, Action: policy.ActUndo, Setting: c.Setting, Reason: c.Reason, Detail: why}

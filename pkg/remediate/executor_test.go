@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
@@ -120,8 +121,8 @@ func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
 	sawEntry := false
 	srv.onSet = func(setting, value string) error {
 		// The change must be durable before Redis sees it.
-		reopened, err := OpenFileLedger(dir, "main")
-		if err != nil {
+		reopened := &FileLedger{path: LedgerPath(dir, "main"), changes: map[string]Change{}}
+		if err := reopened.load(); err != nil {
 			return err
 		}
 		got, ok := reopened.Get(setting)
@@ -140,7 +141,9 @@ func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
 	if diff := cmp.Diff(wantCalls, srv.Calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]Change{want}, l.All()); diff != "" {
+	applied := want
+	applied.Applied = true // marked once the SET succeeded
+	if diff := cmp.Diff([]Change{applied}, l.All()); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 	if n := countEvents(logs, events.RemedyApplied); n != 1 {
@@ -503,8 +506,10 @@ func TestReconcileAndRestoreAll(t *testing.T) {
 	}
 	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "no", policy.SettingRewritePercent: "50"})
 	e, logs := newExecutor(t, srv, l)
-	e.Reconcile(map[string]string{policy.SettingStopWrites: "no", policy.SettingRewritePercent: "50"})
-	if diff := cmp.Diff([]Change{sw}, l.All()); diff != "" {
+	e.Reconcile(monitor.RedisReading{Config: monitor.RedisConfig{policy.SettingStopWrites: "no", policy.SettingRewritePercent: "50"}}, true)
+	seen := sw
+	seen.Applied = true // live as the guardian set it: from now on a revert is someone's choice
+	if diff := cmp.Diff([]Change{seen}, l.All()); diff != "" {
 		t.Errorf("after Reconcile (-want +got):\n%s", diff)
 	}
 	if n := countEvents(logs, events.RemedyYielded); n != 1 {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,14 +21,25 @@ import (
 
 // Change is one setting the guardian changed on a Redis.
 type Change struct {
-	Instance string    `json:"instance"`
-	Addr     string    `json:"addr"`
-	Setting  string    `json:"setting"`
-	Original string    `json:"original"`
-	Value    string    `json:"value"`
-	Remedy   string    `json:"remedy"`
-	Reason   string    `json:"reason"`
-	Time     time.Time `json:"time"`
+	Instance string `json:"instance"`
+	// Addr, RunID and ConfigFile say which Redis the change belongs to: reconcile
+	// and undo act only on that one. Addr is redacted (no password).
+	Addr       string    `json:"addr"`
+	RunID      string    `json:"run_id,omitempty"`
+	ConfigFile string    `json:"config_file,omitempty"`
+	Setting    string    `json:"setting"`
+	Original   string    `json:"original"`
+	Value      string    `json:"value"`
+	Remedy     string    `json:"remedy"`
+	Reason     string    `json:"reason"`
+	Time       time.Time `json:"time"`
+	// Applied is set once the guardian has seen its value live on that Redis; a
+	// later revert to Original is then someone's choice, not a change never made.
+	Applied bool `json:"applied,omitempty"`
+	// FileValue is what the config file said for the setting when the change was
+	// made ("" when unknown or absent): if the file says Value after the hold, a
+	// CONFIG REWRITE wrote it there and the guardian puts the file right.
+	FileValue string `json:"file_value,omitempty"`
 }
 
 // Ledger is the durable record of held changes of one instance.
@@ -35,20 +48,39 @@ type Ledger interface {
 	Remove(setting string) error
 	Get(setting string) (Change, bool)
 	All() []Change
+	// Close releases the ledger (its lock); the record stays on disk.
+	Close() error
 }
+
+// ErrLocked means another process (a running guardian, or a restore) holds the ledger.
+var ErrLocked = errors.New("the ledger is in use by another redis-guardian process")
+
+// reserveSize is the space kept in reserve beside each ledger: when the state dir's
+// filesystem is full (the commonest cause of a failed save, and /var/lib/redis and
+// /var/lib/redis-guardian share /var in every package install), the reserve is given
+// up so the ledger can still record the change that lifts MISCONF.
+const reserveSize = 256 << 10
 
 type ledgerFile struct {
 	Version int      `json:"version"`
 	Changes []Change `json:"changes"`
 }
 
-// FileLedger keeps the ledger in state_dir/<instance>.json, written by atomic rename
-// after fsync, so a SIGKILL at any moment leaves either the old or the new file.
+// FileLedger keeps the ledger in state_dir/<instance>.ledger.json, written by atomic
+// rename after fsync, so a SIGKILL at any moment leaves either the old or the new
+// file. An exclusive lock (state_dir/<instance>.lock) makes its process the only
+// writer, and a reserve file (state_dir/<instance>.reserve) keeps room to write it on
+// a full disk.
 type FileLedger struct {
-	path string
+	path    string
+	reserve string
+	lock    *os.File
 
 	mu      sync.Mutex
 	changes map[string]Change
+	// ReserveErr is why the reserve could not be made (the disk was full at start);
+	// it is made again at the next write that succeeds.
+	reserveErr error
 }
 
 var _ Ledger = (*FileLedger)(nil)
@@ -58,32 +90,128 @@ func LedgerPath(stateDir, instance string) string {
 	return filepath.Join(stateDir, instance+".ledger.json")
 }
 
-// OpenFileLedger loads an instance's ledger, creating the state dir if needed. A
-// ledger that cannot be parsed is an error, never silently reset: it may be the only
+// OpenFileLedger loads an instance's ledger, creating the state dir if needed. It
+// takes the ledger's lock (ErrLocked when another process has it) and checks that
+// the state dir can be written now, not at the worst moment. A ledger that cannot
+// be parsed is an error, never silently reset or rewritten: it may be the only
 // record of a setting that must be restored.
 func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	l := &FileLedger{path: LedgerPath(stateDir, instance), changes: map[string]Change{}}
-	b, err := os.ReadFile(l.path)
+	lock, err := lockLedger(filepath.Join(stateDir, instance+".lock"))
+	if err != nil {
+		return nil, err
+	}
+	l := &FileLedger{path: LedgerPath(stateDir, instance), reserve: filepath.Join(stateDir, instance+".reserve"), lock: lock, changes: map[string]Change{}}
+	if err := l.load(); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	if err := l.makeReserve(); err != nil {
+		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+			_ = lock.Close()
+			return nil, fmt.Errorf("state dir %s is not writable: %w", stateDir, err)
+		}
+		// A full disk at start-up: the guardian still runs (Redis's own failing
+		// save frees its temp file), and the reserve is made at the next write.
+		l.reserveErr = err
+	}
+	return l, nil
+}
+
+// lockLedger takes the ledger's lock file, writing the holder's pid into it so a
+// refused process can say who holds it.
+func lockLedger(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s (pid %s holds %s): %w", ErrLocked.Error(), strings.TrimSpace(string(holder)), path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	_ = matchDirOwner(f, filepath.Dir(path))
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+func (l *FileLedger) load() error {
+	changes, err := ReadLedger(l.path)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		l.changes[c.Setting] = c
+	}
+	return nil
+}
+
+// ReadLedger reads a ledger file without taking its lock, for a look at what a
+// running guardian holds (status, tests): it never writes. A missing file is an
+// empty ledger.
+func ReadLedger(path string) ([]Change, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return l, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
 	var f ledgerFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("ledger %s is corrupt (fix or move it aside after checking the settings it names): %w", l.path, err)
+		return nil, fmt.Errorf("ledger %s is corrupt (fix or move it aside after checking the settings it names): %w", path, err)
 	}
 	if f.Version != 1 {
-		return nil, fmt.Errorf("ledger %s has version %d; this guardian reads version 1", l.path, f.Version)
+		return nil, fmt.Errorf("ledger %s has version %d; this guardian reads version 1 (a newer guardian wrote it: upgrade, or restore with that version)", path, f.Version)
 	}
-	for _, c := range f.Changes {
-		l.changes[c.Setting] = c
+	return f.Changes, nil
+}
+
+// makeReserve makes sure the reserve file exists with its full size, its blocks
+// allocated (written and fsynced, so a filesystem without fallocate gets them too).
+func (l *FileLedger) makeReserve() error {
+	if st, err := os.Stat(l.reserve); err == nil && st.Size() >= reserveSize {
+		return nil
 	}
-	return l, nil
+	f, err := os.OpenFile(l.reserve, os.O_WRONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("create ledger reserve: %w", err)
+	}
+	_ = matchDirOwner(f, filepath.Dir(l.reserve))
+	_, werr := f.WriteAt(make([]byte, reserveSize), 0)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	cerr := f.Close()
+	if werr != nil {
+		_ = os.Remove(l.reserve) // a half reserve would only pretend
+		return fmt.Errorf("write ledger reserve: %w", werr)
+	}
+	return cerr
+}
+
+// ReserveErr says why no reserve exists now (nil when it does).
+func (l *FileLedger) ReserveErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reserveErr
+}
+
+// Close releases the ledger's lock.
+func (l *FileLedger) Close() error {
+	if l.lock == nil {
+		return nil
+	}
+	err := l.lock.Close()
+	l.lock = nil
+	return err
 }
 
 // Path is the ledger file.
@@ -167,9 +295,29 @@ func matchDirOwner(f *os.File, dir string) error {
 	return nil
 }
 
-// flush writes the ledger: temp file, fsync, rename, fsync of the directory. An
-// empty ledger is removed, so a clean state dir means nothing is held.
+// flush writes the ledger. On a full disk it gives up the reserve and writes
+// again: recording a change must not fail for want of space. The reserve is made
+// again at the next write that finds room.
 func (l *FileLedger) flush() error {
+	err := l.write()
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		if rerr := os.Remove(l.reserve); rerr == nil {
+			_ = syncDir(filepath.Dir(l.reserve))
+			l.reserveErr = fmt.Errorf("given up to record a change on a full disk: %w", err)
+			err = l.write()
+		}
+	}
+	if err == nil && l.reserveErr != nil {
+		if rerr := l.makeReserve(); rerr == nil {
+			l.reserveErr = nil
+		}
+	}
+	return err
+}
+
+// write writes the ledger: temp file, fsync, rename, fsync of the directory. An
+// empty ledger is removed, so a clean state dir means nothing is held.
+func (l *FileLedger) write() error {
 	dir := filepath.Dir(l.path)
 	if len(l.changes) == 0 {
 		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -261,3 +409,6 @@ func (l *MemLedger) All() []Change {
 	defer l.mu.Unlock()
 	return sorted(l.changes)
 }
+
+// Close does nothing: a memory ledger has no lock.
+func (l *MemLedger) Close() error { return nil }
