@@ -104,7 +104,7 @@ type Input struct {
 	// Stranded are ledger entries of another Redis (the instance's address
 	// changed), by setting, with why: a critical finding each until resolved.
 	Stranded map[string]string
-	Now     time.Time
+	Now      time.Time
 	// Rand returns a number in [0,1) for jitter; nil means no jitter.
 	Rand func() float64
 	// Stopping: the guardian is shutting down; only undo what no longer protects
