@@ -49,6 +49,8 @@ type guardianOpts struct {
 	Thresholds func(*policy.Thresholds)
 	// DryRun uses a MemLedger and Executor.DryRun, as mode dry-run does.
 	DryRun bool
+	// StateDir is where the ledger lives; "" means a new temp dir.
+	StateDir string
 	// Username and Password authenticate the guardian's client.
 	Username, Password string
 	// ConfigRefresh is how often CONFIG GET runs; 0 means the config default (1m).
@@ -108,7 +110,10 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	obsCore, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(zapcore.NewTee(obsCore, zaptest.NewLogger(t).Core()))
 
-	g := &guardian{t: t, StateDir: t.TempDir(), Logs: logs, done: make(chan error, 1)}
+	g := &guardian{t: t, StateDir: o.StateDir, Logs: logs, done: make(chan error, 1)}
+	if g.StateDir == "" {
+		g.StateDir = t.TempDir()
+	}
 	cfg := config.Default()
 	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.Interval, o.ConfigRefresh, g.StateDir
 	cfg.Timeouts = config.Timeouts{Connect: 2 * time.Second, Command: time.Second}

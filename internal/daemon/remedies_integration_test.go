@@ -45,6 +45,9 @@ type rdbFault struct {
 	inject func(t *testing.T, srv *testredis.Server, c *redis.Client) (lift func())
 	// predictive: the guardian may toggle before the save fails (snapshot_wont_fit).
 	predictive bool
+	// sharedState puts the guardian's state dir on the data dir's file system, as
+	// every package install does (/var/lib/redis and /var/lib/redis-guardian on /var).
+	sharedState bool
 }
 
 var rdbFaults = []rdbFault{
@@ -70,6 +73,20 @@ var rdbFaults = []rdbFault{
 			return lift
 		},
 		predictive: true,
+	},
+	{
+		// The ledger shares the full disk: it must still record the toggle.
+		name:  "disk_full_ledger_on_same_disk",
+		opts:  testredis.Options{TmpfsSize: "1m"},
+		cause: "No space left on device",
+		prepare: func(t *testing.T, srv *testredis.Server, c *redis.Client) { saveOnce(t, srv, c) },
+		inject: func(t *testing.T, srv *testredis.Server, c *redis.Client) func() {
+			lift := srv.FillDisk(t)
+			bgsave(t, c)
+			return lift
+		},
+		predictive:  true,
+		sharedState: true,
 	},
 	{
 		name:  "permission_denied",
@@ -129,7 +146,11 @@ func TestStopWritesUnderRealFaults(t *testing.T) {
 			if f.prepare != nil {
 				f.prepare(t, srv, c)
 			}
-			g := startGuardian(t, srv, guardianOpts{})
+			var o guardianOpts
+			if f.sharedState {
+				o.StateDir = filepath.Join(srv.DataDir, "guardian-state")
+			}
+			g := startGuardian(t, srv, o)
 			g.waitTicks(1)
 			w := srv.StartWriter(t, time.Millisecond)
 			waitWrites(t, w, 50)

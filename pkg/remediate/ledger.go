@@ -59,7 +59,7 @@ var ErrLocked = errors.New("the ledger is in use by another redis-guardian proce
 // filesystem is full (the commonest cause of a failed save, and /var/lib/redis and
 // /var/lib/redis-guardian share /var in every package install), the reserve is given
 // up so the ledger can still record the change that lifts MISCONF.
-const reserveSize = 256 << 10
+const reserveSize = 64 << 10
 
 type ledgerFile struct {
 	Version int      `json:"version"`
