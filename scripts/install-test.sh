@@ -135,7 +135,14 @@ cleanup() {
 				sleep 0.5
 			done
 		fi
-		wait "$nspawn_pid" 2>/dev/null
+		# Never wait without a bound: a systemd-nspawn that outlived its init's
+		# SIGKILL is killed too, so a failed boot cannot hang the run.
+		if kill -0 "$nspawn_pid" 2>/dev/null; then
+			echo "install-test: systemd-nspawn $nspawn_pid still runs; killing it" >&2
+			kill -9 "$nspawn_pid" 2>/dev/null
+			sleep 1
+		fi
+		kill -0 "$nspawn_pid" 2>/dev/null || wait "$nspawn_pid" 2>/dev/null
 	fi
 	if [ -n "$cpid" ] && [ -d "/proc/$cpid" ] && [ "$(awk '{print $3}' "/proc/$cpid/stat" 2>/dev/null)" != Z ]; then
 		echo "install-test: the container's init $cpid still runs; $work is left in place" >&2
@@ -193,8 +200,25 @@ say "booting the container $machine"
 systemd-nspawn -D "$root" --boot --register=no --keep-unit --machine="$machine" --console=passive \
 	>"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
-for _ in $(seq 100); do
-	cpid=$(pgrep -P "$nspawn_pid" | sed -n 1p) && [ -n "$cpid" ] && break
+# The container's init is the child of systemd-nspawn that runs in a new pid
+# namespace as systemd. systemd-nspawn may briefly have other children (helpers
+# it forks while setting up): taking the first child could pick one of those,
+# and every nsenter into it would then fail. Wait until the right one is there.
+host_pidns=$(readlink /proc/self/ns/pid)
+container_init() {
+	local p
+	for p in $(pgrep -P "$nspawn_pid"); do
+		[ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" != "$host_pidns" ] || continue
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] || continue
+		echo "$p"
+		return 0
+	done
+	return 1
+}
+cpid=
+for _ in $(seq 300); do
+	cpid=$(container_init) && break
+	cpid=
 	kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/nspawn.log" >&2; fail "systemd-nspawn exited"; }
 	sleep 0.1
 done

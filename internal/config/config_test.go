@@ -208,7 +208,7 @@ instances:
 	rem := policy.Remedies{
 		policy.RemedyStopWrites: &policy.StopWritesConfig{
 			Limits:     policy.Limits{Enabled: false, Cooldown: 10 * time.Second, MaxPerHour: 5},
-			RequireAOF: true, Predictive: false, WarnEvery: time.Minute,
+			RequireAOF: true, Predictive: false, WarnEvery: time.Minute, PredictiveDwell: 30 * time.Second,
 		},
 		policy.RemedyBgsaveRetry: &policy.BgsaveRetryConfig{
 			Limits:         policy.Limits{Enabled: true, Cooldown: time.Second, MaxPerHour: 10},

@@ -63,9 +63,11 @@ type guardianOpts struct {
 }
 
 // testRemedies are the defaults with a fast bgsave_retry, so a lifted fault is
-// noticed within a second instead of the production 5 s .. 5 min.
+// noticed within a second instead of the production 5 s .. 5 min, and a short
+// predictive dwell (its 30 s default is proven by the policy's unit tests).
 func testRemedies() policy.Remedies {
 	rs := policy.DefaultRemedies()
+	policy.ConfigOf[*policy.StopWritesConfig](rs).PredictiveDwell = 500 * time.Millisecond
 	r := policy.ConfigOf[*policy.BgsaveRetryConfig](rs)
 	r.InitialBackoff = 200 * time.Millisecond
 	r.MaxBackoff = time.Second

@@ -76,9 +76,9 @@ var rdbFaults = []rdbFault{
 	},
 	{
 		// The ledger shares the full disk: it must still record the toggle.
-		name:  "disk_full_ledger_on_same_disk",
-		opts:  testredis.Options{TmpfsSize: "1m"},
-		cause: "No space left on device",
+		name:    "disk_full_ledger_on_same_disk",
+		opts:    testredis.Options{TmpfsSize: "1m"},
+		cause:   "No space left on device",
 		prepare: func(t *testing.T, srv *testredis.Server, c *redis.Client) { saveOnce(t, srv, c) },
 		inject: func(t *testing.T, srv *testredis.Server, c *redis.Client) func() {
 			lift := srv.FillDisk(t)

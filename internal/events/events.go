@@ -26,6 +26,9 @@ const (
 	RemedyFailed  Name = "remedy_failed"
 	RemedyYielded Name = "remedy_yielded"
 	RemedyHeld    Name = "remedy_held"
+	// RemedySuppressed: a limit (hourly cap, failure backoff) stopped a remedy
+	// that wanted to act; once per episode.
+	RemedySuppressed Name = "remedy_suppressed"
 )
 
 // Events of the service.
@@ -41,7 +44,7 @@ const (
 // All is every event, for the tests that keep the journal's table complete.
 var All = []Name{
 	FindingRaised, FindingCleared, Unreachable, Back, LogSource,
-	RemedyApplied, RemedyUndone, RemedyFailed, RemedyYielded, RemedyHeld,
+	RemedyApplied, RemedyUndone, RemedyFailed, RemedyYielded, RemedyHeld, RemedySuppressed,
 	Started, Stopping, Stopped, Reloaded, ReloadFailed, PprofListening,
 }
 

@@ -28,7 +28,7 @@ type Options struct {
 	// Timeout bounds one tick and every call in it; 0 means the interval, at least 1 s.
 	Timeout time.Duration
 	// OnEvent is told of every remedy event (metrics).
-	OnEvent func(event events.Name, remedy string)
+	OnEvent func(event events.Name, remedy, limit string)
 	// Report, Beat and BeatEvery are passed to the loop (daemon.Instance).
 	Report    func(daemon.TickReport)
 	Beat      func()

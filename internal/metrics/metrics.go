@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
 	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
 // Metrics holds the guardian's collectors and the little state needed to turn tick
@@ -24,6 +25,7 @@ type Metrics struct {
 	up             *prometheus.GaugeVec
 	findings       *prometheus.GaugeVec
 	remedies       map[events.Name]*prometheus.CounterVec
+	suppressed     *prometheus.CounterVec
 	held           *prometheus.GaugeVec
 	rejected       *prometheus.CounterVec
 	tickDuration   *prometheus.HistogramVec
@@ -61,6 +63,8 @@ func New(version string) *Metrics {
 		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "findings_active",
 			Help: "1 for each finding raised on an instance at its last tick."}, []string{"instance", "finding", "severity"}),
 		remedies: map[events.Name]*prometheus.CounterVec{},
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "remedies_suppressed_total",
+			Help: "Remedies a limit held back (reason: max_per_hour or backoff), once per episode, by remedy."}, []string{"instance", "remedy", "reason"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_changes",
 			Help: "Settings the guardian currently holds changed (recorded in its ledger)."}, []string{"instance"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "writes_rejected_seconds_total",
@@ -92,7 +96,7 @@ func New(version string) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.reloadsTotal.WithLabelValues(r)
 	}
-	m.Registry.MustRegister(m.up, m.findings, m.held, m.rejected, m.tickDuration, m.lastTick,
+	m.Registry.MustRegister(m.up, m.findings, m.suppressed, m.held, m.rejected, m.tickDuration, m.lastTick,
 		m.reloadOK, m.reloadTime, m.reloadsTotal, m.instancesTotal, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -107,6 +111,9 @@ func (m *Metrics) AddInstance(name string, remedies []string) {
 	for _, r := range remedies {
 		for _, c := range m.remedies {
 			c.WithLabelValues(name, r)
+		}
+		for _, why := range policy.SuppressionReasons {
+			m.suppressed.WithLabelValues(name, r, why)
 		}
 	}
 	m.mu.Lock()
@@ -133,8 +140,13 @@ func (m *Metrics) RemoveInstance(name string) {
 	m.instancesTotal.Set(float64(len(m.last)))
 }
 
-// RemedyEvent counts one executor event (wire it to remediate.Executor.OnEvent).
-func (m *Metrics) RemedyEvent(instance string, event events.Name, remedy string) {
+// RemedyEvent counts one executor event (wire it to remediate.Executor.OnEvent);
+// limit names the limit of a suppression.
+func (m *Metrics) RemedyEvent(instance string, event events.Name, remedy, limit string) {
+	if event == events.RemedySuppressed {
+		m.suppressed.WithLabelValues(instance, remedy, limit).Inc()
+		return
+	}
 	if c, ok := m.remedies[event]; ok {
 		c.WithLabelValues(instance, remedy).Inc()
 	}

@@ -41,8 +41,9 @@ func TestTicksAndEvents(t *testing.T) {
 	misconf := []policy.Finding{{ID: policy.IDMisconfRDB, Severity: policy.Critical}}
 	held := []remediate.Change{{Setting: policy.SettingStopWrites, Value: "no"}}
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Duration: 10 * time.Millisecond, Up: true, Findings: misconf, WritesRejected: true})
-	m.RemedyEvent("main", events.RemedyApplied, policy.RemedyStopWrites)
-	m.RemedyEvent("main", "remedy_held", policy.RemedyStopWrites) // not a counted event
+	m.RemedyEvent("main", events.RemedyApplied, policy.RemedyStopWrites, "")
+	m.RemedyEvent("main", "remedy_held", policy.RemedyStopWrites, "") // not a counted event
+	m.RemedyEvent("main", events.RemedySuppressed, policy.RemedyStopWrites, policy.LimitMaxPerHour)
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(time.Second), Duration: 10 * time.Millisecond, Up: true, Findings: misconf, Held: held, WritesRejected: true})
 	m.Tick(daemon.TickReport{Instance: "main", Start: t0.Add(2 * time.Second), Duration: 10 * time.Millisecond, Up: true, Held: held})
 
@@ -55,6 +56,10 @@ redis_guardian_held_changes{instance="main"} 1
 # HELP redis_guardian_remedies_applied_total Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy.
 # TYPE redis_guardian_remedies_applied_total counter
 redis_guardian_remedies_applied_total{instance="main",remedy="stop_writes"} 1
+# HELP redis_guardian_remedies_suppressed_total Remedies a limit held back (reason: max_per_hour or backoff), once per episode, by remedy.
+# TYPE redis_guardian_remedies_suppressed_total counter
+redis_guardian_remedies_suppressed_total{instance="main",reason="backoff",remedy="stop_writes"} 0
+redis_guardian_remedies_suppressed_total{instance="main",reason="max_per_hour",remedy="stop_writes"} 1
 # HELP redis_guardian_writes_rejected_seconds_total Time between consecutive ticks that both saw Redis rejecting writes (MISCONF); a lower bound.
 # TYPE redis_guardian_writes_rejected_seconds_total counter
 redis_guardian_writes_rejected_seconds_total{instance="main"} 1
@@ -63,7 +68,7 @@ redis_guardian_writes_rejected_seconds_total{instance="main"} 1
 redis_guardian_instance_up{instance="main"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
-		"redis_guardian_findings_active", "redis_guardian_held_changes", "redis_guardian_remedies_applied_total",
+		"redis_guardian_findings_active", "redis_guardian_held_changes", "redis_guardian_remedies_applied_total", "redis_guardian_remedies_suppressed_total",
 		"redis_guardian_writes_rejected_seconds_total", "redis_guardian_instance_up"); err != nil {
 		t.Error(err)
 	}

@@ -95,7 +95,7 @@ func New(cfg *config.Config, o Options) *Supervisor {
 func (s *Supervisor) prepare(cfg *config.Config, in config.Instance) (*instance.Prepared, error) {
 	return instance.Prepare(cfg, in, instance.Options{
 		Host: s.host, Log: s.log,
-		OnEvent:   func(event events.Name, remedy string) { s.metrics.RemedyEvent(in.Name, event, remedy) },
+		OnEvent:   func(event events.Name, remedy, limit string) { s.metrics.RemedyEvent(in.Name, event, remedy, limit) },
 		Report:    s.report,
 		Beat:      func() { s.wd.Beat(in.Name) },
 		BeatEvery: s.wd.Period(),

@@ -33,6 +33,7 @@ const (
 	ActBgrewriteaof Action = "bgrewriteaof" // BGREWRITEAOF
 	ActDeleteTemp   Action = "delete_temp"  // remove one stale Redis temp file
 	ActWarn         Action = "warn"         // report only (e.g. a toggle still held)
+	ActSuppressed   Action = "suppressed"   // report only: a limit stopped the remedy (Limit says which)
 )
 
 // Decision is one thing to do.
@@ -50,6 +51,8 @@ type Decision struct {
 	// MinAge is the age a temp file must have for delete_temp (the executor checks
 	// every rule again, with the age the decision was made with).
 	MinAge time.Duration
+	// Limit names the limit that suppressed the decision (ActSuppressed).
+	Limit string
 	// FileValue is what the config file says for Setting when a set is decided
 	// ("" unknown), recorded with the change to tell a CONFIG REWRITE later.
 	FileValue string
@@ -61,7 +64,9 @@ type Held struct {
 	Original string
 	Value    string
 	Remedy   string
-	Since    time.Time
+	// Reason is the finding id the change was made for.
+	Reason string
+	Since  time.Time
 }
 
 // Outcome reports how a decision went, so Decide can rate-limit and back off.
@@ -178,7 +183,7 @@ func decide(in Input, st State) ([]Decision, []Finding, State) {
 func Observe(st State, now time.Time, outs []Outcome) State {
 	st = st.clone()
 	for _, o := range outs {
-		if o.Decision.Action == ActWarn {
+		if o.Decision.Action == ActWarn || o.Decision.Action == ActSuppressed {
 			continue
 		}
 		st.Shared.observe(now, o)

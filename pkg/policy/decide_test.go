@@ -95,6 +95,9 @@ func TestDecideStopWrites(t *testing.T) {
 	set := func(reason string) []Decision {
 		return []Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: reason}}
 	}
+	suppressed := func(reason, limit string) []Decision {
+		return []Decision{{Remedy: RemedyStopWrites, Action: ActSuppressed, Setting: SettingStopWrites, Value: "no", Reason: reason, Limit: limit}}
+	}
 	undo := []Decision{{Remedy: RemedyStopWrites, Action: ActUndo, Setting: SettingStopWrites, Value: "yes", Reason: IDMisconfRDB}}
 	warnHeld := []Decision{{Remedy: RemedyStopWrites, Action: ActWarn, Setting: SettingStopWrites, Reason: IDBgsaveFailed}}
 	wontFit := func(in *Input) { in.Snapshot.Host.DataDir.Free = uint64(10 * mib) }
@@ -175,10 +178,38 @@ func TestDecideStopWrites(t *testing.T) {
 			misconf(in)
 			ConfigOf[*StopWritesConfig](in.Remedies).Enabled = false
 		}},
+		// Lifting an active MISCONF is never held back by the cap or the cooldown.
 		{name: "hourly cap reached", setup: func(in *Input, st *State) {
 			misconf(in)
 			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-30*time.Minute))}
+		}, want: set(IDMisconfRDB)},
+		{name: "predictive at the hourly cap is suppressed, once", setup: func(in *Input, st *State) {
+			wontFit(in)
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-30*time.Minute))}
+		}, want: suppressed(IDSnapshotWontFit, LimitMaxPerHour)},
+		{name: "predictive at the hourly cap, already reported", setup: func(in *Input, st *State) {
+			wontFit(in)
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-30*time.Minute))}
+			st.Shared.Suppressed = map[string]string{RemedyStopWrites: LimitMaxPerHour}
 		}},
+		{name: "held, save ok, fits but within the margin", setup: func(in *Input, _ *State) {
+			holdStopWrites(in)
+			in.Snapshot.Host.DataDir.Free = uint64(ExpectedSnapshot(in.Snapshot) + mib/2)
+		}},
+		{name: "predictive hold, roomy, dwell not passed", setup: func(in *Input, st *State) {
+			holdStopWrites(in)
+			h := in.Held[SettingStopWrites]
+			h.Reason = IDSnapshotWontFit
+			in.Held[SettingStopWrites] = h
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{RoomySince: now.Add(-10 * time.Second)}}
+		}},
+		{name: "predictive hold, roomy for the dwell", setup: func(in *Input, st *State) {
+			holdStopWrites(in)
+			h := in.Held[SettingStopWrites]
+			h.Reason = IDSnapshotWontFit
+			in.Held[SettingStopWrites] = h
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{RoomySince: now.Add(-ConfigOf[*StopWritesConfig](in.Remedies).PredictiveDwell)}}
+		}, want: undo},
 		{name: "actions older than an hour do not count", setup: func(in *Input, st *State) {
 			misconf(in)
 			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: recentActions(ConfigOf[*StopWritesConfig](in.Remedies).MaxPerHour, now.Add(-2*time.Hour))}
@@ -187,11 +218,16 @@ func TestDecideStopWrites(t *testing.T) {
 			misconf(in)
 			ConfigOf[*StopWritesConfig](in.Remedies).Cooldown = time.Minute
 			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: {now.Add(-30 * time.Second)}}
+		}, want: set(IDMisconfRDB)},
+		{name: "predictive in the cooldown", setup: func(in *Input, st *State) {
+			wontFit(in)
+			ConfigOf[*StopWritesConfig](in.Remedies).Cooldown = time.Minute
+			st.Shared.Actions = map[string][]time.Time{RemedyStopWrites: {now.Add(-30 * time.Second)}}
 		}},
 		{name: "backed off after a failure", setup: func(in *Input, st *State) {
 			misconf(in)
 			st.Shared.FailedUntil = map[string]time.Time{RemedyStopWrites: now.Add(time.Second)}
-		}},
+		}, want: suppressed(IDMisconfRDB, LimitBackoff)},
 		{name: "redis unreadable", setup: func(in *Input, _ *State) {
 			misconf(in)
 			in.Snapshot.Redis.Err = errors.New("dial tcp: connection refused")
@@ -677,8 +713,12 @@ func TestObserveBacksOff(t *testing.T) {
 			t.Errorf("failure %d: FailCount %d", i+1, got)
 		}
 		ds, st = Decide(at(in, t0.Add(back-time.Millisecond)), st)
+		if len(ds) != 1 || ds[0].Action != ActSuppressed || ds[0].Limit != LimitBackoff {
+			t.Fatalf("failure %d: decided %+v during the backoff, want it reported suppressed", i+1, ds)
+		}
+		ds, st = Decide(at(in, t0.Add(back-time.Millisecond)), st)
 		if len(ds) != 0 {
-			t.Fatalf("failure %d: decided %+v during the backoff", i+1, ds)
+			t.Fatalf("failure %d: decided %+v during the backoff after reporting it", i+1, ds)
 		}
 		t0 = t0.Add(back)
 		ds, st = Decide(at(in, t0), st)
@@ -799,4 +839,105 @@ func bgState(st State) bgsaveRetryState {
 func rwState(st State) rewriteDeferralState {
 	s, _ := st.remedies[RemedyRewriteDeferral].(rewriteDeferralState)
 	return s
+}
+
+// TestRateLimitsNeverKeepMisconf: a save failing 30 s of every minute for an hour
+// (60 episodes, twice the hourly cap) is lifted at the first tick of every
+// episode, and the undos do not count against the cap.
+func TestRateLimitsNeverKeepMisconf(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	ConfigOf[*BgsaveRetryConfig](in.Remedies).Enabled = false
+	st := State{}
+	held := false
+	for sec := 0; sec < 3600; sec++ {
+		tick := at(in, now.Add(time.Duration(sec)*time.Second))
+		failing := sec%60 < 30
+		if failing {
+			misconf(&tick)
+		}
+		tick.Held = map[string]Held{}
+		if held {
+			tick.Held[SettingStopWrites] = Held{Setting: SettingStopWrites, Original: "yes", Value: "no", Remedy: RemedyStopWrites, Reason: IDMisconfRDB, Since: tick.Now}
+		}
+		var ds []Decision
+		ds, st = Decide(tick, st)
+		ds = only(ds, RemedyStopWrites)
+		if failing && !held && (len(ds) != 1 || ds[0].Action != ActSet) {
+			t.Fatalf("second %d: MISCONF active and not held, decided %+v", sec, ds)
+		}
+		var outs []Outcome
+		for _, d := range ds {
+			switch d.Action {
+			case ActSet:
+				held = true
+			case ActUndo:
+				held = false
+			}
+			outs = append(outs, Outcome{Decision: d, OK: true})
+		}
+		st = Observe(st, tick.Now, outs)
+	}
+	if n := len(st.Shared.Actions[RemedyStopWrites]); n != 60 {
+		t.Errorf("%d actions counted in the last hour, want the 60 sets (no undos)", n)
+	}
+}
+
+// TestPredictiveToggleDoesNotFlap: free space swinging 1 MiB either side of the
+// snapshot's size every 5 s toggles once and holds; it is given back only after
+// the disk has had room to spare for the dwell.
+func TestPredictiveToggleDoesNotFlap(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	ConfigOf[*BgsaveRetryConfig](in.Remedies).Enabled = false
+	exp := ExpectedSnapshot(in.Snapshot)
+	st := State{}
+	var held *Held
+	sets, undos := 0, 0
+	step := func(sec int, free int64) {
+		tick := at(in, now.Add(time.Duration(sec)*time.Second))
+		tick.Snapshot.Host.DataDir.Free = uint64(free)
+		tick.Held = map[string]Held{}
+		if held != nil {
+			tick.Held[SettingStopWrites] = *held
+		}
+		var ds []Decision
+		ds, st = Decide(tick, st)
+		var outs []Outcome
+		for _, d := range only(ds, RemedyStopWrites) {
+			switch d.Action {
+			case ActSet:
+				sets++
+				held = &Held{Setting: SettingStopWrites, Original: "yes", Value: "no", Remedy: RemedyStopWrites, Reason: d.Reason, Since: tick.Now}
+			case ActUndo:
+				undos++
+				held = nil
+			}
+			outs = append(outs, Outcome{Decision: d, OK: true})
+		}
+		st = Observe(st, tick.Now, outs)
+	}
+	sec := 0
+	for ; sec < 150; sec++ {
+		free := exp - mib
+		if (sec/5)%2 == 1 {
+			free = exp + mib
+		}
+		step(sec, free)
+	}
+	if sets != 1 || undos != 0 {
+		t.Fatalf("swinging free space: %d sets, %d undos; want 1 set and the toggle held", sets, undos)
+	}
+	dwell := ConfigOf[*StopWritesConfig](in.Remedies).PredictiveDwell
+	roomy := exp + predictiveMargin(exp) + mib
+	for end := sec + int(dwell/time.Second); sec < end; sec++ {
+		step(sec, roomy)
+	}
+	if undos != 0 {
+		t.Fatalf("given back before the dwell passed")
+	}
+	step(sec, roomy)
+	if undos != 1 {
+		t.Errorf("not given back after %s with room to spare", dwell)
+	}
 }

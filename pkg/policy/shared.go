@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -21,7 +22,24 @@ type Shared struct {
 	// guardian does not take such a setting again until its reason has cleared: the
 	// operator's choice wins for the whole episode.
 	Yielded map[string]time.Time
+	// Suppressed holds, per remedy, the limit that stopped it in the current
+	// episode, so the suppression is reported once, not at every tick.
+	Suppressed map[string]string
 }
+
+// Limit names: why a remedy that wanted to act did not (the reason label of
+// redis_guardian_remedies_suppressed_total).
+const (
+	LimitMaxPerHour = "max_per_hour"
+	LimitBackoff    = "backoff"
+	LimitCooldown   = "cooldown"
+	LimitDisabled   = "disabled"
+)
+
+// SuppressionReasons are the limits whose suppressions are reported and counted.
+// A cooldown only paces a remedy and a disabled one is the operator's choice:
+// neither is reported.
+var SuppressionReasons = []string{LimitMaxPerHour, LimitBackoff}
 
 func (s Shared) clone() Shared {
 	c := Shared{
@@ -29,6 +47,7 @@ func (s Shared) clone() Shared {
 		FailedUntil: maps.Clone(s.FailedUntil),
 		FailCount:   maps.Clone(s.FailCount),
 		Yielded:     maps.Clone(s.Yielded),
+		Suppressed:  maps.Clone(s.Suppressed),
 	}
 	for k, v := range s.Actions {
 		c.Actions[k] = slices.Clone(v)
@@ -42,26 +61,59 @@ func (s Shared) clone() Shared {
 	if c.Yielded == nil {
 		c.Yielded = map[string]time.Time{}
 	}
+	if c.Suppressed == nil {
+		c.Suppressed = map[string]string{}
+	}
 	return c
 }
 
 // Allowed applies a remedy's enabled flag, failure backoff, cooldown and hourly cap.
 func (s *Shared) Allowed(remedy string, l Limits, now time.Time) bool {
+	return s.Limit(remedy, l, now) == ""
+}
+
+// Limit says which limit stops a remedy now ("" when none does).
+func (s *Shared) Limit(remedy string, l Limits, now time.Time) string {
 	if !l.Enabled {
-		return false
+		return LimitDisabled
 	}
 	if until, ok := s.FailedUntil[remedy]; ok && now.Before(until) {
-		return false
+		return LimitBackoff
 	}
 	recent := s.recent(remedy, now)
 	if len(recent) >= l.MaxPerHour {
-		return false
+		return LimitMaxPerHour
 	}
 	if n := len(recent); n > 0 && now.Sub(recent[n-1]) < l.Cooldown {
-		return false
+		return LimitCooldown
 	}
-	return true
+	return ""
 }
+
+// Gate applies a remedy's limits to a decision it wants to make: it returns the
+// decision when allowed. When a limit stops it, it returns, once per episode, an
+// ActSuppressed decision that says which limit and what was not done, so a held-back
+// remedy is never silent; nil after that. The episode ends when the remedy is
+// allowed again or calls EndSuppression.
+func (s *Shared) Gate(l Limits, now time.Time, d Decision) []Decision {
+	why := s.Limit(d.Remedy, l, now)
+	if why == "" {
+		delete(s.Suppressed, d.Remedy)
+		return []Decision{d}
+	}
+	if !slices.Contains(SuppressionReasons, why) || s.Suppressed[d.Remedy] == why {
+		return nil
+	}
+	s.Suppressed[d.Remedy] = why
+	sup := d
+	sup.Action, sup.Limit = ActSuppressed, why
+	sup.Detail = fmt.Sprintf("not done (%s limit): %s %s", why, d.Action, d.Detail)
+	return []Decision{sup}
+}
+
+// EndSuppression ends a remedy's suppression episode: the reason it wanted to act
+// has gone, so a later suppression is reported again.
+func (s *Shared) EndSuppression(remedy string) { delete(s.Suppressed, remedy) }
 
 // Budget is how many more actions the hourly cap allows a remedy now.
 func (s *Shared) Budget(remedy string, l Limits, now time.Time) int {
@@ -99,8 +151,15 @@ func (s *Shared) EndEpisode(setting string) { delete(s.Yielded, setting) }
 // back the remedy off so a denied command is not retried in a tight loop.
 func (s *Shared) observe(now time.Time, o Outcome) {
 	r := o.Decision.Remedy
+	if o.Decision.Action == ActSuppressed {
+		return
+	}
 	if o.OK {
-		s.Actions[r] = append(s.Actions[r], now)
+		// Undos do not count against the limits: giving a setting back is never
+		// what a rate limit protects Redis from.
+		if o.Decision.Action != ActUndo {
+			s.Actions[r] = append(s.Actions[r], now)
+		}
 		delete(s.FailCount, r)
 		delete(s.FailedUntil, r)
 		return

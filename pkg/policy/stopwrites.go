@@ -20,11 +20,21 @@ type StopWritesConfig struct {
 	Predictive bool
 	// WarnEvery repeats the "still held" warning.
 	WarnEvery time.Duration
+	// PredictiveDwell is how long the next snapshot must fit with room to spare
+	// (predictiveMargin) before a predictive toggle is given back: free space
+	// swinging around the snapshot's size must not flap the setting.
+	PredictiveDwell time.Duration
 }
 
 type stopWritesState struct {
 	LastHeldWarn time.Time
+	// RoomySince is when the next snapshot started to fit with the margin.
+	RoomySince time.Time
 }
+
+// predictiveMargin is the room beyond the expected snapshot that a predictive
+// toggle waits for before it is given back: a tenth of the snapshot, at least 1 MiB.
+func predictiveMargin(exp int64) int64 { return max(exp/10, 1<<20) }
 
 func (stopWrites) Name() string { return RemedyStopWrites }
 
@@ -32,9 +42,10 @@ func (stopWrites) Settings() []Setting { return []Setting{{Name: SettingStopWrit
 
 func (stopWrites) DefaultConfig() RemedyConfig {
 	return &StopWritesConfig{
-		Limits:     Limits{Enabled: true, Cooldown: 0, MaxPerHour: 30},
-		Predictive: true,
-		WarnEvery:  5 * time.Minute,
+		Limits:          Limits{Enabled: true, Cooldown: 0, MaxPerHour: 30},
+		Predictive:      true,
+		WarnEvery:       5 * time.Minute,
+		PredictiveDwell: 30 * time.Second,
 	}
 }
 
@@ -44,6 +55,7 @@ func (c *StopWritesConfig) Configure(p Params) {
 	p.Bool("require_aof", &c.RequireAOF)
 	p.Bool("predictive", &c.Predictive)
 	p.Duration("warn_every", &c.WarnEvery, time.Second)
+	p.Duration("predictive_dwell", &c.PredictiveDwell, 0)
 }
 
 // RateLimits returns the remedy's rate limits.
@@ -64,13 +76,18 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 
 	if !failed && !wontFit {
 		sh.EndEpisode(SettingStopWrites)
+		sh.EndSuppression(RemedyStopWrites)
 	}
 	if isHeld {
 		if !failed && !wontFit {
-			st.LastHeldWarn = time.Time{}
+			if !st.roomy(in, held, r) {
+				return nil, nil, st // the hysteresis: wait until the snapshot fits with room to spare
+			}
+			st.LastHeldWarn, st.RoomySince = time.Time{}, time.Time{}
 			return []Decision{{Remedy: RemedyStopWrites, Action: ActUndo, Setting: SettingStopWrites, Value: held.Original,
 				Reason: IDMisconfRDB, Detail: "a save succeeded and the next one fits: writes are protected by snapshots again"}}, nil, st
 		}
+		st.RoomySince = time.Time{}
 		if in.Stopping {
 			return nil, nil, st // keep it: a restart of the guardian must never open a MISCONF window
 		}
@@ -85,6 +102,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		}
 		return nil, nil, st
 	}
+	st.RoomySince = time.Time{}
 	if in.Stopping || !cfg.SavePointsSet() || !cfg.StopWritesOnBgsaveError() {
 		return nil, nil, st
 	}
@@ -94,17 +112,43 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 	if r.RequireAOF && !aofOK {
 		return nil, nil, st
 	}
-	var reason, detail string
 	switch {
 	case failed:
-		reason, detail = IDMisconfRDB, "the last RDB save failed: lift MISCONF so writes are accepted while the cause is fixed"
+		// Writes are being rejected now: lifting that is never held back by the
+		// cooldown or the hourly cap (undos do not count either). Only a failing
+		// command's backoff applies, so a denied CONFIG is not retried every tick.
+		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDMisconfRDB,
+			Detail: "the last RDB save failed: lift MISCONF so writes are accepted while the cause is fixed"}
+		if lim := sh.Limit(RemedyStopWrites, r.Limits, in.Now); lim == LimitDisabled {
+			return nil, nil, st
+		} else if lim == LimitBackoff {
+			return sh.Gate(r.Limits, in.Now, d), nil, st
+		}
+		sh.EndSuppression(RemedyStopWrites)
+		return []Decision{d}, nil, st
 	case wontFit:
-		reason, detail = IDSnapshotWontFit, "the next snapshot cannot fit on disk: lift MISCONF before the save fails"
-	default:
-		return nil, nil, st
+		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDSnapshotWontFit,
+			Detail: "the next snapshot cannot fit on disk: lift MISCONF before the save fails"}
+		return sh.Gate(r.Limits, in.Now, d), nil, st
 	}
-	if !sh.Allowed(RemedyStopWrites, r.Limits, in.Now) {
-		return nil, nil, st
+	return nil, nil, st
+}
+
+// roomy reports whether a held toggle may be given back now. After a real
+// failure it may as soon as a save succeeded and the next one fits with the
+// margin; a predictive toggle also waits PredictiveDwell with that room.
+func (st *stopWritesState) roomy(in Input, held Held, r *StopWritesConfig) bool {
+	s := in.Snapshot
+	exp := ExpectedSnapshot(s)
+	if s.Host.Available && wontFit(s.Host.DataDir, exp+predictiveMargin(exp)) && exp > 0 {
+		st.RoomySince = time.Time{}
+		return false
 	}
-	return []Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: reason, Detail: detail}}, nil, st
+	if held.Reason != IDSnapshotWontFit || r.PredictiveDwell <= 0 {
+		return true
+	}
+	if st.RoomySince.IsZero() {
+		st.RoomySince = in.Now
+	}
+	return in.Now.Sub(st.RoomySince) >= r.PredictiveDwell
 }

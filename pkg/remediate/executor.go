@@ -37,7 +37,8 @@ type Executor struct {
 	ProcRoot      string
 	Now           func() time.Time
 	// OnEvent, when set, is told of every remedy event as it is logged (metrics).
-	OnEvent func(event events.Name, remedy string)
+	// limit is the limit of a remedy_suppressed event, "" for the others.
+	OnEvent func(event events.Name, remedy, limit string)
 
 	// The identity of the Redis last read (Reconcile), recorded in every entry so
 	// reconcile and undo act only on the Redis a change was made on.
@@ -66,7 +67,7 @@ func (e *Executor) Held() map[string]policy.Held {
 		if _, ok := stranded[c.Setting]; ok {
 			continue
 		}
-		out[c.Setting] = policy.Held{Setting: c.Setting, Original: c.Original, Value: c.Value, Remedy: c.Remedy, Since: c.Time}
+		out[c.Setting] = policy.Held{Setting: c.Setting, Original: c.Original, Value: c.Value, Remedy: c.Remedy, Reason: c.Reason, Since: c.Time}
 	}
 	return out
 }
@@ -102,7 +103,7 @@ func (e *Executor) ours(c Change) (bool, string) {
 // Every remedy log line goes through here, so metrics and logs cannot disagree.
 func (e *Executor) event(d policy.Decision, name events.Name, extra ...zap.Field) []zap.Field {
 	if e.OnEvent != nil {
-		e.OnEvent(name, d.Remedy)
+		e.OnEvent(name, d.Remedy, d.Limit)
 	}
 	f := []zap.Field{events.Field(name), zap.String("remedy", d.Remedy), zap.String("reason", d.Reason)}
 	if d.Setting != "" {
@@ -134,6 +135,10 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 		err = e.deleteTemp(ctx, d)
 	case policy.ActWarn:
 		e.Log.Warn(d.Detail, e.event(d, events.RemedyHeld)...)
+		return policy.Outcome{Decision: d, OK: true}
+	case policy.ActSuppressed:
+		e.Log.Warn(fmt.Sprintf("%s held back by its %s limit", d.Remedy, d.Limit),
+			e.event(d, events.RemedySuppressed, zap.String("limit", d.Limit))...)
 		return policy.Outcome{Decision: d, OK: true}
 	default:
 		err = fmt.Errorf("unknown action %q", d.Action)
