@@ -125,6 +125,16 @@ func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *S
 		return nil
 	}
 	st.LowSince = time.Time{}
+	if full && rate < r.LowOps {
+		// The high-load episode is over: an operator's choice made during it no
+		// longer stands in the way of the next deferral.
+		sh.EndEpisode(SettingRewritePercent)
+	}
+	if sh.IsYielded(SettingRewritePercent) {
+		// An operator set the percentage while the guardian deferred: theirs wins
+		// for the rest of this episode (no new deferral, no rewrite of our own).
+		return nil
+	}
 	if full && rate > r.HighOps && cfg.Int(SettingRewritePercent, 100) != 0 && sh.Allowed(RemedyRewriteDeferral, r.Limits, in.Now) {
 		return []Decision{{Remedy: RemedyRewriteDeferral, Action: ActSet, Setting: SettingRewritePercent, Value: "0",
 			Reason: IDAOFGrowthHigh, Detail: fmt.Sprintf("load %.0f ops/s is above %.0f: defer AOF rewrites (each one forks)", rate, r.HighOps)}}

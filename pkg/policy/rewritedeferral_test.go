@@ -49,3 +49,42 @@ func TestRewriteDeferredTooLong(t *testing.T) {
 		})
 	}
 }
+
+// TestRewriteDeferralYields: an operator who sets the percentage while the
+// guardian defers wins for the whole high-load episode; once the load has fallen,
+// the next episode may defer again.
+func TestRewriteDeferralYields(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	cmds := int64(1e6)
+	got, st := feedLoad(&in, State{}, now, 20, &cmds, 20000)
+	if len(got) != 1 || got[0].d.Action != ActSet {
+		t.Fatalf("under load: %+v, want one deferral", got)
+	}
+	// The operator sets 200; reconciliation drops the entry and reports the yield.
+	in.Held = map[string]Held{}
+	in.Snapshot.Redis.Config[SettingRewritePercent] = "200"
+	yield := at(in, now.Add(20*time.Second))
+	yield.Snapshot.Redis.Info.TotalCommandsProcessed = cmds
+	yield.Yielded = []string{SettingRewritePercent}
+	ds, st := Decide(yield, st)
+	cmds += 20000
+	if rw := only(ds, RemedyRewriteDeferral); len(rw) != 0 {
+		t.Fatalf("at the yield: %+v, want nothing", rw)
+	}
+	got, st = feedLoad(&in, st, now.Add(21*time.Second), 60, &cmds, 20000)
+	if len(got) != 0 {
+		t.Fatalf("still under load after the operator's change: %+v, want the operator's value left alone", got)
+	}
+	// The load falls (the episode ends), then rises again: a new deferral.
+	got, st = feedLoad(&in, st, now.Add(81*time.Second), 20, &cmds, 100)
+	for _, d := range got {
+		if d.d.Action == ActSet {
+			t.Fatalf("deferred at low load: %+v", got)
+		}
+	}
+	got, _ = feedLoad(&in, st, now.Add(101*time.Second), 20, &cmds, 20000)
+	if len(got) != 1 || got[0].d.Action != ActSet {
+		t.Errorf("the next high-load episode: %+v, want one deferral", got)
+	}
+}
