@@ -234,11 +234,18 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 	return r
 }
 
-// checkProcess tells whether pid is a Redis (or Valkey) server visible on this host.
+// checkProcess tells whether pid is a Redis (or Valkey) server of this host's pid
+// namespace. A wrong process would give every host reading (RSS, swap, cgroup,
+// uid) from something else: the guardian itself when it runs as a sidecar without
+// a shared pid namespace (Redis reports a pid that is ours here), or an unrelated
+// process when Redis is remote or in a container.
 func (h *HostSource) checkProcess(pid int) (bool, string) {
 	notFound := fmt.Sprintf("redis process %d not found on this host (remote, or another pid namespace)", pid)
 	if pid <= 0 {
 		return false, notFound
+	}
+	if h.procRoot == "/proc" && pid == os.Getpid() {
+		return false, fmt.Sprintf("Redis reports pid %d, which is the guardian itself: Redis runs in another pid namespace (a sidecar needs a shared pid namespace for host checks)", pid)
 	}
 	pidDir := filepath.Join(h.procRoot, strconv.Itoa(pid))
 	if _, err := os.Stat(pidDir); err != nil {
@@ -247,15 +254,31 @@ func (h *HostSource) checkProcess(pid int) (bool, string) {
 		}
 		return false, fmt.Sprintf("cannot check process %d: %v", pid, err)
 	}
+	// Another pid namespace than ours: the pid Redis reports names some other
+	// process here. Unreadable links (no rights) leave the name check to decide.
+	if own, err := os.Readlink(filepath.Join(h.procRoot, "self", "ns", "pid")); err == nil {
+		if theirs, err := os.Readlink(filepath.Join(pidDir, "ns", "pid")); err == nil && theirs != own {
+			return false, fmt.Sprintf("process %d is in another pid namespace (%s, ours is %s): not the Redis this guardian watches", pid, theirs, own)
+		}
+	}
 	comm, commErr := os.ReadFile(filepath.Join(pidDir, "comm"))
-	if commErr == nil && isRedisName(string(comm)) {
+	if commErr == nil && isServerName(strings.TrimSpace(string(comm))) {
 		return true, ""
 	}
-	// Redis rewrites its title ("redis-server *:6379"), a renamed binary may still
-	// carry the name in its arguments.
-	cmdline, cmdErr := os.ReadFile(filepath.Join(pidDir, "cmdline"))
-	if cmdErr == nil && isRedisName(string(cmdline)) {
+	// The executable, for a server started under another name (comm is the name it
+	// was started as; Debian's redis-server is a link to redis-check-rdb, so the
+	// link's target alone would not do).
+	if exe, err := os.Readlink(filepath.Join(pidDir, "exe")); err == nil && isServerName(filepath.Base(exe)) {
 		return true, ""
+	}
+	// Redis rewrites its title ("redis-server *:6379"): the first word is the
+	// program it was started as.
+	cmdline, cmdErr := os.ReadFile(filepath.Join(pidDir, "cmdline"))
+	if cmdErr == nil {
+		argv0, _, _ := strings.Cut(strings.ReplaceAll(string(cmdline), "\x00", " "), " ")
+		if isServerName(filepath.Base(argv0)) {
+			return true, ""
+		}
 	}
 	if commErr != nil && cmdErr != nil {
 		return false, fmt.Sprintf("cannot tell what process %d is: %v", pid, commErr)
@@ -267,9 +290,12 @@ func (h *HostSource) checkProcess(pid int) (bool, string) {
 	return false, fmt.Sprintf("process %d on this host is %q, not redis-server or valkey-server (remote Redis with a colliding pid, or another pid namespace)", pid, what)
 }
 
-func isRedisName(s string) bool {
+// isServerName accepts the names a Redis or Valkey server process carries:
+// redis-server, valkey-server, and builds named after them (redis-server-7.2).
+// "redis-guardian", "redis-cli" or "redis-sentinel" are not servers of data.
+func isServerName(s string) bool {
 	s = strings.ToLower(s)
-	return strings.Contains(s, "redis") || strings.Contains(s, "valkey")
+	return strings.HasPrefix(s, "redis-server") || strings.HasPrefix(s, "valkey-server")
 }
 
 // readDirReading reads the disk usage and writability of a directory. A DirReading with

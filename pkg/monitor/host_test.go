@@ -296,6 +296,8 @@ func TestHostSourceNotAvailable(t *testing.T) {
 		{name: "no such pid", pid: 77, wantReason: "redis process 77 not found on this host (remote, or another pid namespace)"},
 		{name: "another program", pid: fakePID, comm: "bash", wantReason: `process 4242 on this host is "bash"`},
 		{name: "valkey is fine", pid: fakePID, comm: "valkey-server"},
+		{name: "the guardian's own name", pid: fakePID, comm: "redis-guardian", wantReason: `process 4242 on this host is "redis-guardian"`},
+		{name: "redis-cli is no server", pid: fakePID, comm: "redis-cli", wantReason: `is "redis-cli"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -626,4 +628,16 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestHostSourceRefusesItself: a sidecar without a shared pid namespace sees
+// Redis report a pid that is the guardian's own here; the readings must not come
+// from the guardian (its name alone, redis-guardian, once passed for Redis).
+func TestHostSourceRefusesItself(t *testing.T) {
+	t.Parallel()
+	h := NewHostSource(HostOptions{})
+	got := h.Read(context.Background(), HostTarget{PID: os.Getpid(), Dir: t.TempDir(), AOFDirName: "appendonlydir", DBFilename: "dump.rdb"})
+	if got.Available || !strings.Contains(got.Reason, "the guardian itself") {
+		t.Errorf("Available, Reason = %v, %q; want the guardian's own pid refused", got.Available, got.Reason)
+	}
 }
