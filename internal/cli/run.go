@@ -65,6 +65,7 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	routeRedisLog(log)
 	cfg, err := loadConfig(o.common, env.Stderr)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%v\n", err)

@@ -113,6 +113,8 @@ type loop struct {
 	down    bool
 	started bool
 	logSrc  string
+	// lastErr is why the last tick could not read Redis (nil when it could).
+	lastErr error
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -158,7 +160,11 @@ func (l *loop) stop() {
 	defer cancel()
 	l.tick(ctx, true)
 	for _, c := range l.Writer.Changes() {
-		l.Log.Warn(fmt.Sprintf("keeping %s %s across the guardian's stop: its reason (%s) persists; the next start reconciles it", c.Setting, c.Value, c.Reason),
+		msg := fmt.Sprintf("keeping %s %s across the guardian's stop: its reason (%s) persists; the next start reconciles it", c.Setting, c.Value, c.Reason)
+		if l.lastErr != nil {
+			msg = fmt.Sprintf("keeping %s %s across the guardian's stop: Redis could not be reached to check or restore it (%v); the next start reconciles it", c.Setting, c.Value, l.lastErr)
+		}
+		l.Log.Warn(msg,
 			events.Field(events.RemedyHeld), zap.String("setting", c.Setting), zap.String("new_value", c.Value), zap.String("old_value", c.Original), zap.String("remedy", c.Remedy))
 	}
 }
@@ -169,6 +175,12 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	start := time.Now()
 	now := l.Now()
 	s := l.Reader.Snapshot(ctx, now)
+	if !stopping && ctx.Err() != nil {
+		// The guardian is stopping and cut this tick short: what failed is our own
+		// cancelled context, not Redis. The final pass reads again.
+		return
+	}
+	l.lastErr = s.Redis.Err
 	l.reportReachability(s)
 	l.reportLogSource(s.Log)
 

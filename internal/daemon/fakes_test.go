@@ -20,6 +20,9 @@ type fakeReader struct {
 	calls  []string // "snapshot", "stale", in order
 	reads  int
 	starts int
+	// hang makes the next read wait for its context, as a slow Redis would, and
+	// fail with the context's error.
+	hang bool
 }
 
 var _ daemon.Reader = (*fakeReader)(nil)
@@ -30,8 +33,17 @@ func newFakeReader(snap func(now time.Time) monitor.Snapshot) *fakeReader {
 
 func (f *fakeReader) Name() string { return "fake" }
 
-func (f *fakeReader) Snapshot(_ context.Context, now time.Time) monitor.Snapshot {
+func (f *fakeReader) Snapshot(ctx context.Context, now time.Time) monitor.Snapshot {
 	f.mu.Lock()
+	if f.hang {
+		f.hang = false
+		f.reads++
+		f.mu.Unlock()
+		<-ctx.Done()
+		s := f.snap(now)
+		s.Redis.Err = ctx.Err()
+		return s
+	}
 	defer f.mu.Unlock()
 	f.reads++
 	f.calls = append(f.calls, "snapshot")

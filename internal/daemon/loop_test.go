@@ -30,6 +30,7 @@ type redisState struct {
 	mu     sync.Mutex
 	status string
 	cfg    monitor.RedisConfig
+	down   error // set: Redis cannot be reached
 }
 
 func (r *redisState) snapshot(now time.Time) monitor.Snapshot {
@@ -40,6 +41,10 @@ func (r *redisState) snapshot(now time.Time) monitor.Snapshot {
 		cfg[k] = v
 	}
 	s := monitor.Snapshot{Instance: "fake", Time: now}
+	if r.down != nil {
+		s.Redis.Err = r.down
+		return s
+	}
 	s.Redis.Info.RDBLastBgsaveStatus = r.status
 	s.Redis.Info.AOFLastWriteStatus = "ok"
 	s.Redis.Config = cfg
@@ -223,5 +228,49 @@ func TestLoopBeatsWhileIdle(t *testing.T) {
 	waitLoop(t, "ten beats", func() bool { return h.beats.Load() >= 10 })
 	if n := h.ticks.Load(); n != 1 {
 		t.Errorf("%d ticks within an hour-long interval, want 1", n)
+	}
+}
+
+// TestLoopStopWhileRedisIsDown: a toggle kept at stop because Redis could not be
+// reached says so, not that "its reason persists".
+func TestLoopStopWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	r := newRedisState("err")
+	h := startLoop(t, r, time.Hour, 0, nil)
+	waitLoop(t, "the toggle", func() bool { return len(h.writer.Executed()) == 1 })
+	r.mu.Lock()
+	r.down = errors.New("dial unix /run/redis/redis.sock: connect: connection refused")
+	r.mu.Unlock()
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	kept := h.logs.FilterField(events.Field(events.RemedyHeld)).All()
+	if len(kept) != 1 || !strings.Contains(kept[0].Message, "could not be reached") || strings.Contains(kept[0].Message, "persists") {
+		t.Errorf("remedy_held at stop: %+v, want it to say Redis could not be reached", kept)
+	}
+}
+
+// TestLoopStopCutsATickShort: a tick whose read is cut short by the stop is no
+// "redis unreachable: context canceled"; the final pass reads again.
+func TestLoopStopCutsATickShort(t *testing.T) {
+	t.Parallel()
+	r := newRedisState("ok")
+	h := startLoop(t, r, 10*time.Millisecond, 0, nil)
+	waitLoop(t, "the first tick", func() bool { return h.ticks.Load() >= 1 })
+	h.reader.mu.Lock()
+	h.reader.hang = true
+	reads := h.reader.reads
+	h.reader.mu.Unlock()
+	waitLoop(t, "the hanging read", func() bool { return h.reader.Reads() > reads })
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.logs.FilterField(events.Field(events.Unreachable)).All(); len(got) != 0 {
+		t.Errorf("a tick cancelled by the stop logged %+v", got)
+	}
+	for _, e := range h.logs.FilterField(events.Field(events.FindingRaised)).All() {
+		if e.ContextMap()["finding"] == policy.IDRedisUnreachable {
+			t.Errorf("a tick cancelled by the stop raised %v", e.ContextMap())
+		}
 	}
 }

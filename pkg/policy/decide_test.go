@@ -641,8 +641,16 @@ func staleTemp(name string) monitor.TempFile {
 
 func TestDecideTempCleanup(t *testing.T) {
 	t.Parallel()
+	// The decision carries the age it was judged with: the executor checks every
+	// rule again right before the unlink, this one too.
+	minAge := DefaultRemedies()[RemedyTempCleanup].(*TempCleanupConfig).MinAge
 	del := func(f monitor.TempFile) Decision {
-		return Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Reason: IDStaleTempFiles}
+		return Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, Reason: IDStaleTempFiles, MinAge: minAge}
+	}
+	delNow := func(f monitor.TempFile) Decision {
+		d := del(f)
+		d.MinAge = 0 // a full disk needs every byte now
+		return d
 	}
 	stale := staleTemp("temp-999999.rdb")
 	young := stale
@@ -657,9 +665,9 @@ func TestDecideTempCleanup(t *testing.T) {
 		{name: "stale", setup: with(stale), want: []Decision{del(stale)}},
 		{name: "young", setup: with(young)},
 		{name: "young on a full disk", setup: then(with(young), func(in *Input, _ *State) { in.Snapshot.Host.DataDir.Free = 0 }),
-			want: []Decision{del(young)}},
+			want: []Decision{delNow(young)}},
 		{name: "young when the snapshot will not fit", setup: then(with(young), func(in *Input, _ *State) { in.Snapshot.Host.DataDir.Free = uint64(mib) }),
-			want: []Decision{del(young)}},
+			want: []Decision{delNow(young)}},
 		{name: "pid alive", setup: with(func() monitor.TempFile { f := stale; f.PIDAlive = monitor.Yes; return f }())},
 		{name: "pid unknown", setup: with(func() monitor.TempFile { f := stale; f.PIDAlive = monitor.Unknown; return f }())},
 		{name: "child running", setup: then(with(stale), func(in *Input, _ *State) { in.Snapshot.Redis.Info.RDBBgsaveInProgress = true })},

@@ -66,7 +66,7 @@ func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decis
 		if !StaleTemp(f, s.Redis.Info, in.Now, minAge) {
 			continue
 		}
-		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path,
+		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, MinAge: minAge,
 			Reason: IDStaleTempFiles, Detail: fmt.Sprintf("%s temp file of dead pid %d, %s old", f.Kind, f.PID, round(in.Now.Sub(f.ModTime)))})
 	}
 	return ds, nil, nil

@@ -445,7 +445,7 @@ func (e *Executor) deleteTemp(ctx context.Context, d policy.Decision) error {
 	if err != nil {
 		return fmt.Errorf("INFO before deleting %s: %w", d.Path, err)
 	}
-	if why := policy.TempNotStale(tf, monitor.ParseInfo(raw), e.Now(), 0); why != "" {
+	if why := policy.TempNotStale(tf, monitor.ParseInfo(raw), e.Now(), d.MinAge); why != "" {
 		return fmt.Errorf("not deleting %s: %s", d.Path, why)
 	}
 	if e.DryRun {

@@ -353,6 +353,7 @@ func TestExecuteDeleteTemp(t *testing.T) {
 		info    string
 		alive   bool // a process with the pid exists under ProcRoot
 		realPID bool // use the real /proc
+		minAge  time.Duration
 		deleted bool
 		ok      bool
 	}{
@@ -382,6 +383,9 @@ func TestExecuteDeleteTemp(t *testing.T) {
 		{name: "bgsave in progress", make: regular("temp-%d.rdb"), info: busy},
 		{name: "loading", make: regular("temp-%d.rdb"), info: loading},
 		{name: "pid alive", make: regular("temp-%d.rdb"), alive: true},
+		// The decision's minimum age is checked again: a file made after the scan
+		// (same name, a new child's) is younger than the decision allows.
+		{name: "younger than the decision's min age", make: regular("temp-%d.rdb"), minAge: time.Hour},
 		{name: "already gone", make: func(_ *testing.T, dir string, pid int) string {
 			return filepath.Join(dir, fmt.Sprintf("temp-%d.rdb", pid))
 		}, ok: true},
@@ -406,7 +410,7 @@ func TestExecuteDeleteTemp(t *testing.T) {
 			dir := t.TempDir()
 			path := tc.make(t, dir, pid)
 			before, _ := os.ReadDir(dir)
-			out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyTempCleanup, Action: policy.ActDeleteTemp, Path: path})
+			out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyTempCleanup, Action: policy.ActDeleteTemp, Path: path, MinAge: tc.minAge})
 			if out.OK != tc.ok {
 				t.Errorf("outcome %+v, want OK %v", out, tc.ok)
 			}
