@@ -105,6 +105,9 @@ func (in *Instance) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// MinWakeGap is the least time between two ticks asked for by wake-ups.
+const MinWakeGap = 100 * time.Millisecond
+
 type loop struct {
 	*Instance
 	state   policy.State
@@ -113,6 +116,8 @@ type loop struct {
 	down    bool
 	started bool
 	logSrc  string
+	// lastWake is when the last tick that a wake-up asked for ran.
+	lastWake time.Time
 	// lastErr is why the last tick could not read Redis (nil when it could).
 	lastErr error
 }
@@ -121,6 +126,7 @@ func (l *loop) run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var next time.Time // when the next tick is due; zero: now
+	woken := false     // a wake-up is waiting for its tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,9 +140,17 @@ func (l *loop) run(ctx context.Context) error {
 				default:
 				}
 			}
-			next = time.Time{}
+			// The first wake-up runs a tick at once; a burst of them is spaced
+			// MinWakeGap apart, so a log that floods cannot flood Redis with INFO.
+			if due := l.lastWake.Add(MinWakeGap); due.Before(next) {
+				next = due
+			}
+			woken = true
 		}
-		if !time.Now().Before(next) {
+		if now := time.Now(); !now.Before(next) {
+			if woken {
+				l.lastWake, woken = now, false
+			}
 			l.tick(ctx, false)
 			next = time.Now().Add(l.Interval)
 		}

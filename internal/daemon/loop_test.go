@@ -274,3 +274,26 @@ func TestLoopStopCutsATickShort(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopSpacesWakeStorms: a log that wakes the loop a thousand times a second
+// gets a tick at once and then at most one per MinWakeGap, not one per line.
+func TestLoopSpacesWakeStorms(t *testing.T) {
+	t.Parallel()
+	r := newRedisState("ok")
+	h := startLoop(t, r, time.Hour, 0, nil)
+	waitLoop(t, "the first tick", func() bool { return h.ticks.Load() >= 1 })
+	const storm = 500 * time.Millisecond
+	start := time.Now()
+	for time.Since(start) < storm {
+		select {
+		case h.reader.wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	woken := h.ticks.Load() - 1
+	if most := int64(elapsed/daemon.MinWakeGap) + 1; woken > most || woken < 2 {
+		t.Errorf("%d ticks for a %s wake storm, want between 2 and %d (one per %s)", woken, elapsed.Round(time.Millisecond), most, daemon.MinWakeGap)
+	}
+}

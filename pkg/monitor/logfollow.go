@@ -178,7 +178,7 @@ func (f *Follower) handleLine(line []byte, silent bool) {
 	f.mu.Lock()
 	f.last[ev.Kind] = carryCause(f.last[ev.Kind], ev)
 	f.mu.Unlock()
-	if silent {
+	if silent || !ev.Kind.Wakes() {
 		return
 	}
 	select {

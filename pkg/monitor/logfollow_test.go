@@ -592,3 +592,31 @@ func TestLogWatchRelevant(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerWakesOnlyForRemedies: an output-buffer line (thousands a second
+// from a replica in a sync loop) is recorded but does not wake the loop; a failed
+// save does.
+func TestFollowerWakesOnlyForRemedies(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "redis.log")
+	writeFile(t, path, "")
+	f, _, poll := stepFollower(t, FollowerOptions{Path: path}, 4096)
+	poll()
+	const lineBuf = "5324:M 21 Nov 2026 15:41:00.001 # Client id=7 addr=127.0.0.1:6380 laddr=127.0.0.1:6379 fd=9 name= age=1 idle=0 flags=S db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=10 omem=268435456 tot-mem=268436480 events=r cmd=psync user=default redir=-1 resp=2 lib-name= lib-ver= closed for overcoming of output buffer limits.\n"
+	if _, ok := ParseLogLine(strings.TrimSuffix(lineBuf, "\n"), time.UTC); !ok {
+		t.Fatal("the output-buffer line is not recognised: the test would prove nothing")
+	}
+	appendFile(t, path, strings.Repeat(lineBuf, 50))
+	poll()
+	if woke(f) {
+		t.Error("output-buffer lines woke the loop")
+	}
+	if _, ok := f.Reading().Last[LogOutputBufferClosed]; !ok {
+		t.Error("the output-buffer line was not recorded")
+	}
+	appendFile(t, path, lineFork)
+	poll()
+	if !woke(f) {
+		t.Error("a failed fork did not wake the loop")
+	}
+}

@@ -182,6 +182,20 @@ const (
 	LogOutputBufferClosed LogKind = "output_buffer_closed" // scheduled to be closed ASAP for overcoming of output buffer limits
 )
 
+// Wakes reports whether a line of this kind wakes the watch loop at once: only
+// the lines a remedy acts on (a save failed or succeeded, the AOF cannot be
+// written). The others (slow fsync, output-buffer disconnections, the rewrite
+// limiter) are reported at the next tick: a replica in a sync loop logs thousands
+// of output-buffer lines a second, and each must not cost Redis an INFO.
+func (k LogKind) Wakes() bool {
+	switch k {
+	case LogForkFailed, LogRDBWriteError, LogRDBOpenFailed, LogBgsaveError, LogBgsaveSignal, LogBgsaveOK,
+		LogAOFRewriteError, LogAOFWriteError:
+		return true
+	}
+	return false
+}
+
 // LogEvent is one recognised Redis log line.
 type LogEvent struct {
 	Kind LogKind

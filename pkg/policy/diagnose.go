@@ -240,6 +240,21 @@ func (d *diag) newestLog(since time.Time, kinds ...monitor.LogKind) (monitor.Log
 
 // logSincePrev is the cut-off for "new" log lines: the previous tick, or a fixed
 // window for a one-shot check.
+// logFindingHold is the least time a finding raised from a log line stays raised:
+// a line seen once must not raise and clear its finding tick by tick (a replica in
+// a sync loop logs output-buffer lines by the thousand, on and off).
+const logFindingHold = time.Minute
+
+// logRecent is how far back a log line keeps its finding raised: the lines since
+// the previous tick, and at least those of the last logFindingHold.
+func (d *diag) logRecent() time.Time {
+	hold := d.s.Time.Add(-logFindingHold)
+	if p := d.logSincePrev(); p.Before(hold) {
+		return p
+	}
+	return hold
+}
+
 func (d *diag) logSincePrev() time.Time {
 	if d.h.Prev != nil {
 		return d.h.Prev.Time
@@ -266,7 +281,7 @@ func (d *diag) aof() {
 			cause += fmt.Sprintf("; %s has 0 B free", d.dataDir())
 		}
 		d.add(IDMisconfAOF, Critical, "writes are rejected (MISCONF): Redis cannot write its append-only file", cause, remedy)
-	} else if ev, ok := d.newestLog(d.logSincePrev(), monitor.LogAOFWriteError); ok {
+	} else if ev, ok := d.newestLog(d.logRecent(), monitor.LogAOFWriteError); ok {
 		d.add(IDAOFWriteFailed, Warning, "AOF writes failed recently and Redis recovered", describeLog(ev),
 			fmt.Sprintf("check free space and the disk under %s; the next failure rejects writes", aofDir))
 	}
@@ -300,7 +315,7 @@ func (d *diag) aof() {
 	if p := d.h.Prev; p != nil && in.AOFDelayedFsync > p.Redis.Info.AOFDelayedFsync {
 		fsync = append(fsync, fmt.Sprintf("aof_delayed_fsync rose by %d", in.AOFDelayedFsync-p.Redis.Info.AOFDelayedFsync))
 	}
-	if ev, ok := d.newestLog(d.logSincePrev(), monitor.LogAOFFsyncSlow); ok {
+	if ev, ok := d.newestLog(d.logRecent(), monitor.LogAOFFsyncSlow); ok {
 		fsync = append(fsync, describeLog(ev))
 	}
 	if len(fsync) > 0 {
@@ -538,7 +553,7 @@ func (d *diag) replication() {
 	if p := d.h.Prev; p != nil && in.HasOutputBufferDisconnections && in.OutputBufferLimitDisconnections > p.Redis.Info.OutputBufferLimitDisconnections {
 		parts = append(parts, fmt.Sprintf("client_output_buffer_limit_disconnections rose by %d", in.OutputBufferLimitDisconnections-p.Redis.Info.OutputBufferLimitDisconnections))
 	}
-	if ev, ok := d.newestLog(d.logSincePrev(), monitor.LogOutputBufferClosed); ok {
+	if ev, ok := d.newestLog(d.logRecent(), monitor.LogOutputBufferClosed); ok {
 		parts = append(parts, strings.TrimSpace(ev.Line)+" (redis log)")
 	}
 	if len(parts) > 0 {

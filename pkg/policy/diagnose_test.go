@@ -784,6 +784,32 @@ func diagCases() []diagCase {
 			},
 			want: []idSev{warn(IDReplicaBufferOverflow)},
 		},
+		{
+			// Raised from a log line, the finding stays for logFindingHold, not
+			// only for the tick that saw the line (no raise/clear flapping).
+			name: "output buffer log line before the previous tick, within the hold",
+			snap: func(s *monitor.Snapshot) {
+				withLog(s, monitor.LogOutputBufferClosed, "", now.Add(-30*time.Second))
+			},
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Time = now.Add(-time.Second)
+				h.Prev = &prev
+			},
+			want: []idSev{warn(IDReplicaBufferOverflow)},
+		},
+		{
+			name: "output buffer log line older than the hold",
+			snap: func(s *monitor.Snapshot) {
+				withLog(s, monitor.LogOutputBufferClosed, "", now.Add(-2*time.Minute))
+			},
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Time = now.Add(-time.Second)
+				h.Prev = &prev
+			},
+			want: []idSev{},
+		},
 
 		// Host readings.
 		{
