@@ -97,7 +97,7 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 	}
 	col := monitor.NewCollector(monitor.CollectorOptions{
 		Name: in.Name, Addr: monitor.RedactAddr(in.Addr), Redis: monitor.NewRedisSource(client, ro), Host: o.Host,
-		HostChecks: in.HostChecks, LogFile: in.LogFile,
+		HostChecks: in.HostChecks, LogFile: in.LogFile, FileSettings: policy.HeldSettings(),
 	})
 	return &Prepared{cfg: cfg, in: in, opts: o, Collector: col, closeFn: func() { _ = client.Close() }}, nil
 }

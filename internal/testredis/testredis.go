@@ -57,6 +57,10 @@ type Options struct {
 	// LogToStdout starts the server with --logfile "" and captures its stdout in
 	// Dir/stdout.log, which LogFile then names.
 	LogToStdout bool
+	// ConfigText, when set, is written to Dir/redis.conf (owned by redis, so CONFIG
+	// REWRITE can replace it) and the server starts from that file; the options
+	// above still win, as command-line arguments do.
+	ConfigText string
 }
 
 // Server is a running redis-server owned by one test. Its fields are read-only for callers.
@@ -74,6 +78,8 @@ type Server struct {
 	Addr string
 	// PID is the process id of the current redis-server (it changes on Restart).
 	PID int
+	// ConfigFile is Dir/redis.conf when Options.ConfigText is set, else "".
+	ConfigFile string
 
 	opts     Options
 	uid, gid int
@@ -178,6 +184,15 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if err := prepareDir(s.DataDir, 0o750, uid, gid); err != nil {
 		t.Fatalf("testredis: %v", err)
+	}
+	if opts.ConfigText != "" {
+		s.ConfigFile = filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(s.ConfigFile, []byte(opts.ConfigText), 0o640); err != nil {
+			t.Fatalf("testredis: write config file: %v", err)
+		}
+		if err := os.Chown(s.ConfigFile, uid, gid); err != nil {
+			t.Fatalf("testredis: chown config file: %v", err)
+		}
 	}
 	if opts.TmpfsSize != "" {
 		o := fmt.Sprintf("size=%s,uid=%d,gid=%d,mode=0750", opts.TmpfsSize, uid, gid)
@@ -329,7 +344,11 @@ func (s *Server) serverArgs() []string {
 	if s.opts.LogToStdout {
 		logfile = ""
 	}
-	args := []string{
+	var args []string
+	if s.ConfigFile != "" {
+		args = append(args, s.ConfigFile)
+	}
+	args = append(args,
 		"--daemonize", "no",
 		"--port", port,
 		"--bind", "127.0.0.1",
@@ -340,7 +359,7 @@ func (s *Server) serverArgs() []string {
 		"--save", save,
 		"--appendonly", appendonly,
 		"--pidfile", "",
-	}
+	)
 	return append(args, s.opts.Args...)
 }
 

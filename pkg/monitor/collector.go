@@ -27,6 +27,9 @@ type CollectorOptions struct {
 	LogPoll time.Duration
 	// ProcRoot is where /proc is (tests); default "/proc".
 	ProcRoot string
+	// FileSettings are the settings looked up in Redis's own config file (those
+	// the guardian may hold), to see a CONFIG REWRITE persist a held value.
+	FileSettings []string
 }
 
 // Collector assembles Snapshots of one instance from its sources, and runs the log
@@ -42,6 +45,7 @@ type Collector struct {
 	stopLog  func()
 	scanned  map[LogKind]LogEvent
 	scanErr  error
+	confFile ConfigFileReading // the last reading of Redis's config file
 }
 
 // NewCollector builds a collector.
@@ -87,7 +91,27 @@ func (c *Collector) Snapshot(ctx context.Context, now time.Time) Snapshot {
 	s.Redis = c.opts.Redis.Read(ctx, now)
 	s.Host = c.readHost(ctx, s.Redis)
 	s.Log = c.readLog(s.Redis, s.Host)
+	s.Redis.File = c.readConfigFile(s.Redis, s.Host)
 	return s
+}
+
+// readConfigFile reads Redis's config file when it is on this host, again only
+// when its size or time changed (one stat a tick): a CONFIG REWRITE is seen at the
+// tick after it.
+func (c *Collector) readConfigFile(r RedisReading, h HostReading) ConfigFileReading {
+	path := r.Info.ConfigFile
+	if r.Err != nil || path == "" || len(c.opts.FileSettings) == 0 || (!h.Available && c.opts.HostChecks != HostChecksOn) {
+		return ConfigFileReading{Path: path}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.confFile; old.Path == path && old.Known {
+		if st, err := os.Stat(path); err == nil && st.Size() == old.Size && st.ModTime().Equal(old.ModTime) {
+			return old
+		}
+	}
+	c.confFile = ReadConfigFile(path, c.opts.FileSettings)
+	return c.confFile
 }
 
 func (c *Collector) readHost(ctx context.Context, r RedisReading) HostReading {

@@ -48,6 +48,11 @@ type RedisReading struct {
 	ConfigTime    time.Time
 	ConfigErr     error
 	ConfigErrKind ErrKind
+
+	// File is what Redis's own config file (INFO config_file) says about the
+	// settings the guardian may hold; empty when Redis has no file or it is not
+	// on this host.
+	File ConfigFileReading
 }
 
 // Tri is a three-valued answer for host facts that may not be knowable.

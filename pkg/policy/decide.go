@@ -128,6 +128,8 @@ type Result struct {
 func Evaluate(in Input, st State) (Result, State) {
 	findings := Diagnose(in.Snapshot, History{Prev: in.Prev}, in.Thresholds, in.Ignore)
 	ds, own, st := decide(in, st)
+	fileValues(in, ds)
+	own = append(own, configFileFindings(in)...)
 	for setting, why := range in.Stranded {
 		own = append(own, Finding{ID: IDLedgerStranded, Severity: Critical,
 			Summary: "the ledger holds a change of " + setting + " made on another Redis",

@@ -61,6 +61,8 @@ const (
 	IDRewriteDeferredTooLong = "rewrite_deferred_too_long"
 	IDLedgerUnreadable       = "ledger_unreadable"
 	IDLedgerStranded         = "ledger_stranded"
+	IDHeldValueInConfigFile  = "held_value_in_config_file"
+	IDConfigFileUnprotected  = "config_file_unprotected"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -123,7 +125,7 @@ var KnownIDs = []string{
 	IDMaxmemoryExceedsHost, IDOOMRejections, IDEvictionPolicyMismatch, IDFragmentationHigh,
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
-	IDLedgerUnreadable, IDLedgerStranded,
+	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be read: the

@@ -275,7 +275,76 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 	}
 	e.Log.Info(fmt.Sprintf("set %s back to %s: %s", setting, c.Original, d.Detail),
 		e.event(d, events.RemedyUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
+	e.repairConfigFile(ctx, c, d)
 	return nil
+}
+
+// repairConfigFile puts Redis's config file right after an undo, when a CONFIG
+// REWRITE wrote the held value into it during the hold (the file said something
+// else when the change was made): CONFIG REWRITE again, now that the runtime
+// value is the original, and log the lines that changed. A file that said the
+// value before the hold is someone's choice and is left alone (the policy keeps
+// reporting it).
+func (e *Executor) repairConfigFile(ctx context.Context, c Change, d policy.Decision) {
+	if c.ConfigFile == "" {
+		return
+	}
+	before, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return // not on this host, or not readable: nothing to compare
+	}
+	line, ok := monitor.ParseConfigFile(string(before), []string{c.Setting})[c.Setting]
+	if !ok || !policy.SameValue(c.Setting, line.Value, c.Value) || policy.SameValue(c.Setting, c.FileValue, c.Value) {
+		return
+	}
+	fields := []zap.Field{zap.String("config_file", c.ConfigFile), zap.Int("line", line.Number)}
+	if err := e.Client.Do(ctx, e.ConfigCommand, "REWRITE").Err(); err != nil {
+		e.Log.Error(fmt.Sprintf("%s line %d still says %q, written by a CONFIG REWRITE during the hold, and CONFIG REWRITE failed: set `%s %s` there by hand before Redis restarts",
+			c.ConfigFile, line.Number, line.Text, c.Setting, c.Original),
+			e.event(d, events.RemedyFailed, append(fields, zap.String("result", "config_rewrite_failed"), zap.Error(err))...)...)
+		return
+	}
+	after, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		after = nil
+	}
+	removed, added := lineDiff(string(before), string(after))
+	e.Log.Warn(fmt.Sprintf("%s said %q, written by a CONFIG REWRITE during the hold: ran CONFIG REWRITE to put the file right (%d lines removed, %d added)",
+		c.ConfigFile, line.Text, len(removed), len(added)),
+		e.event(d, events.RemedyApplied, append(fields, zap.String("result", "config_rewrite"),
+			zap.Strings("removed_lines", capLines(removed)), zap.Strings("added_lines", capLines(added)))...)...)
+}
+
+// lineDiff returns the lines of a that b lacks and the lines of b that a lacks,
+// counting repeats: enough to say what a CONFIG REWRITE changed.
+func lineDiff(a, b string) (removed, added []string) {
+	count := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if count[l] > 0 {
+			count[l]--
+			continue
+		}
+		added = append(added, l)
+	}
+	for _, l := range strings.Split(a, "\n") {
+		if count[l] > 0 {
+			count[l]--
+			removed = append(removed, l)
+		}
+	}
+	return removed, added
+}
+
+// capLines keeps a log field short: CONFIG REWRITE may append a block of lines.
+func capLines(ls []string) []string {
+	const most = 20
+	if len(ls) > most {
+		return append(ls[:most:most], fmt.Sprintf("... and %d more", len(ls)-most))
+	}
+	return ls
 }
 
 // restarted drops an entry of a Redis that has restarted since (its run_id

@@ -1,0 +1,99 @@
+package monitor
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ConfigFileReading is what Redis's own config file (INFO's config_file) says
+// about the settings the guardian may hold. CONFIG REWRITE (an operator's, or
+// Sentinel's at every failover) writes the runtime value of every setting into
+// that file, a value the guardian holds only for an episode included; the next
+// restart would then run with it for good.
+type ConfigFileReading struct {
+	Path string
+	// Known is set when the file was read; Err says why it could not be.
+	Known bool
+	Err   error
+	// Lines holds, per setting, the line that decides its value (the last one
+	// that sets it, as Redis applies them in order). A setting the file does not
+	// name is absent.
+	Lines   map[string]ConfigFileLine
+	ModTime time.Time
+	Size    int64
+}
+
+// ConfigFileLine is one line of a Redis config file that sets a setting.
+type ConfigFileLine struct {
+	Number int // 1-based
+	Value  string
+	Text   string
+}
+
+// maxConfigFileBytes bounds what is read of a config file: redis.conf is about
+// 100 KiB with all its comments; anything far larger is not a Redis config.
+const maxConfigFileBytes = 4 << 20
+
+// ReadConfigFile reads a Redis config file and returns the lines that set any of
+// settings. `include` directives are not followed: CONFIG REWRITE writes only the
+// main file.
+func ReadConfigFile(path string, settings []string) ConfigFileReading {
+	r := ConfigFileReading{Path: path}
+	f, err := os.Open(path)
+	if err != nil {
+		r.Err = fmt.Errorf("read redis config file: %w", err)
+		return r
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		r.Err = fmt.Errorf("read redis config file: %w", err)
+		return r
+	}
+	if st.Size() > maxConfigFileBytes {
+		r.Err = fmt.Errorf("read redis config file %s: %d bytes is too large for a Redis config file", path, st.Size())
+		return r
+	}
+	b := make([]byte, st.Size())
+	n, err := f.ReadAt(b, 0)
+	if err != nil && n != len(b) {
+		r.Err = fmt.Errorf("read redis config file: %w", err)
+		return r
+	}
+	r.Known, r.ModTime, r.Size = true, st.ModTime(), st.Size()
+	r.Lines = ParseConfigFile(string(b[:n]), settings)
+	return r
+}
+
+// ParseConfigFile returns the lines of a Redis config file's text that set any of
+// settings, the last one per setting. Directives are case-insensitive; an
+// argument may be quoted.
+func ParseConfigFile(text string, settings []string) map[string]ConfigFileLine {
+	out := map[string]ConfigFileLine{}
+	for i, line := range strings.Split(text, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		name, rest, _ := strings.Cut(t, " ")
+		if j := strings.IndexAny(name, "\t"); j >= 0 {
+			name, rest = name[:j], name[j+1:]+" "+rest
+		}
+		name = strings.ToLower(name)
+		if !slices.Contains(settings, name) {
+			continue
+		}
+		out[name] = ConfigFileLine{Number: i + 1, Value: unquote(strings.TrimSpace(rest)), Text: t}
+	}
+	return out
+}
+
+func unquote(v string) string {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		return v[1 : len(v)-1]
+	}
+	return v
+}

@@ -1,0 +1,61 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+)
+
+// configFileFindings compares Redis's own config file with what the guardian
+// holds. A held value in the file (put there by a CONFIG REWRITE, an operator's
+// or Sentinel's at a failover) would outlive the episode: the next restart would
+// run with it. A `stop-writes-on-bgsave-error no` the guardian does not hold
+// means the file itself turns the protection off.
+func configFileFindings(in Input) []Finding {
+	f := in.Snapshot.Redis.File
+	if !f.Known {
+		return nil
+	}
+	var out []Finding
+	settings := make([]string, 0, len(in.Held))
+	for s := range in.Held {
+		settings = append(settings, s)
+	}
+	sort.Strings(settings)
+	for _, s := range settings {
+		h := in.Held[s]
+		line, ok := f.Lines[s]
+		if !ok || !SameValue(s, line.Value, h.Value) {
+			continue
+		}
+		out = append(out, Finding{ID: IDHeldValueInConfigFile, Severity: Critical,
+			Summary: fmt.Sprintf("Redis's config file now says %s %s, the value the guardian holds only for this episode", s, h.Value),
+			Cause:   fmt.Sprintf("%s line %d: %q (a CONFIG REWRITE, e.g. Sentinel's at a failover, wrote the runtime value); the original is %s", f.Path, line.Number, line.Text, h.Original),
+			Fix: fmt.Sprintf("the guardian runs CONFIG REWRITE after it gives %s back, which puts the file right; if Redis restarts before that, set `%s %s` in %s line %d by hand",
+				s, s, h.Original, f.Path, line.Number)})
+	}
+	if _, held := in.Held[SettingStopWrites]; !held {
+		if line, ok := f.Lines[SettingStopWrites]; ok && SameValue(SettingStopWrites, line.Value, "no") {
+			out = append(out, Finding{ID: IDConfigFileUnprotected, Severity: Warning,
+				Summary: "Redis's config file turns stop-writes-on-bgsave-error off: after a restart, failed snapshots go unnoticed by clients",
+				Cause:   fmt.Sprintf("%s line %d: %q, and the guardian holds no such change", f.Path, line.Number, line.Text),
+				Fix: fmt.Sprintf("if nobody chose this on purpose (a CONFIG REWRITE during an old hold, a copied config), set `stop-writes-on-bgsave-error yes` in %s line %d; redis-guardian lifts MISCONF by itself when a save fails",
+					f.Path, line.Number)})
+		}
+	}
+	return out
+}
+
+// fileValues records, in each set decision, what the config file says for its
+// setting now, so the executor can tell later whether a CONFIG REWRITE put the
+// held value into the file during the hold.
+func fileValues(in Input, ds []Decision) {
+	f := in.Snapshot.Redis.File
+	if !f.Known {
+		return
+	}
+	for i := range ds {
+		if ds[i].Action == ActSet {
+			ds[i].FileValue = f.Lines[ds[i].Setting].Value
+		}
+	}
+}
