@@ -173,9 +173,12 @@ func (l *loop) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.Timeout)
 	defer cancel()
 	l.tick(ctx, true)
+	stranded := l.Writer.Stranded()
 	for _, c := range l.Writer.Changes() {
 		msg := fmt.Sprintf("keeping %s %s across the guardian's stop: its reason (%s) persists; the next start reconciles it", c.Setting, c.Value, c.Reason)
-		if l.lastErr != nil {
+		if why, ok := stranded[c.Setting]; ok {
+			msg = fmt.Sprintf("keeping the ledger's entry of %s %s across the guardian's stop: %s", c.Setting, c.Value, why)
+		} else if l.lastErr != nil {
 			msg = fmt.Sprintf("keeping %s %s across the guardian's stop: Redis could not be reached to check or restore it (%v); the next start reconciles it", c.Setting, c.Value, l.lastErr)
 		}
 		l.Log.Warn(msg,

@@ -29,6 +29,12 @@ func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, err
 			continue
 		}
 		b, err := instance.Build(cfg, in, instance.Options{Log: log, Timeout: 5 * time.Second})
+		if errors.Is(err, remediate.ErrLocked) {
+			// A running guardian would take a remedy again right after the restore
+			// while its cause lasts, and two writers would lose ledger updates.
+			errs = append(errs, fmt.Errorf("%w: a redis-guardian is running on this state dir; stop it first (systemctl stop redis-guardian, or redis-guardian@NAME), then restore", err))
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

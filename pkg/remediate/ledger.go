@@ -131,7 +131,7 @@ func lockLedger(path string) (*os.File, error) {
 		holder, _ := os.ReadFile(path)
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s (pid %s holds %s): %w", ErrLocked.Error(), strings.TrimSpace(string(holder)), path, ErrLocked)
+			return nil, fmt.Errorf("%w (pid %s holds %s)", ErrLocked, strings.TrimSpace(string(holder)), path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
