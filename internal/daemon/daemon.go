@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -214,7 +215,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 		Ignore: l.Ignore, Yielded: yielded, Stranded: l.Writer.Stranded(), Now: now, Rand: policy.DefaultRand, Stopping: stopping,
 	}, l.state)
 	if l.Blocked != nil {
-		res.Findings = append([]policy.Finding{policy.LedgerUnreadable(l.Blocked)}, res.Findings...)
+		res.Findings = append([]policy.Finding{policy.LedgerUnreadable(l.Blocked, errors.Is(l.Blocked, remediate.ErrStateDir))}, res.Findings...)
 		res.Decisions = nil
 	}
 	l.reportFindings(res.Findings)

@@ -128,11 +128,17 @@ var KnownIDs = []string{
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 }
 
-// LedgerUnreadable is the finding of an instance whose ledger cannot be read: the
+// LedgerUnreadable is the finding of an instance whose ledger cannot be used: the
 // guardian watches it but changes nothing, and never rewrites or deletes the file.
-func LedgerUnreadable(err error) Finding {
-	return Finding{ID: IDLedgerUnreadable, Severity: Critical,
+// stateDir says the cause is a state dir it cannot write, not the file.
+func LedgerUnreadable(err error, stateDir bool) Finding {
+	f := Finding{ID: IDLedgerUnreadable, Severity: Critical,
 		Summary: "the ledger of held changes cannot be read: remedies are off for this instance",
 		Cause:   err.Error(),
 		Fix:     "check each setting the file names against the live Redis (CONFIG GET) and restore what is still changed; then move the file aside and reload the guardian. A newer guardian's ledger: upgrade, or restore with that version"}
+	if stateDir {
+		f.Summary = "the ledger of held changes cannot be written: remedies are off for this instance"
+		f.Fix = "give state_dir to the guardian's user (the package's is redis, mode 0750) or free its file system, then reload the guardian"
+	}
+	return f
 }

@@ -52,6 +52,10 @@ type Ledger interface {
 	Close() error
 }
 
+// ErrStateDir means the state dir cannot be written now: the guardian would
+// fail to record a change at the moment it must make one, so it says so at start.
+var ErrStateDir = errors.New("the state dir is not writable")
+
 // ErrLocked means another process (a running guardian, or a restore) holds the ledger.
 var ErrLocked = errors.New("the ledger is in use by another redis-guardian process")
 
@@ -97,7 +101,7 @@ func LedgerPath(stateDir, instance string) string {
 // record of a setting that must be restored.
 func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create state dir: %w", err)
+		return nil, fmt.Errorf("%w: create %s: %w", ErrStateDir, stateDir, err)
 	}
 	lock, err := lockLedger(filepath.Join(stateDir, instance+".lock"))
 	if err != nil {
@@ -111,7 +115,7 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 	if err := l.makeReserve(); err != nil {
 		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
 			_ = lock.Close()
-			return nil, fmt.Errorf("state dir %s is not writable: %w", stateDir, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrStateDir, stateDir, err)
 		}
 		// A full disk at start-up: the guardian still runs (Redis's own failing
 		// save frees its temp file), and the reserve is made at the next write.
@@ -125,7 +129,7 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 func lockLedger(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("open ledger lock: %w", err)
+		return nil, fmt.Errorf("%w: open ledger lock: %w", ErrStateDir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -320,5 +321,32 @@ func TestFileLedgerWrittenByRootKeepsTheDirOwner(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if int(st.Uid) != uid || int(st.Gid) != gid {
 		t.Errorf("ledger owned by %d:%d, want the state dir's %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+}
+
+// TestOpenFileLedgerReadOnlyStateDir: a state dir that cannot be written is said at
+// open (ErrStateDir), not at the moment a change must be recorded. A read-only
+// bind mount refuses root too.
+func TestOpenFileLedgerReadOnlyStateDir(t *testing.T) {
+	testredis.RequireRoot(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount %s: %v: %s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	if out, err := exec.Command("mount", "-o", "remount,bind,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s read-only: %v: %s", dir, err, out)
+	}
+	l, err := OpenFileLedger(dir, "main")
+	if err == nil {
+		_ = l.Close()
+		t.Fatal("OpenFileLedger on a read-only state dir succeeded")
+	}
+	if !errors.Is(err, ErrStateDir) || !strings.Contains(err.Error(), "read-only file system") {
+		t.Errorf("error = %v, want ErrStateDir naming the read-only file system", err)
 	}
 }
