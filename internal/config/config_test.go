@@ -222,6 +222,8 @@ instances:
 			Limits: policy.Limits{Enabled: false, Cooldown: 3 * time.Second, MaxPerHour: 7},
 			MinAge: 30 * time.Minute,
 		},
+		// Not in the document: the defaults.
+		policy.RemedyRewriteRetry: policy.DefaultRemedies()[policy.RemedyRewriteRetry],
 	}
 	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95

@@ -14,6 +14,7 @@ const (
 	RemedyBgsaveRetry     = "bgsave_retry"
 	RemedyRewriteDeferral = "rewrite_deferral"
 	RemedyTempCleanup     = "temp_cleanup"
+	RemedyRewriteRetry    = "rewrite_retry"
 )
 
 // Settings the remedies change.

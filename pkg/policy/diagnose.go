@@ -285,7 +285,14 @@ func (d *diag) aof() {
 		d.add(IDAOFWriteFailed, Warning, "AOF writes failed recently and Redis recovered", describeLog(ev),
 			fmt.Sprintf("check free space and the disk under %s; the next failure rejects writes", aofDir))
 	}
-	if in.AOFLastBgrewriteStatus == "err" {
+	if RewriteStorm(*in) && d.cfg.Int(SettingRewritePercent, 100) != 0 {
+		cause := "aof_last_bgrewrite_status:err with aof_rewrites_consecutive_failures 0: fork failures are not counted, so Redis's own limiter never engages"
+		if ev, ok := d.newestLog(time.Time{}, monitor.LogForkFailed, monitor.LogAOFRewriteError); ok {
+			cause = describeLog(ev) + "; " + cause
+		}
+		d.add(IDAOFRewriteStorm, Critical, "automatic AOF rewrites fail at fork on every cron tick: each attempt adds an INCR file the next start must load",
+			cause, fmt.Sprintf("CONFIG SET auto-aof-rewrite-percentage 0 stops the attempts (redis-guardian's rewrite_retry does, and rewrites once the fork works); then fix the fork's cause and BGREWRITEAOF to fold the INCR files in %s", aofDir))
+	} else if in.AOFLastBgrewriteStatus == "err" {
 		sev := Warning
 		cause := "aof_last_bgrewrite_status:err"
 		if in.AOFRewritesConsecutiveFailures > 0 {
@@ -300,6 +307,13 @@ func (d *diag) aof() {
 		}
 		d.add(IDAOFRewriteFailed, sev, "AOF rewrites are failing: the AOF keeps growing", cause,
 			fmt.Sprintf("free space for a new base file in %s and check fork health, then BGREWRITEAOF", aofDir))
+	}
+	if RewriteWontFit(d.s) {
+		dir := aofDirOf(d.s)
+		d.add(IDAOFRewriteWontFit, Critical, "the next AOF rewrite cannot fit on disk: it would fail half way through the last free space",
+			fmt.Sprintf("a new base of about %s (aof_base_size, else used_memory) and %s has %s free; aof_current_size %s",
+				HumanBytes(ExpectedRewrite(d.s)), dir.Path, HumanBytes(int64(dir.Free)), HumanBytes(in.AOFCurrentSize)),
+			fmt.Sprintf("free space in %s (the guardian holds auto-aof-rewrite-percentage 0 until a rewrite fits)", dir.Path))
 	}
 	if in.AOFBaseSize > 0 && float64(in.AOFCurrentSize) > d.t.AOFGrowthRatio*float64(in.AOFBaseSize) &&
 		in.AOFCurrentSize >= d.cfg.Int("auto-aof-rewrite-min-size", 64<<20) && !in.AOFRewriteInProgress {

@@ -438,6 +438,35 @@ func diagCases() []diagCase {
 			want: []idSev{warn(IDAOFRewriteFailed)},
 		},
 		{
+			name: "aof rewrite storm: a fork failure, not counted",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.AOFLastBgrewriteStatus = "err"
+				withLog(s, monitor.LogForkFailed, "Resource temporarily unavailable", now.Add(-time.Second))
+			},
+			want: []idSev{crit(IDAOFRewriteStorm)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", fs[0].Cause, "Resource temporarily unavailable", "consecutive_failures 0")
+			},
+		},
+		{
+			name: "aof rewrite failed at fork, rewrites held off",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.AOFLastBgrewriteStatus = "err"
+				s.Redis.Config["auto-aof-rewrite-percentage"] = "0"
+			},
+			want: []idSev{warn(IDAOFRewriteFailed)},
+		},
+		{
+			name: "aof rewrite will not fit",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.AOFDir.Free = uint64(10 * mib) // the base is 60 MiB
+			},
+			want: []idSev{crit(IDAOFRewriteWontFit)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", fs[0].Cause, "60.0 MiB", "10.0 MiB free")
+			},
+		},
+		{
 			name: "aof rewrite failing repeatedly",
 			snap: func(s *monitor.Snapshot) {
 				s.Redis.Info.AOFLastBgrewriteStatus = "err"

@@ -63,6 +63,8 @@ const (
 	IDLedgerStranded         = "ledger_stranded"
 	IDHeldValueInConfigFile  = "held_value_in_config_file"
 	IDConfigFileUnprotected  = "config_file_unprotected"
+	IDAOFRewriteStorm        = "aof_rewrite_storm"
+	IDAOFRewriteWontFit      = "aof_rewrite_wont_fit"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -126,6 +128,7 @@ var KnownIDs = []string{
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
+	IDAOFRewriteStorm, IDAOFRewriteWontFit,
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be used: the

@@ -98,6 +98,7 @@ var Registry = []Remedy{
 	bgsaveRetry{},
 	tempCleanup{},
 	rewriteDeferral{},
+	rewriteRetry{},
 }
 
 // Remedies holds the configuration of every remedy, by name.

@@ -91,6 +91,13 @@ func window(samples []Sample, in Input, w time.Duration) []Sample {
 func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *Shared, rate float64, full bool) []Decision {
 	info, cfg := in.Snapshot.Redis.Info, in.Snapshot.Redis.Config
 	held, isHeld := in.Held[SettingRewritePercent]
+	if isHeld && held.Remedy != RemedyRewriteDeferral {
+		// Another remedy holds the percentage (rewrite_retry, during a rewrite
+		// storm): automatic rewrites are stopped already, and giving the setting
+		// back is that remedy's call, not the load's.
+		st.LowSince = time.Time{}
+		return nil
+	}
 	undo := func(detail string) Decision {
 		return Decision{Remedy: RemedyRewriteDeferral, Action: ActUndo, Setting: SettingRewritePercent, Value: held.Original,
 			Reason: IDAOFGrowthHigh, Detail: detail}
@@ -175,6 +182,11 @@ func quietRewrite(in Input, r *RewriteDeferralConfig, sh *Shared, rate float64) 
 	grown := float64(info.AOFCurrentSize) > in.Thresholds.AOFGrowthRatio*float64(max(base, 1)) &&
 		info.AOFCurrentSize >= s.Redis.Config.Int("auto-aof-rewrite-min-size", 64<<20)
 	if !grown || info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading {
+		return nil
+	}
+	if info.AOFLastBgrewriteStatus == "err" {
+		// The last rewrite failed: retrying it is rewrite_retry's job, which waits
+		// for the cause to clear instead of adding a failing fork of its own.
 		return nil
 	}
 	if snapshotWontFit(s) {

@@ -1,0 +1,248 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+)
+
+// rewriteRetry stops an AOF rewrite storm and a rewrite that cannot fit, and
+// retries the rewrite once its cause clears.
+//
+// A rewrite whose fork fails is not counted in aof_rewrites_consecutive_failures
+// (only a failed child is), so Redis's own limiter never engages: serverCron
+// starts an automatic rewrite at every tick, and each attempt first opens a new
+// INCR file that the next start must load (98 in 8 s measured on 7.0.15). Holding
+// auto-aof-rewrite-percentage 0 through the ledger stops the automatic attempts;
+// the guardian then runs BGREWRITEAOF itself when the cause clears (a fork
+// succeeded elsewhere, the disk has room again) or, failing any sign, by a long
+// backoff: each attempt costs an INCR file. A successful rewrite folds the INCR
+// files back into one, and the percentage is given back.
+type rewriteRetry struct{}
+
+// RewriteRetryConfig configures the rewrite storm stop and retry.
+type RewriteRetryConfig struct {
+	Limits
+	// Predictive also holds the percentage while the disk cannot hold a new base
+	// file, so Redis never starts a rewrite that fails half way through the last
+	// free space.
+	Predictive bool
+	// InitialBackoff and MaxBackoff space the retries when no reading says the
+	// cause cleared; each failing attempt adds an INCR file, so they are long.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+}
+
+type rewriteRetryState struct {
+	FailedAt  time.Time
+	Attempt   int
+	NextRetry time.Time
+	// PrevForks is total_forks at the previous tick: a rise means a fork succeeded.
+	PrevForks int64
+	PrevFree  uint64
+	PrevKnown bool
+	// Episode is set while rewrites fail or cannot fit: only the end of this
+	// remedy's own episode ends a yield of the percentage (the load deferral
+	// ends its own).
+	Episode bool
+}
+
+func (rewriteRetry) Name() string { return RemedyRewriteRetry }
+
+func (rewriteRetry) Settings() []Setting {
+	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt}}
+}
+
+func (rewriteRetry) DefaultConfig() RemedyConfig {
+	return &RewriteRetryConfig{
+		Limits:         Limits{Enabled: true, MaxPerHour: 12},
+		Predictive:     true,
+		InitialBackoff: time.Minute,
+		MaxBackoff:     15 * time.Minute,
+	}
+}
+
+// Configure reads remedies.rewrite_retry.
+func (c *RewriteRetryConfig) Configure(p Params) {
+	c.Limits.Configure(p)
+	p.Bool("predictive", &c.Predictive)
+	p.Duration("initial_backoff", &c.InitialBackoff, 100*time.Millisecond)
+	p.Duration("max_backoff", &c.MaxBackoff, 100*time.Millisecond)
+	if c.MaxBackoff < c.InitialBackoff {
+		p.Problem("max_backoff", "%s is below initial_backoff %s", c.MaxBackoff, c.InitialBackoff)
+	}
+}
+
+// RateLimits returns the remedy's rate limits.
+func (c *RewriteRetryConfig) RateLimits() Limits { return c.Limits }
+
+// Clone copies the configuration.
+func (c *RewriteRetryConfig) Clone() RemedyConfig { d := *c; return &d }
+
+// Observe counts the rewrites that went out, which the backoff grows with.
+func (rewriteRetry) Observe(raw any, o Outcome) any {
+	st, _ := raw.(rewriteRetryState)
+	if o.Decision.Action == ActBgrewriteaof {
+		st.Attempt++
+	}
+	return st
+}
+
+// RewriteStorm reports whether Redis's automatic AOF rewrites are failing at fork
+// without its limiter counting them: the last rewrite failed and
+// aof_rewrites_consecutive_failures is 0, so nothing stops the next attempt.
+func RewriteStorm(info monitor.Info) bool {
+	return info.AOFEnabled && info.AOFLastBgrewriteStatus == "err" && info.AOFRewritesConsecutiveFailures == 0 &&
+		!info.AOFRewriteInProgress
+}
+
+// ExpectedRewrite is the size of the base file a rewrite writes: the current base
+// (7.0+), else the dataset in memory.
+func ExpectedRewrite(s monitor.Snapshot) int64 {
+	if b := s.Redis.Info.AOFBaseSize; b > 0 {
+		return b
+	}
+	return s.Redis.Info.UsedMemory
+}
+
+// aofDirOf is where a rewrite writes: the AOF dir (7.0+) when known, else dir.
+func aofDirOf(s monitor.Snapshot) monitor.DirReading {
+	if s.Host.AOFDir.Known {
+		return s.Host.AOFDir
+	}
+	return s.Host.DataDir
+}
+
+// RewriteWontFit reports whether the AOF dir's free space is below the new base
+// file a rewrite would write (the old files stay until it succeeds).
+func RewriteWontFit(s monitor.Snapshot) bool {
+	return s.Redis.Info.AOFEnabled && s.Host.Available && wontFit(aofDirOf(s), ExpectedRewrite(s))
+}
+
+func (rewriteRetry) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
+	r := rc.(*RewriteRetryConfig)
+	st, _ := raw.(rewriteRetryState)
+	ds := st.decide(in, r, sh)
+	info := in.Snapshot.Redis.Info
+	st.PrevForks = info.TotalForks
+	d := aofDirOf(in.Snapshot)
+	st.PrevKnown, st.PrevFree = in.Snapshot.Host.Available && d.Known, d.Free
+	return ds, nil, st
+}
+
+func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared) []Decision {
+	s := in.Snapshot
+	info, cfg := s.Redis.Info, s.Redis.Config
+	held, isHeld := in.Held[SettingRewritePercent]
+	mine := isHeld && held.Remedy == RemedyRewriteRetry
+	failed := info.AOFEnabled && info.AOFLastBgrewriteStatus == "err"
+	storm := RewriteStorm(info)
+	wontFit := r.Predictive && RewriteWontFit(s)
+	undo := func(detail string) []Decision {
+		return []Decision{{Remedy: RemedyRewriteRetry, Action: ActUndo, Setting: SettingRewritePercent, Value: held.Original,
+			Reason: IDAOFRewriteFailed, Detail: detail}}
+	}
+	if !failed {
+		st.FailedAt, st.Attempt, st.NextRetry = time.Time{}, 0, time.Time{}
+	}
+	if failed || wontFit {
+		st.Episode = true
+	} else if st.Episode {
+		st.Episode = false
+		sh.EndEpisode(SettingRewritePercent)
+		sh.EndSuppression(RemedyRewriteRetry)
+	}
+	if mine {
+		switch {
+		case !info.AOFEnabled:
+			return undo("AOF is off")
+		case in.Stopping:
+			// Keep the hold while rewrites still fail at fork (a restart of the
+			// guardian must not restart the storm); give it back otherwise.
+			if failed || wontFit {
+				return nil
+			}
+			return undo("the guardian is stopping and rewrites succeed again")
+		case !failed && !st.roomy(s):
+			return nil // a rewrite succeeded, but the next one would not fit with room to spare
+		case !failed:
+			return undo("an AOF rewrite succeeded and the next one fits: Redis's automatic rewrites are back")
+		}
+		return st.retry(in, r, sh)
+	}
+	if in.Stopping || isHeld || !info.AOFEnabled || cfg.Int(SettingRewritePercent, 100) == 0 || sh.IsYielded(SettingRewritePercent) {
+		// Another remedy holds the percentage (the load deferral), or it is 0
+		// already: the automatic rewrites are stopped either way.
+		return nil
+	}
+	var reason, detail string
+	switch {
+	case storm:
+		reason = IDAOFRewriteStorm
+		detail = "automatic AOF rewrites fail at fork and Redis does not count those failures: stop them before every cron tick adds an INCR file"
+	case wontFit:
+		reason = IDAOFRewriteWontFit
+		detail = fmt.Sprintf("a rewrite needs about %s for its new base and %s has %s free: do not let Redis start one",
+			HumanBytes(ExpectedRewrite(s)), aofDirOf(s).Path, HumanBytes(int64(aofDirOf(s).Free)))
+	default:
+		return nil
+	}
+	return sh.Gate(r.Limits, in.Now, Decision{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0",
+		Reason: reason, Detail: detail})
+}
+
+// retry decides the guardian's own BGREWRITEAOF while it holds the percentage:
+// at once when a reading says the cause cleared, else by backoff; never while a
+// child runs or when the new base cannot fit.
+func (st *rewriteRetryState) retry(in Input, r *RewriteRetryConfig, sh *Shared) []Decision {
+	s := in.Snapshot
+	info := s.Redis.Info
+	if info.AOFLastBgrewriteStatus != "err" {
+		return nil // held only for the disk: nothing to retry
+	}
+	if st.FailedAt.IsZero() {
+		st.FailedAt = in.Now
+		st.NextRetry = in.Now.Add(Backoff(0, r.InitialBackoff, r.MaxBackoff, in.Rand))
+	}
+	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) {
+		return nil
+	}
+	cleared := st.causeCleared(s)
+	if cleared == "" && in.Now.Before(st.NextRetry) {
+		return nil
+	}
+	if !sh.Allowed(RemedyRewriteRetry, r.Limits, in.Now) {
+		return nil
+	}
+	st.NextRetry = in.Now.Add(Backoff(st.Attempt+1, r.InitialBackoff, r.MaxBackoff, in.Rand))
+	detail := fmt.Sprintf("retry %d after the rewrite failed %s ago", st.Attempt+1, round(in.Now.Sub(st.FailedAt)))
+	if cleared != "" {
+		detail = cleared + ": rewriting now"
+	}
+	return []Decision{{Remedy: RemedyRewriteRetry, Action: ActBgrewriteaof, Reason: IDAOFRewriteFailed, Detail: detail}}
+}
+
+// causeCleared says which reading shows the rewrite's cause has gone since the
+// previous tick: a fork succeeded (total_forks rose, e.g. a BGSAVE), or the AOF
+// dir has room again.
+func (st *rewriteRetryState) causeCleared(s monitor.Snapshot) string {
+	info := s.Redis.Info
+	if st.PrevForks > 0 && info.TotalForks > st.PrevForks && !info.ForkChildRunning() {
+		return "a fork succeeded since the last tick"
+	}
+	d := aofDirOf(s)
+	exp := uint64(max(ExpectedRewrite(s), 0))
+	if st.PrevKnown && s.Host.Available && d.Known && st.PrevFree < exp && d.Free >= exp {
+		return fmt.Sprintf("the AOF dir has room again (%s free)", HumanBytes(int64(d.Free)))
+	}
+	return ""
+}
+
+// roomy reports whether the next rewrite fits with room to spare (the same
+// margin as the predictive stop-writes toggle), so a held percentage is not
+// given back and taken again as free space swings.
+func (st *rewriteRetryState) roomy(s monitor.Snapshot) bool {
+	exp := ExpectedRewrite(s)
+	return !(s.Host.Available && exp > 0 && wontFit(aofDirOf(s), exp+predictiveMargin(exp)))
+}

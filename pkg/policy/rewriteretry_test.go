@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+// holdPercent puts a hold of auto-aof-rewrite-percentage 0 by remedy in the input.
+func holdPercent(in *Input, remedy string) {
+	in.Held = map[string]Held{SettingRewritePercent: {Setting: SettingRewritePercent, Original: "100", Value: "0",
+		Remedy: remedy, Reason: IDAOFRewriteStorm, Since: now.Add(-time.Minute)}}
+	in.Snapshot.Redis.Config[SettingRewritePercent] = "0"
+}
+
+func storm(in *Input) { in.Snapshot.Redis.Info.AOFLastBgrewriteStatus = "err" }
+
+func TestDecideRewriteRetry(t *testing.T) {
+	t.Parallel()
+	set := func(reason string) []Decision {
+		return []Decision{{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0", Reason: reason}}
+	}
+	undo := []Decision{{Remedy: RemedyRewriteRetry, Action: ActUndo, Setting: SettingRewritePercent, Value: "100", Reason: IDAOFRewriteFailed}}
+	rewrite := []Decision{{Remedy: RemedyRewriteRetry, Action: ActBgrewriteaof, Reason: IDAOFRewriteFailed}}
+	backoffPassed := func(in *Input, st *State) {
+		st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{FailedAt: now.Add(-2 * time.Minute), NextRetry: now.Add(-time.Second), PrevForks: in.Snapshot.Redis.Info.TotalForks}}
+	}
+	runDecideCases(t, RemedyRewriteRetry, []decideCase{
+		{name: "healthy"},
+		{name: "storm", setup: func(in *Input, _ *State) { storm(in) }, want: set(IDAOFRewriteStorm)},
+		{name: "child failures are Redis's own limiter's", setup: func(in *Input, _ *State) {
+			storm(in)
+			in.Snapshot.Redis.Info.AOFRewritesConsecutiveFailures = 2
+		}},
+		{name: "storm with AOF off", setup: func(in *Input, _ *State) {
+			storm(in)
+			in.Snapshot.Redis.Info.AOFEnabled = false
+		}},
+		{name: "storm while the percentage is 0 already", setup: func(in *Input, _ *State) {
+			storm(in)
+			in.Snapshot.Redis.Config[SettingRewritePercent] = "0"
+		}},
+		{name: "storm while the deferral holds it", setup: func(in *Input, _ *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteDeferral)
+		}},
+		{name: "storm, yielded to an operator", setup: func(in *Input, st *State) {
+			storm(in)
+			st.Shared.Yielded = map[string]time.Time{SettingRewritePercent: now.Add(-time.Minute)}
+		}},
+		{name: "a rewrite will not fit", setup: func(in *Input, _ *State) { in.Snapshot.Host.AOFDir.Free = uint64(10 * mib) },
+			want: set(IDAOFRewriteWontFit)},
+		{name: "will not fit, predictive off", setup: func(in *Input, _ *State) {
+			in.Snapshot.Host.AOFDir.Free = uint64(10 * mib)
+			ConfigOf[*RewriteRetryConfig](in.Remedies).Predictive = false
+		}},
+		{name: "held, still failing, backoff not passed", setup: func(in *Input, _ *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+		}},
+		{name: "held, still failing, backoff passed", setup: func(in *Input, st *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			backoffPassed(in, st)
+		}, want: rewrite},
+		{name: "held, a fork succeeded elsewhere", setup: func(in *Input, st *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{FailedAt: now.Add(-time.Second), NextRetry: now.Add(time.Hour), PrevForks: in.Snapshot.Redis.Info.TotalForks - 1}}
+		}, want: rewrite},
+		{name: "held, backoff passed, but a child runs", setup: func(in *Input, st *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			backoffPassed(in, st)
+			in.Snapshot.Redis.Info.RDBBgsaveInProgress = true
+		}},
+		{name: "held, backoff passed, but the base would not fit", setup: func(in *Input, st *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			backoffPassed(in, st)
+			in.Snapshot.Host.AOFDir.Free = uint64(10 * mib)
+		}},
+		{name: "held, a rewrite succeeded", setup: func(in *Input, _ *State) { holdPercent(in, RemedyRewriteRetry) }, want: undo},
+		{name: "held, succeeded but no room to spare", setup: func(in *Input, _ *State) {
+			holdPercent(in, RemedyRewriteRetry)
+			in.Snapshot.Host.AOFDir.Free = uint64(61 * mib)
+		}},
+		{name: "held while stopping, still failing: kept", setup: func(in *Input, _ *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			in.Stopping = true
+		}},
+		{name: "held while stopping, healthy: given back", setup: func(in *Input, _ *State) {
+			holdPercent(in, RemedyRewriteRetry)
+			in.Stopping = true
+		}, want: undo},
+	})
+}
+
+// TestRewriteDeferralLeavesOthersHold: the load deferral neither undoes nor
+// rewrites while rewrite_retry holds the percentage, however low the load.
+func TestRewriteDeferralLeavesOthersHold(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	storm(&in)
+	holdPercent(&in, RemedyRewriteRetry)
+	cmds := int64(1e6)
+	got, _ := feedLoad(&in, State{}, now, 120, &cmds, 10)
+	if len(got) != 0 {
+		t.Errorf("the deferral acted on rewrite_retry's hold: %+v", got)
+	}
+}
