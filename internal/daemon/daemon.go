@@ -106,8 +106,14 @@ func (in *Instance) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// MinWakeGap is the least time between two ticks asked for by wake-ups.
-const MinWakeGap = 100 * time.Millisecond
+// Wake-ups run ticks from a token bucket: WakeBurst at once (a save that
+// succeeds and the next that fails, a few lines apart, are each acted on without
+// delay), then one per MinWakeGap, so a log that floods cannot flood Redis with
+// INFO.
+const (
+	MinWakeGap = 100 * time.Millisecond
+	WakeBurst  = 3
+)
 
 type loop struct {
 	*Instance
@@ -117,8 +123,9 @@ type loop struct {
 	down    bool
 	started bool
 	logSrc  string
-	// lastWake is when the last tick that a wake-up asked for ran.
-	lastWake time.Time
+	// wakeTokens is the wake-up budget, as of wakeAt.
+	wakeTokens float64
+	wakeAt     time.Time
 	// lastErr is why the last tick could not read Redis (nil when it could).
 	lastErr error
 }
@@ -141,16 +148,15 @@ func (l *loop) run(ctx context.Context) error {
 				default:
 				}
 			}
-			// The first wake-up runs a tick at once; a burst of them is spaced
-			// MinWakeGap apart, so a log that floods cannot flood Redis with INFO.
-			if due := l.lastWake.Add(MinWakeGap); due.Before(next) {
+			if due := l.wakeDue(time.Now()); due.Before(next) {
 				next = due
 			}
 			woken = true
 		}
 		if now := time.Now(); !now.Before(next) {
 			if woken {
-				l.lastWake, woken = now, false
+				l.spendWake(now)
+				woken = false
 			}
 			l.tick(ctx, false)
 			next = time.Now().Add(l.Interval)
@@ -166,6 +172,32 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		timer.Reset(wait)
 	}
+}
+
+// refillWake brings the wake-up budget up to now.
+func (l *loop) refillWake(now time.Time) {
+	if l.wakeAt.IsZero() {
+		l.wakeTokens = WakeBurst
+	} else {
+		l.wakeTokens = min(WakeBurst, l.wakeTokens+float64(now.Sub(l.wakeAt))/float64(MinWakeGap))
+	}
+	l.wakeAt = now
+}
+
+// wakeDue is when a wake-up may run its tick: now while the budget lasts, else
+// when a token is back.
+func (l *loop) wakeDue(now time.Time) time.Time {
+	l.refillWake(now)
+	if l.wakeTokens >= 1 {
+		return now
+	}
+	return now.Add(time.Duration((1 - l.wakeTokens) * float64(MinWakeGap)))
+}
+
+// spendWake takes a token for a tick a wake-up asked for.
+func (l *loop) spendWake(now time.Time) {
+	l.refillWake(now)
+	l.wakeTokens = max(l.wakeTokens-1, 0)
 }
 
 // stop runs a final pass with a fresh context: the parent is already cancelled,

@@ -160,6 +160,9 @@ func classifyLogMessage(msg string) (LogKind, string, bool) {
 	if rest, ok := strings.CutPrefix(msg, "Fail to fsync the AOF file: "); ok {
 		return LogAOFWriteError, strings.TrimSuffix(rest, "."), true
 	}
+	if strings.HasPrefix(msg, "AOF write error looks solved") {
+		return LogAOFWriteSolved, "", true
+	}
 	if strings.HasPrefix(msg, "Asynchronous AOF fsync is taking too long") {
 		return LogAOFFsyncSlow, "", true
 	}

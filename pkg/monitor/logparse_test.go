@@ -340,6 +340,7 @@ func TestParseLogLineFixture(t *testing.T) {
 	}
 	want = append(want,
 		got{119, LogAOFWriteError, "No space left on device"},
+		got{120, LogAOFWriteSolved, ""},
 		got{124, LogAOFRewriteError, "No space left on device"},
 		got{125, LogAOFRewriteError, ""},
 		got{129, LogAOFRewriteError, "No space left on device"},

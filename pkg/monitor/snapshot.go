@@ -183,6 +183,7 @@ const (
 	LogAOFRewriteError    LogKind = "aof_rewrite_error"    // Background AOF rewrite terminated with error
 	LogAOFRewriteLimit    LogKind = "aof_rewrite_limit"    // Background AOF rewrite has repeatedly failed
 	LogAOFWriteError      LogKind = "aof_write_error"      // Error writing to the AOF file: <reason>
+	LogAOFWriteSolved     LogKind = "aof_write_solved"     // AOF write error looks solved, Redis can write again.
 	LogAOFFsyncSlow       LogKind = "aof_fsync_slow"       // Asynchronous AOF fsync is taking too long
 	LogOutputBufferClosed LogKind = "output_buffer_closed" // scheduled to be closed ASAP for overcoming of output buffer limits
 )
@@ -195,7 +196,7 @@ const (
 func (k LogKind) Wakes() bool {
 	switch k {
 	case LogForkFailed, LogRDBWriteError, LogRDBOpenFailed, LogBgsaveError, LogBgsaveSignal, LogBgsaveOK,
-		LogAOFRewriteError, LogAOFWriteError:
+		LogAOFRewriteError, LogAOFWriteError, LogAOFWriteSolved:
 		return true
 	}
 	return false

@@ -112,6 +112,7 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	removeStaleTemps(stateDir, filepath.Base(l.path))
 	if err := l.makeReserve(); err != nil {
 		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
 			_ = lock.Close()
@@ -122,6 +123,20 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 		l.reserveErr = err
 	}
 	return l, nil
+}
+
+// tempPattern names a ledger's temp files after the ledger, so each instance
+// removes only its own (another instance's may be in the middle of a write).
+func tempPattern(ledger string) string { return "." + ledger + "-*.tmp" }
+
+// removeStaleTemps removes the temp files a killed writer of this ledger left
+// behind (a SIGKILL between create and rename). Under the ledger's lock no
+// writer of this ledger runs, so every one of them is stale.
+func removeStaleTemps(stateDir, ledger string) {
+	stale, _ := filepath.Glob(filepath.Join(stateDir, tempPattern(ledger)))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
 }
 
 // lockLedger takes the ledger's lock file, writing the holder's pid into it so a
@@ -333,7 +348,7 @@ func (l *FileLedger) write() error {
 	if err != nil {
 		return fmt.Errorf("encode ledger: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".ledger-*.tmp")
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(l.path)))
 	if err != nil {
 		return fmt.Errorf("create ledger temp file: %w", err)
 	}

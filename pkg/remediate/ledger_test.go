@@ -71,7 +71,7 @@ func noTempFiles(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), ".ledger-") {
+		if strings.HasSuffix(e.Name(), ".tmp") {
 			t.Errorf("temp file left behind: %s", e.Name())
 		}
 	}
@@ -348,5 +348,26 @@ func TestOpenFileLedgerReadOnlyStateDir(t *testing.T) {
 	}
 	if !errors.Is(err, ErrStateDir) || !strings.Contains(err.Error(), "read-only file system") {
 		t.Errorf("error = %v, want ErrStateDir naming the read-only file system", err)
+	}
+}
+
+// TestOpenFileLedgerRemovesStaleTemps: a temp file a SIGKILLed writer left is
+// removed when the ledger is opened; another instance's is left alone.
+func TestOpenFileLedgerRemovesStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mine := filepath.Join(dir, ".main.ledger.json-123.tmp")
+	theirs := filepath.Join(dir, ".other.ledger.json-456.tmp")
+	for _, p := range []string{mine, theirs} {
+		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openLedger(t, dir)
+	if _, err := os.Stat(mine); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale temp file %s is still there (%v)", mine, err)
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("another instance's temp file was touched: %v", err)
 	}
 }
