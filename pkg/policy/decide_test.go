@@ -668,6 +668,10 @@ func TestDecideTempCleanup(t *testing.T) {
 			want: []Decision{delNow(young)}},
 		{name: "young when the snapshot will not fit", setup: then(with(young), func(in *Input, _ *State) { in.Snapshot.Host.DataDir.Free = uint64(mib) }),
 			want: []Decision{delNow(young)}},
+		{name: "young while AOF writes fail on a full AOF dir", setup: then(with(young), func(in *Input, _ *State) {
+			in.Snapshot.Redis.Info.AOFLastWriteStatus = "err"
+			in.Snapshot.Host.AOFDir.Free = 4096
+		}), want: []Decision{delNow(young)}},
 		{name: "pid alive", setup: with(func() monitor.TempFile { f := stale; f.PIDAlive = monitor.Yes; return f }())},
 		{name: "pid unknown", setup: with(func() monitor.TempFile { f := stale; f.PIDAlive = monitor.Unknown; return f }())},
 		{name: "child running", setup: then(with(stale), func(in *Input, _ *State) { in.Snapshot.Redis.Info.RDBBgsaveInProgress = true })},

@@ -277,8 +277,8 @@ func (d *diag) aof() {
 		if ev, ok := d.newestLog(time.Time{}, monitor.LogAOFWriteError); ok {
 			cause = describeLog(ev)
 		}
-		if h := d.s.Host; h.Available && h.DataDir.Known && h.DataDir.Free == 0 {
-			cause += fmt.Sprintf("; %s has 0 B free", d.dataDir())
+		if dir := aofDirOf(d.s); d.s.Host.Available && dir.Known {
+			cause += fmt.Sprintf("; %s has %s free, the AOF is %s", dir.Path, HumanBytes(int64(dir.Free)), HumanBytes(in.AOFCurrentSize))
 		}
 		d.add(IDMisconfAOF, Critical, "writes are rejected (MISCONF): Redis cannot write its append-only file", cause, remedy)
 	} else if ev, ok := d.newestLog(d.logRecent(), monitor.LogAOFWriteError); ok {

@@ -392,12 +392,13 @@ func diagCases() []diagCase {
 			snap: func(s *monitor.Snapshot) {
 				s.Redis.Info.AOFLastWriteStatus = "err"
 				s.Host.DataDir.Free, s.Host.DataDir.UsedPercent = 0, 100
+				s.Host.AOFDir.Free, s.Host.AOFDir.UsedPercent = 0, 100 // the same file system
 				withLog(s, monitor.LogAOFWriteError, "No space left on device", now.Add(-time.Second))
 			},
-			want: []idSev{crit(IDMisconfAOF), crit(IDSnapshotWontFit)},
+			want: []idSev{crit(IDAOFRewriteWontFit), crit(IDMisconfAOF), crit(IDSnapshotWontFit)},
 			check: func(t *testing.T, fs []Finding) {
 				f := find(t, fs, IDMisconfAOF)
-				contains(t, "cause", f.Cause, "AOF write error: No space left on device (redis log)", "/var/lib/redis has 0 ")
+				contains(t, "cause", f.Cause, "AOF write error: No space left on device (redis log)", "/var/lib/redis/appendonlydir has 0 B free, the AOF is 80.0 MiB")
 				contains(t, "fix", f.Fix, "/var/lib/redis/appendonlydir", "Never turn appendonly off")
 			},
 		},

@@ -49,6 +49,9 @@ func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decis
 	if d := s.Host.DataDir; d.Known && (d.Free == 0 || snapshotWontFit(s)) {
 		minAge = 0 // the disk is full: every byte of a dead child's file is needed now
 	}
+	if s.Redis.Info.AOFLastWriteStatus == "err" && aofDirOf(s).Known && aofDirOf(s).Free < 1<<20 {
+		minAge = 0 // AOF writes fail on a full disk and no setting lifts that: free what is Redis's own garbage
+	}
 	if !sh.Allowed(RemedyTempCleanup, r.Limits, in.Now) {
 		return nil, nil, nil
 	}
