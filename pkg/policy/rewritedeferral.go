@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
 // rewriteDeferral holds auto-aof-rewrite-percentage 0 while the command rate is
@@ -116,6 +118,15 @@ func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *S
 		}
 		return nil
 	}
+	if isHeld && diskTight(in.Snapshot, 2) {
+		// The AOF grows while rewrites wait: end the deferral while the disk still
+		// holds a new base, rather than wait for a quiet time that may come only
+		// after the disk is full and no rewrite can fit.
+		dir := aofDirOf(in.Snapshot)
+		st.LowSince = time.Time{}
+		return []Decision{undo(fmt.Sprintf("%s has %s free, under twice the %s a rewrite's new base needs: rewrites are due now, under load, before the AOF fills the disk",
+			dir.Path, HumanBytes(int64(dir.Free)), HumanBytes(ExpectedRewrite(in.Snapshot))))}
+	}
 	if isHeld {
 		if full && rate < r.LowOps {
 			if st.LowSince.IsZero() {
@@ -142,7 +153,7 @@ func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *S
 		// for the rest of this episode (no new deferral, no rewrite of our own).
 		return nil
 	}
-	if full && rate > r.HighOps && cfg.Int(SettingRewritePercent, 100) != 0 && sh.Allowed(RemedyRewriteDeferral, r.Limits, in.Now) {
+	if full && rate > r.HighOps && cfg.Int(SettingRewritePercent, 100) != 0 && !diskTight(in.Snapshot, 3) && sh.Allowed(RemedyRewriteDeferral, r.Limits, in.Now) {
 		return []Decision{{Remedy: RemedyRewriteDeferral, Action: ActSet, Setting: SettingRewritePercent, Value: "0",
 			Reason: IDAOFGrowthHigh, Detail: fmt.Sprintf("load %.0f ops/s is above %.0f: defer AOF rewrites (each one forks)", rate, r.HighOps)}}
 	}
@@ -150,6 +161,15 @@ func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *S
 		return quietRewrite(in, r, sh, rate)
 	}
 	return nil
+}
+
+// diskTight reports whether the AOF dir's free space is below factor times the
+// new base a rewrite writes: a deferral on such a disk may let the AOF's growth
+// eat the room the rewrite needs. It ends below 2 and does not start below 3, so
+// it does not flap.
+func diskTight(s monitor.Snapshot, factor int64) bool {
+	exp := ExpectedRewrite(s)
+	return s.Host.Available && exp > 0 && wontFit(aofDirOf(s), factor*exp)
 }
 
 // deferredTooLong is a critical finding once the guardian's own deferral, as the

@@ -109,3 +109,41 @@ func TestRewriteDeferralLeavesOthersHold(t *testing.T) {
 		t.Errorf("the deferral acted on rewrite_retry's hold: %+v", got)
 	}
 }
+
+// TestRewriteDeferralBoundedByDisk: under load the deferral ends once the AOF
+// dir's free space falls under twice the new base (the growth would otherwise eat
+// the room the rewrite needs), and does not start on a disk under three times.
+func TestRewriteDeferralBoundedByDisk(t *testing.T) {
+	t.Parallel()
+	base := decideInput()
+	exp := ExpectedRewrite(base.Snapshot)
+	for _, tc := range []struct {
+		name string
+		held bool
+		free int64
+		want Action // "" for nothing
+	}{
+		{name: "held, disk roomy", held: true, free: 10 * exp},
+		{name: "held, under twice the base", held: true, free: 2*exp - 1, want: ActUndo},
+		{name: "not held, between 2x and 3x: no new deferral", free: 3*exp - 1},
+		{name: "not held, roomy: deferred", free: 10 * exp, want: ActSet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := decideInput()
+			if tc.held {
+				holdPercent(&in, RemedyRewriteDeferral)
+			}
+			in.Snapshot.Host.AOFDir.Free = uint64(tc.free)
+			cmds := int64(1e6)
+			got, _ := feedLoad(&in, State{}, now, 8, &cmds, 20000)
+			var acts []Action
+			for _, g := range got {
+				acts = append(acts, g.d.Action)
+			}
+			if (tc.want == "" && len(acts) != 0) || (tc.want != "" && (len(acts) == 0 || acts[0] != tc.want)) {
+				t.Errorf("decisions %v, want first %q", acts, tc.want)
+			}
+		})
+	}
+}
