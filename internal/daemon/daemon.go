@@ -36,7 +36,7 @@ type Writer interface {
 	// Reconcile learns which Redis answers, and when fresh (this tick's CONFIG GET)
 	// yields held changes someone else changed; it returns the settings yielded to
 	// an operator.
-	Reconcile(r monitor.RedisReading, fresh bool) []string
+	Reconcile(r monitor.RedisReading, fresh bool) []policy.Yield
 	Held() map[string]policy.Held
 	Changes() []remediate.Change
 	// Stranded are the ledger's entries of another Redis, by setting, with why.
@@ -234,7 +234,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	l.reportReachability(s)
 	l.reportLogSource(s.Log)
 
-	var yielded []string
+	var yielded []policy.Yield
 	if s.Redis.Err == nil && !stopping && l.Blocked == nil {
 		// The ledger is the truth, but the live value wins: yield wherever someone
 		// else changed a held setting (also at start-up, for a previous run's entries).

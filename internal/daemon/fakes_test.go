@@ -74,7 +74,7 @@ func (f *fakeReader) Reads() int {
 type fakeWriter struct {
 	mu       sync.Mutex
 	held     map[string]remediate.Change
-	yield    []string // what the next Reconcile reports as yielded to an operator
+	yield    []policy.Yield // what the next Reconcile reports as yielded to an operator
 	calls    []string // "reconcile", "execute <action> <setting>", in order
 	executed []policy.Decision
 }
@@ -97,7 +97,7 @@ func (f *fakeWriter) Execute(_ context.Context, d policy.Decision) policy.Outcom
 	return policy.Outcome{Decision: d, OK: true}
 }
 
-func (f *fakeWriter) Reconcile(_ monitor.RedisReading, fresh bool) []string {
+func (f *fakeWriter) Reconcile(_ monitor.RedisReading, fresh bool) []policy.Yield {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !fresh {

@@ -74,7 +74,7 @@ type loopHarness struct {
 	done    chan error
 }
 
-func startLoop(t *testing.T, r *redisState, interval, beatEvery time.Duration, yield []string) *loopHarness {
+func startLoop(t *testing.T, r *redisState, interval, beatEvery time.Duration, yield []policy.Yield) *loopHarness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &loopHarness{reader: newFakeReader(r.snapshot), writer: newFakeWriter(), logs: logs, reports: make(chan daemon.TickReport, 100), done: make(chan error, 1)}
@@ -206,7 +206,7 @@ func TestLoopStopUndoesWhatNoLongerProtects(t *testing.T) {
 func TestLoopYieldFlowsToPolicy(t *testing.T) {
 	t.Parallel()
 	r := newRedisState("err")
-	h := startLoop(t, r, 5*time.Millisecond, 0, []string{policy.SettingStopWrites})
+	h := startLoop(t, r, 5*time.Millisecond, 0, []policy.Yield{{Remedy: policy.RemedyStopWrites, Setting: policy.SettingStopWrites}})
 	waitLoop(t, "ten ticks", func() bool { return h.ticks.Load() >= 10 })
 	if got := h.writer.Executed(); len(got) != 0 {
 		t.Errorf("executed %+v after yielding the setting to an operator, want nothing", got)

@@ -103,10 +103,10 @@ type Input struct {
 	Thresholds Thresholds
 	// Ignore holds finding ids the operator accepted (Evaluate drops them).
 	Ignore map[string]bool
-	// Yielded are settings the executor found changed by someone else this tick
+	// Yielded are the held changes the executor found changed by someone else this tick
 	// (reconciliation): Decide records them, and the remedies do not take them
 	// again until the episode ends.
-	Yielded []string
+	Yielded []Yield
 	// Stranded are ledger entries of another Redis (the instance's address
 	// changed), by setting, with why: a critical finding each until resolved.
 	Stranded map[string]string
@@ -158,8 +158,8 @@ func Decide(in Input, st State) ([]Decision, State) {
 
 func decide(in Input, st State) ([]Decision, []Finding, State) {
 	st = st.clone()
-	for _, setting := range in.Yielded {
-		st.Shared.Yielded[setting] = in.Now
+	for _, y := range in.Yielded {
+		st.Shared.Yielded[y.key()] = in.Now
 	}
 	s := in.Snapshot
 	if s.Redis.Err != nil || !s.Redis.Config.Known() {

@@ -146,9 +146,9 @@ func (st *rewriteDeferralState) decide(in Input, r *RewriteDeferralConfig, sh *S
 	if full && rate < r.LowOps {
 		// The high-load episode is over: an operator's choice made during it no
 		// longer stands in the way of the next deferral.
-		sh.EndEpisode(SettingRewritePercent)
+		sh.EndEpisode(RemedyRewriteDeferral, SettingRewritePercent)
 	}
-	if sh.IsYielded(SettingRewritePercent) {
+	if sh.IsYielded(RemedyRewriteDeferral, SettingRewritePercent) {
 		// An operator set the percentage while the guardian deferred: theirs wins
 		// for the rest of this episode (no new deferral, no rewrite of our own).
 		return nil

@@ -66,7 +66,7 @@ func TestRewriteDeferralYields(t *testing.T) {
 	in.Snapshot.Redis.Config[SettingRewritePercent] = "200"
 	yield := at(in, now.Add(20*time.Second))
 	yield.Snapshot.Redis.Info.TotalCommandsProcessed = cmds
-	yield.Yielded = []string{SettingRewritePercent}
+	yield.Yielded = []Yield{{Remedy: RemedyRewriteDeferral, Setting: SettingRewritePercent}}
 	ds, st := Decide(yield, st)
 	cmds += 20000
 	if rw := only(ds, RemedyRewriteDeferral); len(rw) != 0 {

@@ -150,7 +150,7 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 		st.Episode = true
 	} else if st.Episode {
 		st.Episode = false
-		sh.EndEpisode(SettingRewritePercent)
+		sh.EndEpisode(RemedyRewriteRetry, SettingRewritePercent)
 		sh.EndSuppression(RemedyRewriteRetry)
 	}
 	if mine {
@@ -171,7 +171,7 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 		}
 		return st.retry(in, r, sh)
 	}
-	if in.Stopping || isHeld || !info.AOFEnabled || cfg.Int(SettingRewritePercent, 100) == 0 || sh.IsYielded(SettingRewritePercent) {
+	if in.Stopping || isHeld || !info.AOFEnabled || cfg.Int(SettingRewritePercent, 100) == 0 || sh.IsYielded(RemedyRewriteRetry, SettingRewritePercent) {
 		// Another remedy holds the percentage (the load deferral), or it is 0
 		// already: the automatic rewrites are stopped either way.
 		return nil

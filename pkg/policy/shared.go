@@ -18,7 +18,8 @@ type Shared struct {
 	// FailedUntil backs a remedy off after a failure; FailCount grows the backoff.
 	FailedUntil map[string]time.Time
 	FailCount   map[string]int
-	// Yielded holds settings an operator changed while the guardian held them. The
+	// Yielded holds, by remedy and setting (Yield.key), the holds an operator
+	// changed while the guardian held them. The
 	// guardian does not take such a setting again until its reason has cleared: the
 	// operator's choice wins for the whole episode.
 	Yielded map[string]time.Time
@@ -136,16 +137,26 @@ func (s *Shared) recent(remedy string, now time.Time) []time.Time {
 	return recent
 }
 
-// IsYielded reports whether the guardian yielded setting to an operator in the
-// current episode.
-func (s *Shared) IsYielded(setting string) bool {
-	_, ok := s.Yielded[setting]
+// Yield is a held change an operator took over: the remedy that held it, and the
+// setting.
+type Yield struct {
+	Remedy  string
+	Setting string
+}
+
+func (y Yield) key() string { return y.Remedy + " " + y.Setting }
+
+// IsYielded reports whether the guardian yielded remedy's hold of setting to an
+// operator in the current episode of that remedy.
+func (s *Shared) IsYielded(remedy, setting string) bool {
+	_, ok := s.Yielded[Yield{remedy, setting}.key()]
 	return ok
 }
 
-// EndEpisode forgets a yield: the reason the guardian would take the setting for
-// has cleared, so the next episode may take it again.
-func (s *Shared) EndEpisode(setting string) { delete(s.Yielded, setting) }
+// EndEpisode forgets a remedy's yield of setting: the reason the remedy would take
+// the setting for has cleared, so its next episode may take it again. Each remedy
+// ends only its own: two remedies may hold one setting for different reasons.
+func (s *Shared) EndEpisode(remedy, setting string) { delete(s.Yielded, Yield{remedy, setting}.key()) }
 
 // observe records one outcome: successes count against the rate limits, failures
 // back the remedy off so a denied command is not retried in a tight loop.

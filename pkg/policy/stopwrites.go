@@ -75,7 +75,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
 
 	if !failed && !wontFit {
-		sh.EndEpisode(SettingStopWrites)
+		sh.EndEpisode(RemedyStopWrites, SettingStopWrites)
 		sh.EndSuppression(RemedyStopWrites)
 	}
 	if isHeld {
@@ -106,7 +106,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 	if in.Stopping || !cfg.SavePointsSet() || !cfg.StopWritesOnBgsaveError() {
 		return nil, nil, st
 	}
-	if sh.IsYielded(SettingStopWrites) {
+	if sh.IsYielded(RemedyStopWrites, SettingStopWrites) {
 		return nil, nil, st
 	}
 	if r.RequireAOF && !aofOK {

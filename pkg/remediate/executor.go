@@ -390,7 +390,7 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 // restarted, marks as stranded the entries of another Redis, and returns the
 // settings yielded to an operator: those changed to another value, and those set
 // back to their original after the guardian's value was seen live.
-func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []string {
+func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []policy.Yield {
 	if r.Err != nil {
 		return nil
 	}
@@ -405,7 +405,7 @@ func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []string {
 		return nil
 	}
 	stranded := map[string]string{}
-	var yielded []string
+	var yielded []policy.Yield
 	for _, c := range e.Ledger.All() {
 		if ours, why := e.ours(c); !ours {
 			if _, known := e.Stranded()[c.Setting]; !known {
@@ -439,7 +439,7 @@ func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []string {
 			_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
 		default:
 			_ = e.yield(c, live, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
-			yielded = append(yielded, c.Setting)
+			yielded = append(yielded, policy.Yield{Remedy: c.Remedy, Setting: c.Setting})
 		}
 	}
 	e.mu.Lock()

@@ -100,7 +100,7 @@ func TestReconcileOperatorRevert(t *testing.T) {
 		if len(l.All()) != 0 {
 			t.Errorf("applied=%v: entry kept after the setting went back", applied)
 		}
-		if yielded := len(got) == 1 && got[0] == policy.SettingStopWrites; yielded != applied {
+		if yielded := len(got) == 1 && got[0] == (policy.Yield{Remedy: policy.RemedyStopWrites, Setting: policy.SettingStopWrites}); yielded != applied {
 			t.Errorf("applied=%v: yielded to an operator = %v (%q)", applied, yielded, got)
 		}
 	}
