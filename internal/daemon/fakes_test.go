@@ -75,7 +75,7 @@ type fakeWriter struct {
 	mu       sync.Mutex
 	held     map[string]remediate.Change
 	yield    []policy.Yield // what the next Reconcile reports as yielded to an operator
-	calls    []string // "reconcile", "execute <action> <setting>", in order
+	calls    []string       // "reconcile", "execute <action> <setting>", in order
 	executed []policy.Decision
 }
 
