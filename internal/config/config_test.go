@@ -224,6 +224,7 @@ instances:
 		},
 		// Not in the document: the defaults.
 		policy.RemedyRewriteRetry: policy.DefaultRemedies()[policy.RemedyRewriteRetry],
+		policy.RemedyReplicaGuard: policy.DefaultRemedies()[policy.RemedyReplicaGuard],
 	}
 	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95

@@ -15,6 +15,7 @@ const (
 	RemedyRewriteDeferral = "rewrite_deferral"
 	RemedyTempCleanup     = "temp_cleanup"
 	RemedyRewriteRetry    = "rewrite_retry"
+	RemedyReplicaGuard    = "replica_guard"
 )
 
 // Settings the remedies change.

@@ -552,6 +552,12 @@ func (d *diag) oomDelta() int64 {
 
 func (d *diag) replication() {
 	in := d.info
+	if ignore, known := d.cfg["replica-ignore-disk-write-errors"]; in.Role == "slave" && known && ignore == "no" &&
+		d.cfg.SavePointsSet() && d.cfg.StopWritesOnBgsaveError() {
+		d.add(IDReplicaPanicRisk, Warning, "a failed save would crash this replica at the master's next write",
+			"role:slave with save points, stop-writes-on-bgsave-error yes and replica-ignore-disk-write-errors no (7.0+ panics: \"Replica was unable to write command to disk\")",
+			"enable redis-guardian's replica_guard (it holds stop-writes-on-bgsave-error no while this is a replica), or CONFIG SET stop-writes-on-bgsave-error no on replicas")
+	}
 	down := in.MasterLinkDownSinceSeconds
 	if down < 0 {
 		// -1: the replica never reached its master since it started (wrong host,

@@ -784,6 +784,22 @@ func diagCases() []diagCase {
 			want: []idSev{warn(IDReplicationLinkDown)},
 		},
 		{
+			name: "replica that a failed save would crash",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.Role, s.Redis.Info.MasterLinkStatus = "slave", "up"
+				s.Redis.Config["replica-ignore-disk-write-errors"] = "no"
+			},
+			want: []idSev{warn(IDReplicaPanicRisk)},
+		},
+		{
+			name: "replica that ignores disk write errors",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.Role, s.Redis.Info.MasterLinkStatus = "slave", "up"
+				s.Redis.Config["replica-ignore-disk-write-errors"] = "yes"
+			},
+			want: []idSev{},
+		},
+		{
 			name: "replica link down within the grace period",
 			snap: func(s *monitor.Snapshot) {
 				s.Redis.Info.Role, s.Redis.Info.MasterLinkStatus, s.Redis.Info.MasterLinkDownSinceSeconds = "slave", "down", 5

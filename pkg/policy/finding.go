@@ -65,6 +65,7 @@ const (
 	IDConfigFileUnprotected  = "config_file_unprotected"
 	IDAOFRewriteStorm        = "aof_rewrite_storm"
 	IDAOFRewriteWontFit      = "aof_rewrite_wont_fit"
+	IDReplicaPanicRisk       = "replica_panic_risk"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -128,7 +129,7 @@ var KnownIDs = []string{
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
-	IDAOFRewriteStorm, IDAOFRewriteWontFit,
+	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk,
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be used: the

@@ -94,6 +94,7 @@ type Setting struct {
 // Registry is every remedy, in evaluation order. Adding a remedy: its file, its
 // test, and one line here (see README, "Adding a remedy").
 var Registry = []Remedy{
+	replicaGuard{},
 	stopWrites{},
 	bgsaveRetry{},
 	tempCleanup{},

@@ -70,6 +70,11 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 	s := in.Snapshot
 	cfg, info := s.Redis.Config, s.Redis.Info
 	held, isHeld := in.Held[SettingStopWrites]
+	if isHeld && held.Remedy != RemedyStopWrites {
+		// Another remedy holds the setting (replica_guard on a replica): it is
+		// "no" already, so no MISCONF can happen, and giving it back is theirs.
+		return nil, nil, raw
+	}
 	failed := info.RDBLastBgsaveStatus == "err"
 	wontFit := r.Predictive && snapshotWontFit(s)
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
@@ -82,6 +87,9 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		if !failed && !wontFit {
 			if !st.roomy(in, held, r) {
 				return nil, nil, st // the hysteresis: wait until the snapshot fits with room to spare
+			}
+			if replicaHoldKeep(in) {
+				return nil, nil, st // demoted while holding: on a replica the toggle is what keeps it alive
 			}
 			st.LastHeldWarn, st.RoomySince = time.Time{}, time.Time{}
 			return []Decision{{Remedy: RemedyStopWrites, Action: ActUndo, Setting: SettingStopWrites, Value: held.Original,

@@ -1,0 +1,95 @@
+package policy
+
+// replicaGuard keeps a replica from crashing on a failed save. A replica (7.0+)
+// with save points, stop-writes-on-bgsave-error yes and
+// replica-ignore-disk-write-errors no panics ("Guru Meditation: Replica was unable
+// to write command to disk") at the master's first write after a failed BGSAVE:
+// about 1 ms later at 1000 writes/s, faster than any reaction to the failure. So
+// it is prevented before any save fails: while the instance is a replica, the
+// guardian holds stop-writes-on-bgsave-error no through the ledger. On a replica
+// that setting protects nothing (a replica refuses client writes anyway) but makes
+// PING fail and the master's stream fatal. On promotion the setting is given back
+// within a tick, so the new master is protected again.
+//
+// Why this lever and not replica-ignore-disk-write-errors yes: it is the setting
+// the guardian already holds and gives back on masters, it changes nothing a
+// replica's clients can see, and a failed save stays visible (bgsave_failed). The
+// other lever would also make a replica ignore AOF write errors and keep applying
+// the master's stream with nothing reaching its disk, silently.
+type replicaGuard struct{}
+
+// ReplicaGuardConfig configures the replica guard.
+type ReplicaGuardConfig struct {
+	Limits
+}
+
+func (replicaGuard) Name() string { return RemedyReplicaGuard }
+
+func (replicaGuard) Settings() []Setting { return []Setting{{Name: SettingStopWrites}} }
+
+func (replicaGuard) DefaultConfig() RemedyConfig {
+	return &ReplicaGuardConfig{Limits: Limits{Enabled: true, MaxPerHour: 30}}
+}
+
+// Configure reads remedies.replica_guard.
+func (c *ReplicaGuardConfig) Configure(p Params) { c.Limits.Configure(p) }
+
+// RateLimits returns the remedy's rate limits.
+func (c *ReplicaGuardConfig) RateLimits() Limits { return c.Limits }
+
+// Clone copies the configuration.
+func (c *ReplicaGuardConfig) Clone() RemedyConfig { d := *c; return &d }
+
+// ReplicaCanPanic reports whether a failed save would crash this instance: a
+// replica of 7.0+ (CONFIG knows replica-ignore-disk-write-errors) that does not
+// ignore disk write errors, with save points and stop-writes-on-bgsave-error yes.
+func ReplicaCanPanic(in Input) bool {
+	cfg := in.Snapshot.Redis.Config
+	ignore, known := cfg["replica-ignore-disk-write-errors"]
+	return in.Snapshot.Redis.Info.Role == "slave" && known && ignore == "no" && cfg.SavePointsSet() && cfg.StopWritesOnBgsaveError()
+}
+
+func (replicaGuard) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decision, []Finding, any) {
+	r := rc.(*ReplicaGuardConfig)
+	info, cfg := in.Snapshot.Redis.Info, in.Snapshot.Redis.Config
+	held, isHeld := in.Held[SettingStopWrites]
+	replica := info.Role == "slave"
+	if !replica {
+		sh.EndEpisode(RemedyReplicaGuard, SettingStopWrites)
+		sh.EndSuppression(RemedyReplicaGuard)
+	}
+	if isHeld && held.Remedy == RemedyReplicaGuard {
+		switch {
+		case in.Stopping:
+			return nil, nil, nil // a replica stays protected while the guardian is gone
+		case replica && cfg["replica-ignore-disk-write-errors"] != "yes" && cfg.SavePointsSet():
+			return nil, nil, nil
+		case !replica && info.RDBLastBgsaveStatus == "err":
+			// Promoted while its last save failed: giving the setting back now
+			// would reject writes (MISCONF) on the new master. Keep it until a
+			// save succeeds.
+			return nil, nil, nil
+		}
+		detail := "promoted to master: stop-writes-on-bgsave-error protects writes again"
+		if replica {
+			detail = "the replica no longer crashes on a failed save (no save points, or replica-ignore-disk-write-errors yes)"
+		}
+		return []Decision{{Remedy: RemedyReplicaGuard, Action: ActUndo, Setting: SettingStopWrites, Value: held.Original,
+			Reason: IDReplicaPanicRisk, Detail: detail}}, nil, nil
+	}
+	if isHeld || in.Stopping || !ReplicaCanPanic(in) || sh.IsYielded(RemedyReplicaGuard, SettingStopWrites) {
+		return nil, nil, nil
+	}
+	return sh.Gate(r.Limits, in.Now, Decision{Remedy: RemedyReplicaGuard, Action: ActSet, Setting: SettingStopWrites, Value: "no",
+		Reason: IDReplicaPanicRisk,
+		Detail: "this replica would crash at the master's first write after a failed save: hold stop-writes-on-bgsave-error no while it is a replica (it refuses client writes anyway)"}), nil, nil
+}
+
+// replicaHoldKeep says whether stop_writes keeps its own toggle on an instance
+// that is now a replica (demoted while holding): giving it back would leave the
+// replica exposed until replica_guard takes the setting a tick later.
+func replicaHoldKeep(in Input) bool {
+	rc, ok := in.Remedies[RemedyReplicaGuard]
+	return ok && rc.RateLimits().Enabled && in.Snapshot.Redis.Info.Role == "slave" &&
+		in.Snapshot.Redis.Config["replica-ignore-disk-write-errors"] == "no" && in.Snapshot.Redis.Config.SavePointsSet()
+}
