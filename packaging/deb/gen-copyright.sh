@@ -33,7 +33,7 @@ cat <<'TXT'
 
 Files: *
 Copyright: 2026 The redis-guardian authors
-License: undecided
+License: Apache-2.0
 Comment: The binary /usr/bin/redis-guardian is a statically linked Go program.
  It contains the Go standard library (BSD-3-clause, The Go Authors) and these
  Go modules, each under the license named:
@@ -44,8 +44,18 @@ go version -m "$bin" | awk '$1 == "dep" || $1 == "=>" { print $2, $3 }' | while 
 done
 cat <<'TXT'
 
-License: undecided
- The authors have not chosen a license for redis-guardian yet. Until they do,
- no license is granted beyond what the law allows. The license of each Go module
- listed above is found in that module's source.
+License: Apache-2.0
+ Licensed under the Apache License, Version 2.0 (the "License"); you may not
+ use this file except in compliance with the License. You may obtain a copy of
+ the License at https://www.apache.org/licenses/LICENSE-2.0
+ .
+ Unless required by applicable law or agreed to in writing, software
+ distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+ WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+ License for the specific language governing permissions and limitations under
+ the License.
+ .
+ On Debian systems, the complete text of the Apache License, Version 2.0 can be
+ found in "/usr/share/common-licenses/Apache-2.0". The license of each Go
+ module listed above is found in that module's source.
 TXT
