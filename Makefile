@@ -64,6 +64,8 @@ package:
 	  -ldflags '-s -w -X github.com/redis-guardian/redis-guardian/internal/cli.Version=$(PKG_VERSION)' \
 	  -o $(PKG_BUILD)/redis-guardian ./cmd/redis-guardian
 	gzip -9n <packaging/redis-guardian.1 >$(PKG_BUILD)/redis-guardian.1.gz
+	$(GO) run ./cmd/redis-guardian completion bash >$(PKG_BUILD)/redis-guardian.bash
+	$(GO) run ./cmd/redis-guardian completion zsh >$(PKG_BUILD)/_redis-guardian
 	packaging/deb/gen-copyright.sh $(PKG_BUILD)/redis-guardian >$(PKG_BUILD)/copyright
 	printf 'redis-guardian (%s) unstable; urgency=medium\n\n  * Built from git commit %s.\n\n -- %s  %s\n' \
 	  '$(PKG_VERSION)' "$$(git rev-parse --short=12 HEAD)" '$(MAINTAINER)' "$$(git log -1 --format=%cD)" \

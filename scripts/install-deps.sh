@@ -15,6 +15,8 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v journalctl >/dev/null || need+=(systemd)
 # promtool checks and unit-tests the shipped alerting rules.
 command -v promtool >/dev/null || need+=(prometheus)
+# The zsh completion test checks the generated function with zsh -n.
+command -v zsh >/dev/null || need+=(zsh)
 # make bench: peak RSS and CPU of the guardian come from GNU time -v.
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -eq 0 ]; then

@@ -85,6 +85,9 @@ for p in "${common_paths[@]}" /etc/sysconfig/redis-guardian; do
 done
 grep -q '^/etc/default/' "$tmp/rpm.list" && fail "rpm: contains /etc/default (deb only)"
 grep -qx /usr/share/licenses/redis-guardian/LICENSE "$tmp/rpm.list" || fail "rpm: no license file"
+for p in /usr/share/bash-completion/completions/redis-guardian /usr/share/zsh/site-functions/_redis-guardian; do
+	grep -qx "$p" "$tmp/rpm.list" || fail "rpm: $p is missing"
+done
 [ "$(rpm -qp --qf '%{LICENSE}' "$rpm")" = Apache-2.0 ] || fail "rpm: License is $(rpm -qp --qf '%{LICENSE}' "$rpm"), not Apache-2.0"
 # %config(noreplace): the flags contain c (config) and n (noreplace).
 rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" >"$tmp/rpm.flags"
@@ -105,6 +108,8 @@ mkdir "$tmp/root"
 dpkg-deb -x "$deb" "$tmp/root"
 "$tmp/root/usr/bin/redis-guardian" version
 grep -qx 'License: Apache-2.0' "$tmp/root/usr/share/doc/redis-guardian/copyright" || fail "deb: the copyright file does not name Apache-2.0"
+bash -n "$tmp/root/usr/share/bash-completion/completions/redis-guardian" || fail "deb: the bash completion does not parse"
+head -1 "$tmp/root/usr/share/zsh/vendor-completions/_redis-guardian" | grep -qx '#compdef redis-guardian' || fail "deb: no zsh completion"
 grep -q 'undecided' "$tmp/root/usr/share/doc/redis-guardian/copyright" && fail "deb: the copyright file still says undecided"
 "$tmp/root/usr/bin/redis-guardian" check-config -c "$tmp/root/etc/redis-guardian/config.yaml"
 manwarn=$(zcat "$tmp/root/usr/share/man/man1/redis-guardian.1.gz" | LC_ALL=C.UTF-8 groff -man -ww -z -Tutf8 2>&1)

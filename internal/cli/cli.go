@@ -31,6 +31,7 @@ Usage:
   redis-guardian check        [-c PATH] [--addr ADDR] [--format text|json] [--timeout DUR]
   redis-guardian check-config [-c PATH]
   redis-guardian restore      [-c PATH] [--addr ADDR] [--state-dir DIR]
+  redis-guardian completion   bash|zsh
   redis-guardian version
 
 Configuration is read from ` + config.DefaultPath + ` unless -c is given; with no
@@ -73,6 +74,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return runDaemon(ctx, args[1:], env)
 	case "restore":
 		return runRestore(ctx, args[1:], env)
+	case "completion":
+		return runCompletion(args[1:], env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "redis-guardian %s\n", Version)
 		return 0
