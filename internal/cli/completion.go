@@ -40,6 +40,10 @@ var completionCommands = map[string][]completionFlag{
 		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
 		{name: "addr", help: "Redis address"}, {name: "state-dir", dir: true, help: "where the ledger lives"},
 	},
+	"status": {
+		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
+		{name: "state-dir", dir: true, help: "where the ledger lives"}, {name: "format", values: []string{"text", "json"}, help: "output format"},
+	},
 	"version":    nil,
 	"completion": nil,
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/internal/status"
 )
 
 // Health answers /-/healthy and /-/ready: ok, or the reason it is not.
@@ -27,8 +29,11 @@ func (m *Metrics) Handler(h Health, log *zap.Logger) http.Handler {
 	}))
 	mux.HandleFunc("GET /-/healthy", probe(h.Healthy))
 	mux.HandleFunc("GET /-/ready", probe(h.Ready))
+	if st, ok := h.(interface{ Status() status.Report }); ok {
+		mux.HandleFunc("GET "+status.Path, status.Handler(st.Status))
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "redis-guardian: /metrics, /-/healthy, /-/ready\n")
+		fmt.Fprint(w, "redis-guardian: /metrics, /-/healthy, /-/ready, /-/status\n")
 	})
 	return mux
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/internal/notify"
+	"github.com/redis-guardian/redis-guardian/internal/status"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -435,6 +436,25 @@ func (s *Supervisor) Healthy() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Status is what `redis-guardian status` shows of the running guardian: per
+// instance its last tick, active findings and held changes.
+func (s *Supervisor) Status() status.Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	r := status.Report{Source: "daemon", Version: s.version, Time: now}
+	for name, in := range s.insts {
+		si := status.Instance{Name: name, Addr: in.exec.Addr, Findings: []status.Finding{}, Held: status.FromChanges(in.exec.Changes(), now)}
+		if last := in.last; last != nil {
+			up, end := last.Up, last.Start.Add(last.Duration)
+			si.Up, si.LastTick, si.Findings = &up, &end, status.FromFindings(last.Findings)
+		}
+		r.Instances = append(r.Instances, si)
+	}
+	r.Sort()
+	return r
 }
 
 // Ready reports whether start-up is complete.
