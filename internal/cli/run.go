@@ -71,7 +71,7 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return 2
 	}
-	n, err := notify.New(env.Getenv)
+	n, err := notify.New()
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 2

@@ -261,12 +261,14 @@ func TestNotifyReloadAndMetrics(t *testing.T) {
 // the watchdog on a test socket, then stalls one loop (its report blocks, as a hung
 // read would): pings must stop although the other loop keeps ticking, and resume
 // once the stalled loop moves again.
+// Not parallel: go-systemd reads the notify socket from the process environment.
 func TestWatchdogStopsWhenALoopStalls(t *testing.T) {
-	t.Parallel()
 	testredis.RequireRoot(t)
 	ns := testsys.ListenNotify(t)
-	env := map[string]string{"NOTIFY_SOCKET": ns.Path, "WATCHDOG_USEC": "600000"}
-	n, err := notify.New(func(k string) string { return env[k] })
+	t.Setenv("NOTIFY_SOCKET", ns.Path)
+	t.Setenv("WATCHDOG_USEC", "600000")
+	t.Setenv("WATCHDOG_PID", "")
+	n, err := notify.New()
 	if err != nil {
 		t.Fatal(err)
 	}

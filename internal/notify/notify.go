@@ -1,60 +1,53 @@
-// Package notify speaks the sd_notify protocol to systemd: READY, STATUS,
-// RELOADING, STOPPING and the watchdog. The socket path and watchdog settings come
-// from an injected environment lookup rather than the process environment, so the
-// daemon can be run in-process by tests against their own socket.
+// Package notify speaks the sd_notify protocol to systemd (READY, STATUS,
+// RELOADING, STOPPING and the watchdog) through go-systemd's daemon package, which
+// reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from the process
+// environment. What is ours is the checking of that environment at start (a
+// malformed setting is an error, never a silently disabled watchdog) and, in
+// watchdog.go, the rule of when the loops have earned a WATCHDOG=1.
 package notify
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 )
 
 // Notifier sends state datagrams to $NOTIFY_SOCKET. The zero value (and a nil
 // *Notifier) does nothing, which is what running outside systemd needs.
 type Notifier struct {
-	mu   sync.Mutex
-	addr *net.UnixAddr
+	mu      sync.Mutex
+	enabled bool
 	// watchdog is WATCHDOG_USEC when it is meant for this process, else 0.
 	watchdog time.Duration
 }
 
-// New reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID through getenv. A missing
-// socket yields a Notifier that does nothing; a malformed watchdog setting is an
-// error, never a silently disabled watchdog.
-func New(getenv func(string) string) (*Notifier, error) {
+// New reads the notify socket and watchdog settings of this process (systemd
+// sets them in the environment of Type=notify units). A missing socket yields a
+// Notifier that does nothing; a malformed setting is an error.
+func New() (*Notifier, error) {
 	n := &Notifier{}
-	if path := getenv("NOTIFY_SOCKET"); path != "" {
+	if path := os.Getenv("NOTIFY_SOCKET"); path != "" {
+		// go-systemd would dial a relative path against our working directory.
 		if path[0] != '/' && path[0] != '@' {
 			return nil, fmt.Errorf("NOTIFY_SOCKET=%q: not an absolute path or abstract socket", path)
 		}
-		n.addr = &net.UnixAddr{Name: path, Net: "unixgram"}
-		if path[0] == '@' {
-			n.addr.Name = "\x00" + path[1:]
-		}
+		n.enabled = true
 	}
-	usec := getenv("WATCHDOG_USEC")
-	if usec == "" {
-		return n, nil
+	wd, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		return nil, fmt.Errorf("WATCHDOG_USEC=%q, WATCHDOG_PID=%q: %w", os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"), err)
 	}
-	if pid := getenv("WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
-		return n, nil // meant for another process (e.g. our parent)
-	}
-	u, err := strconv.ParseUint(usec, 10, 63)
-	if err != nil || u == 0 {
-		return nil, fmt.Errorf("WATCHDOG_USEC=%q: not a positive number of microseconds", usec)
-	}
-	n.watchdog = time.Duration(u) * time.Microsecond
+	n.watchdog = wd
 	return n, nil
 }
 
 // Enabled reports whether a notify socket was given.
-func (n *Notifier) Enabled() bool { return n != nil && n.addr != nil }
+func (n *Notifier) Enabled() bool { return n != nil && n.enabled }
 
 // WatchdogInterval is systemd's watchdog timeout for this process, 0 when off.
 func (n *Notifier) WatchdogInterval() time.Duration {
@@ -71,12 +64,7 @@ func (n *Notifier) Send(state string) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	conn, err := net.DialUnix("unixgram", nil, n.addr)
-	if err != nil {
-		return fmt.Errorf("sd_notify %s: %w", firstLine(state), err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte(state)); err != nil {
+	if _, err := daemon.SdNotify(false, state); err != nil {
 		return fmt.Errorf("sd_notify %s: %w", firstLine(state), err)
 	}
 	return nil

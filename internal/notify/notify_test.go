@@ -11,12 +11,19 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/testsys"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// setEnv sets the notify variables of this process for one test (go-systemd reads
+// the process environment, so these tests do not run in parallel).
+func setEnv(t *testing.T, m map[string]string) {
+	t.Helper()
+	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+		t.Setenv(k, m[k])
+	}
+}
 
 func TestNotifierSendsStates(t *testing.T) {
-	t.Parallel()
 	ns := testsys.ListenNotify(t)
-	n, err := notify.New(env(map[string]string{"NOTIFY_SOCKET": ns.Path}))
+	setEnv(t, map[string]string{"NOTIFY_SOCKET": ns.Path})
+	n, err := notify.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +54,8 @@ func TestNotifierSendsStates(t *testing.T) {
 }
 
 func TestNotifierOutsideSystemd(t *testing.T) {
-	t.Parallel()
-	n, err := notify.New(env(nil))
+	setEnv(t, nil)
+	n, err := notify.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,21 +71,23 @@ func TestNotifierOutsideSystemd(t *testing.T) {
 }
 
 func TestNotifierBadEnvironment(t *testing.T) {
-	t.Parallel()
 	for name, e := range map[string]map[string]string{
 		"relative socket": {"NOTIFY_SOCKET": "run/notify"},
 		"bad usec":        {"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "soon"},
 		"zero usec":       {"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "0"},
 	} {
-		if _, err := notify.New(env(e)); err == nil {
+		setEnv(t, e)
+		if _, err := notify.New(); err == nil {
 			t.Errorf("%s: accepted %v", name, e)
 		}
 	}
-	n, err := notify.New(env(map[string]string{"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}))
+	setEnv(t, map[string]string{"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+	n, err := notify.New()
 	if err != nil || n.WatchdogInterval() != 0 {
 		t.Errorf("WATCHDOG_PID of another process: interval %v, err %v; want no watchdog", n.WatchdogInterval(), err)
 	}
-	n, err = notify.New(env(map[string]string{"NOTIFY_SOCKET": "@abstract", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": strconv.Itoa(os.Getpid())}))
+	setEnv(t, map[string]string{"NOTIFY_SOCKET": "@abstract", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": strconv.Itoa(os.Getpid())})
+	n, err = notify.New()
 	if err != nil || n.WatchdogInterval() != 2*time.Second {
 		t.Errorf("abstract socket, our pid: interval %v, err %v", n.WatchdogInterval(), err)
 	}
@@ -87,9 +96,9 @@ func TestNotifierBadEnvironment(t *testing.T) {
 // TestWatchdogNeedsEveryLoop: a ping goes out only once every registered loop has
 // beaten since the last one.
 func TestWatchdogNeedsEveryLoop(t *testing.T) {
-	t.Parallel()
 	ns := testsys.ListenNotify(t)
-	n, err := notify.New(env(map[string]string{"NOTIFY_SOCKET": ns.Path, "WATCHDOG_USEC": "400000"}))
+	setEnv(t, map[string]string{"NOTIFY_SOCKET": ns.Path, "WATCHDOG_USEC": "400000"})
+	n, err := notify.New()
 	if err != nil {
 		t.Fatal(err)
 	}
