@@ -31,9 +31,11 @@ staticcheck:
 
 lint: vet staticcheck
 
-# The shipped Prometheus alerting rules: syntax, and unit tests that they fire.
+# The shipped Prometheus alerting rules: syntax, and unit tests that they fire; the
+# Grafana dashboard's JSON and PromQL.
 rules-check: deps
 	cd packaging/prometheus && promtool check rules redis-guardian.rules.yml && promtool test rules redis-guardian.rules.test.yml
+	scripts/dashboard-check.sh
 
 tidy-check:
 	$(GO) mod tidy -diff

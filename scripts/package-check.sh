@@ -40,6 +40,8 @@ common_paths=(
 	/usr/lib/sysusers.d/redis-guardian.conf
 	/usr/lib/systemd/catalog/redis-guardian.catalog
 	/usr/share/redis-guardian/prometheus/redis-guardian.rules.yml
+	/usr/share/redis-guardian/grafana/redis-guardian.json
+	/usr/share/bash-completion/completions/redis-guardian
 	/usr/share/man/man1/redis-guardian.1.gz
 	/usr/share/doc/redis-guardian/README.md
 	/etc/redis-guardian/config.yaml
@@ -100,7 +102,7 @@ done
 
 step "shellcheck (maintainer scripts and scripts/)"
 shellcheck -s sh packaging/scripts/postinst packaging/scripts/prerm packaging/scripts/postrm
-shellcheck scripts/package-check.sh scripts/install-test.sh scripts/pkg-version.sh packaging/deb/gen-copyright.sh
+shellcheck scripts/package-check.sh scripts/install-test.sh scripts/pkg-version.sh scripts/dashboard-check.sh packaging/deb/gen-copyright.sh
 echo "shellcheck: clean"
 
 step "the packaged files"

@@ -27,6 +27,7 @@ type Metrics struct {
 	remedies       map[events.Name]*prometheus.CounterVec
 	suppressed     *prometheus.CounterVec
 	held           *prometheus.GaugeVec
+	heldSince      *prometheus.GaugeVec
 	rejected       *prometheus.CounterVec
 	tickDuration   *prometheus.HistogramVec
 	lastTick       *prometheus.GaugeVec
@@ -67,6 +68,8 @@ func New(version string) *Metrics {
 			Help: "Remedies a limit held back (reason: max_per_hour or backoff), once per episode, by remedy."}, []string{"instance", "remedy", "reason"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_changes",
 			Help: "Settings the guardian currently holds changed (recorded in its ledger)."}, []string{"instance"}),
+		heldSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_change_oldest_timestamp_seconds",
+			Help: "Unix time the oldest held change was made, 0 when nothing is held (its age: time() - this, where > 0)."}, []string{"instance"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "writes_rejected_seconds_total",
 			Help: "Time between consecutive ticks that both saw Redis rejecting writes (MISCONF); a lower bound."}, []string{"instance"}),
 		tickDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "tick_duration_seconds",
@@ -96,7 +99,7 @@ func New(version string) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.reloadsTotal.WithLabelValues(r)
 	}
-	m.Registry.MustRegister(m.up, m.findings, m.suppressed, m.held, m.rejected, m.tickDuration, m.lastTick,
+	m.Registry.MustRegister(m.up, m.findings, m.suppressed, m.held, m.heldSince, m.rejected, m.tickDuration, m.lastTick,
 		m.reloadOK, m.reloadTime, m.reloadsTotal, m.instancesTotal, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -107,6 +110,7 @@ func New(version string) *Metrics {
 func (m *Metrics) AddInstance(name string, remedies []string) {
 	m.up.WithLabelValues(name)
 	m.held.WithLabelValues(name)
+	m.heldSince.WithLabelValues(name)
 	m.rejected.WithLabelValues(name)
 	for _, r := range remedies {
 		for _, c := range m.remedies {
@@ -128,6 +132,8 @@ func (m *Metrics) RemoveInstance(name string) {
 	m.up.DeletePartialMatch(l)
 	m.findings.DeletePartialMatch(l)
 	m.held.DeletePartialMatch(l)
+	m.heldSince.DeletePartialMatch(l)
+	m.suppressed.DeletePartialMatch(l)
 	m.rejected.DeletePartialMatch(l)
 	m.tickDuration.DeletePartialMatch(l)
 	m.lastTick.DeletePartialMatch(l)
@@ -161,6 +167,13 @@ func (m *Metrics) Tick(r daemon.TickReport) {
 	}
 	m.up.WithLabelValues(r.Instance).Set(up)
 	m.held.WithLabelValues(r.Instance).Set(float64(len(r.Held)))
+	oldest := 0.0
+	for _, c := range r.Held {
+		if t := float64(c.Time.UnixNano()) / 1e9; oldest == 0 || t < oldest {
+			oldest = t
+		}
+	}
+	m.heldSince.WithLabelValues(r.Instance).Set(oldest)
 	m.tickDuration.WithLabelValues(r.Instance).Observe(r.Duration.Seconds())
 	m.lastTick.WithLabelValues(r.Instance).Set(float64(end.UnixNano()) / 1e9)
 
