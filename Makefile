@@ -14,9 +14,11 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/redis-guardian
 
 # deps installs what the tests and the demo need on Debian (as root): a real
-# redis-server to test against, and the tools the fault injection uses.
+# redis-server to test against, the tools the fault injection uses, and the server
+# matrix (valkey 8.0, and redis 8.0 and valkey 8.1 in a Debian 13 root).
 deps:
 	@scripts/install-deps.sh
+	@scripts/servers.sh
 
 # The integration tests start their own redis-server as the `redis` user and inject
 # real faults (process limits, a full tmpfs, chown): they need root.

@@ -47,29 +47,9 @@ deb=$(readlink -f "$1")
 [ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, systemd-nspawn, nsenter)"
 
 # The machine's Debian mirror, from its apt sources (never a hard-coded host).
-mirror() {
-	{
-		for f in /etc/apt/sources.list.d/*.sources; do
-			[ -f "$f" ] || continue
-			awk -v suite="$SUITE" '
-				function flush() {
-					if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ")) print uris
-					types = ""; suites = ""; uris = ""
-				}
-				/^[[:space:]]*$/ { flush(); next }
-				/^Types:/ { sub(/^Types:[[:space:]]*/, ""); types = $0 }
-				/^Suites:/ { sub(/^Suites:[[:space:]]*/, ""); suites = $0 }
-				/^URIs:/ { sub(/^URIs:[[:space:]]*/, ""); uris = $1 }
-				END { flush() }' "$f"
-		done
-		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-			[ -f "$f" ] || continue
-			awk -v suite="$SUITE" '$1 == "deb" {
-				i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-				if ($(i + 1) == suite) print $i }' "$f"
-		done
-	} | sed -n 1p
-}
+# shellcheck source=scripts/lib/mirror.sh
+. scripts/lib/mirror.sh
+mirror() { debian_mirror "$SUITE"; }
 
 port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
 

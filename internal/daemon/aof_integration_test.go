@@ -30,9 +30,9 @@ func incrFiles(t *testing.T, srv *testredis.Server) int {
 
 // stormServer is a Redis whose AOF has grown far past its base (the default
 // auto-aof-rewrite-percentage 100), but not yet past auto-aof-rewrite-min-size.
-func stormServer(t *testing.T) *testredis.Server {
+func stormServer(t *testing.T, b testredis.Build) *testredis.Server {
 	t.Helper()
-	srv := testredis.Start(t, testredis.Options{AppendOnly: true, Args: []string{"--auto-aof-rewrite-min-size", "64mb"}})
+	srv := testredis.Start(t, testredis.Options{AppendOnly: true, Args: []string{"--auto-aof-rewrite-min-size", "64mb"}, Build: b})
 	srv.Fill(t, 2000, 64)
 	return srv
 }
@@ -54,11 +54,19 @@ func startStorm(t *testing.T, srv *testredis.Server) (lift func()) {
 // the cause); after the fault, the guardian's own BGREWRITEAOF folds the INCR
 // files, the percentage is back and the ledger is empty.
 func TestRewriteStormStopped(t *testing.T) {
-	t.Parallel()
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			rewriteStormStopped(t, b)
+		})
+	}
+}
+
+func rewriteStormStopped(t *testing.T, b testredis.Build) {
 	const window = 3 * time.Second
 
 	// Redis alone: the storm is real here, or the test below would prove nothing.
-	alone := stormServer(t)
+	alone := stormServer(t, b)
 	before := incrFiles(t, alone)
 	liftAlone := startStorm(t, alone)
 	time.Sleep(window)
@@ -68,7 +76,7 @@ func TestRewriteStormStopped(t *testing.T) {
 		t.Fatalf("without the guardian a %s fork failure added only %d INCR files: no storm to stop", window, stormed)
 	}
 
-	srv := stormServer(t)
+	srv := stormServer(t, b)
 	c := srv.Client(t)
 	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, Remedies: func(rs policy.Remedies) {
 		r := policy.ConfigOf[*policy.RewriteRetryConfig](rs)

@@ -138,107 +138,116 @@ func unslowChild(t *testing.T, srv *testredis.Server, c *redis.Client) {
 // checks the whole cycle: MISCONF for at most one tick, the guardian's own BGSAVE
 // retry after the fault is lifted, the setting restored and the ledger emptied.
 func TestStopWritesUnderRealFaults(t *testing.T) {
-	for _, f := range rdbFaults {
-		t.Run(f.name, func(t *testing.T) {
-			t.Parallel()
-			srv := testredis.Start(t, f.opts)
-			c := srv.Client(t)
-			if f.prepare != nil {
-				f.prepare(t, srv, c)
-			}
-			var o guardianOpts
-			if f.sharedState {
-				o.StateDir = filepath.Join(srv.DataDir, "guardian-state")
-			}
-			g := startGuardian(t, srv, o)
-			g.waitTicks(1)
-			w := srv.StartWriter(t, time.Millisecond)
-			waitWrites(t, w, 50)
+	for _, b := range testredis.Matrix(t) {
+		for _, f := range rdbFaults {
+			t.Run(b.Name+"/"+f.name, func(t *testing.T) {
+				t.Parallel()
+				opts := f.opts
+				opts.Build = b
+				stopWritesUnderFault(t, f, opts)
+			})
+		}
+	}
+}
 
-			lift := f.inject(t, srv, c)
-			applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites}, nil)
-			waitConfig(t, c, policy.SettingStopWrites, "no")
-			// Keep writing a while under the toggle: none of these may be rejected.
-			waitWrites(t, w, 300)
-			held := w.Stats()
+// stopWritesUnderFault is one fault on one server build.
+func stopWritesUnderFault(t *testing.T, f rdbFault, opts testredis.Options) {
+	srv := testredis.Start(t, opts)
+	c := srv.Client(t)
+	if f.prepare != nil {
+		f.prepare(t, srv, c)
+	}
+	var o guardianOpts
+	if f.sharedState {
+		o.StateDir = filepath.Join(srv.DataDir, "guardian-state")
+	}
+	g := startGuardian(t, srv, o)
+	g.waitTicks(1)
+	w := srv.StartWriter(t, time.Millisecond)
+	waitWrites(t, w, 50)
 
-			// (b) lift the fault: the guardian's retry (not the test) saves, then it
-			// restores the setting and empties the ledger.
-			lift()
-			srv.WaitFor(t, "the guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
-			undone := g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingStopWrites}, nil)
-			if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
-				t.Errorf("%s = %q after the undo, want yes", policy.SettingStopWrites, got)
-			}
-			if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
-				t.Errorf("ledger still holds %+v after the undo", ch)
-			}
-			if ledgerExists(g.StateDir, instanceName) {
-				t.Errorf("ledger file %s still exists after the undo", remediate.LedgerPath(g.StateDir, instanceName))
-			}
-			waitWrites(t, w, 100)
-			final := w.Stop()
+	lift := f.inject(t, srv, c)
+	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites}, nil)
+	waitConfig(t, c, policy.SettingStopWrites, "no")
+	// Keep writing a while under the toggle: none of these may be rejected.
+	waitWrites(t, w, 300)
+	held := w.Stats()
 
-			// (a) the MISCONF window.
-			window := time.Duration(0)
-			if held.Rejected > 0 {
-				window = held.LastReject.Sub(held.FirstReject)
-			}
-			t.Logf("%s: %d writes rejected over %s (%v); toggle %s (reason %s) %s after the first reject; %d ok writes",
-				f.name, held.Rejected, window.Round(time.Millisecond), held.Errors, applied.Time.Format("15:04:05.000"),
-				applied.str("reason"), sinceFirst(held, applied.Time), final.OK)
-			if f.predictive && applied.str("reason") == policy.IDSnapshotWontFit && held.Rejected > 0 &&
-				held.FirstReject.Before(applied.Time) {
-				t.Logf("%s: the save failed before the predictive toggle (the one-tick bound applies)", f.name)
-			}
-			if held.Rejected > 0 {
-				if window > maxMisconfWindow {
-					t.Errorf("writes were rejected for %s (%d writes), want at most %s", window, held.Rejected, maxMisconfWindow)
-				}
-				if held.LastReject.After(applied.Time.Add(replySlack)) {
-					t.Errorf("a write was rejected at %s, after the toggle at %s", held.LastReject.Format("15:04:05.000"), applied.Time.Format("15:04:05.000"))
-				}
-				if n := held.Errors["MISCONF"]; n != held.Rejected {
-					t.Errorf("rejections by kind %v, want only MISCONF", held.Errors)
-				}
-			}
-			if final.Rejected != held.Rejected {
-				t.Errorf("%d more writes were rejected after the toggle (at %s), e.g. around the undo: %v",
-					final.Rejected-held.Rejected, final.LastReject.Format("15:04:05.000"), final.Errors)
-			}
+	// (b) lift the fault: the guardian's retry (not the test) saves, then it
+	// restores the setting and empties the ledger.
+	lift()
+	srv.WaitFor(t, "the guardian's retry to save", waitLong, testredis.SaveStatus("ok"))
+	undone := g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingStopWrites}, nil)
+	if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
+		t.Errorf("%s = %q after the undo, want yes", policy.SettingStopWrites, got)
+	}
+	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+		t.Errorf("ledger still holds %+v after the undo", ch)
+	}
+	if ledgerExists(g.StateDir, instanceName) {
+		t.Errorf("ledger file %s still exists after the undo", remediate.LedgerPath(g.StateDir, instanceName))
+	}
+	waitWrites(t, w, 100)
+	final := w.Stop()
 
-			// (c) the log tells the story.
-			if applied.str("old_value") != "yes" || applied.str("new_value") != "no" || applied.str("cause") == "" {
-				t.Errorf("remedy_applied = %s, want old_value yes, new_value no and a cause", applied)
-			}
-			if undone.str("old_value") != "no" || undone.str("new_value") != "yes" {
-				t.Errorf("remedy_undone = %s, want old_value no, new_value yes", undone)
-			}
-			if len(g.entries(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyBgsaveRetry, "result": "Background saving started"})) == 0 {
-				t.Errorf("no successful BGSAVE retry by the guardian in the log:\n%s", g.dump())
-			}
-			misconf := g.entries(fieldsEq{"event": "finding_raised", "finding": policy.IDMisconfRDB})
-			// A toggle made on the prediction may still lose the race with the failing
-			// save by a write or two (the save fails within a millisecond of the
-			// reading): the guardian then never saw a MISCONF state to report.
-			predicted := f.predictive && applied.str("reason") == policy.IDSnapshotWontFit
-			if len(misconf) == 0 && !predicted {
-				t.Errorf("no finding_raised for %s:\n%s", policy.IDMisconfRDB, g.dump())
-			}
-			// The toggle turns misconf_rdb into bgsave_failed; either one may carry
-			// the log's cause, depending on whether the tick saw the log line yet.
-			var causes []string
-			named := false
-			for _, id := range []string{policy.IDMisconfRDB, policy.IDBgsaveFailed} {
-				for _, e := range g.entries(fieldsEq{"event": "finding_raised", "finding": id}) {
-					causes = append(causes, id+": "+e.str("cause"))
-					named = named || strings.Contains(e.str("cause"), f.cause)
-				}
-			}
-			if !named {
-				t.Errorf("no misconf_rdb/bgsave_failed finding names %q; causes: %q", f.cause, causes)
-			}
-		})
+	// (a) the MISCONF window.
+	window := time.Duration(0)
+	if held.Rejected > 0 {
+		window = held.LastReject.Sub(held.FirstReject)
+	}
+	t.Logf("%s: %d writes rejected over %s (%v); toggle %s (reason %s) %s after the first reject; %d ok writes",
+		f.name, held.Rejected, window.Round(time.Millisecond), held.Errors, applied.Time.Format("15:04:05.000"),
+		applied.str("reason"), sinceFirst(held, applied.Time), final.OK)
+	if f.predictive && applied.str("reason") == policy.IDSnapshotWontFit && held.Rejected > 0 &&
+		held.FirstReject.Before(applied.Time) {
+		t.Logf("%s: the save failed before the predictive toggle (the one-tick bound applies)", f.name)
+	}
+	if held.Rejected > 0 {
+		if window > maxMisconfWindow {
+			t.Errorf("writes were rejected for %s (%d writes), want at most %s", window, held.Rejected, maxMisconfWindow)
+		}
+		if held.LastReject.After(applied.Time.Add(replySlack)) {
+			t.Errorf("a write was rejected at %s, after the toggle at %s", held.LastReject.Format("15:04:05.000"), applied.Time.Format("15:04:05.000"))
+		}
+		if n := held.Errors["MISCONF"]; n != held.Rejected {
+			t.Errorf("rejections by kind %v, want only MISCONF", held.Errors)
+		}
+	}
+	if final.Rejected != held.Rejected {
+		t.Errorf("%d more writes were rejected after the toggle (at %s), e.g. around the undo: %v",
+			final.Rejected-held.Rejected, final.LastReject.Format("15:04:05.000"), final.Errors)
+	}
+
+	// (c) the log tells the story.
+	if applied.str("old_value") != "yes" || applied.str("new_value") != "no" || applied.str("cause") == "" {
+		t.Errorf("remedy_applied = %s, want old_value yes, new_value no and a cause", applied)
+	}
+	if undone.str("old_value") != "no" || undone.str("new_value") != "yes" {
+		t.Errorf("remedy_undone = %s, want old_value no, new_value yes", undone)
+	}
+	if len(g.entries(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyBgsaveRetry, "result": "Background saving started"})) == 0 {
+		t.Errorf("no successful BGSAVE retry by the guardian in the log:\n%s", g.dump())
+	}
+	misconf := g.entries(fieldsEq{"event": "finding_raised", "finding": policy.IDMisconfRDB})
+	// A toggle made on the prediction may still lose the race with the failing
+	// save by a write or two (the save fails within a millisecond of the
+	// reading): the guardian then never saw a MISCONF state to report.
+	predicted := f.predictive && applied.str("reason") == policy.IDSnapshotWontFit
+	if len(misconf) == 0 && !predicted {
+		t.Errorf("no finding_raised for %s:\n%s", policy.IDMisconfRDB, g.dump())
+	}
+	// The toggle turns misconf_rdb into bgsave_failed; either one may carry
+	// the log's cause, depending on whether the tick saw the log line yet.
+	var causes []string
+	named := false
+	for _, id := range []string{policy.IDMisconfRDB, policy.IDBgsaveFailed} {
+		for _, e := range g.entries(fieldsEq{"event": "finding_raised", "finding": id}) {
+			causes = append(causes, id+": "+e.str("cause"))
+			named = named || strings.Contains(e.str("cause"), f.cause)
+		}
+	}
+	if !named {
+		t.Errorf("no misconf_rdb/bgsave_failed finding names %q; causes: %q", f.cause, causes)
 	}
 }
 

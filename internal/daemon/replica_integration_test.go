@@ -14,14 +14,14 @@ import (
 
 // startPair starts a master (TCP) and a replica of it with Debian's defaults that
 // matter here: save points and stop-writes-on-bgsave-error yes.
-func startPair(t *testing.T) (master, replica *testredis.Server) {
+func startPair(t *testing.T, b testredis.Build) (master, replica *testredis.Server) {
 	t.Helper()
-	master = testredis.Start(t, testredis.Options{TCP: true})
+	master = testredis.Start(t, testredis.Options{TCP: true, Build: b})
 	host, port, err := net.SplitHostPort(master.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	replica = testredis.Start(t, testredis.Options{Args: []string{"--replicaof", host, port}})
+	replica = testredis.Start(t, testredis.Options{Args: []string{"--replicaof", host, port}, Build: b})
 	replica.WaitFor(t, "the replica's link to its master", waitLong, func(info map[string]string) bool {
 		return info["master_link_status"] == "up"
 	})
@@ -52,16 +52,24 @@ func replicaFailsSave(t *testing.T, replica *testredis.Server) (lift func()) {
 // anything fails, it survives. Promoted, it gets the protection back within a
 // tick.
 func TestReplicaGuard(t *testing.T) {
-	t.Parallel()
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			replicaGuard(t, b)
+		})
+	}
+}
+
+func replicaGuard(t *testing.T, b testredis.Build) {
 	// Redis alone: the crash is real here, or the guarded run proves nothing.
-	m0, r0 := startPair(t)
+	m0, r0 := startPair(t, b)
 	w0 := m0.StartWriter(t, time.Millisecond)
 	waitWrites(t, w0, 50)
 	replicaFailsSave(t, r0)
 	waitFor(t, "the unguarded replica to crash", func() bool { return panicked(t, r0) })
 	w0.Stop()
 
-	master, replica := startPair(t)
+	master, replica := startPair(t, b)
 	rc := replica.Client(t)
 	g := startGuardian(t, replica, guardianOpts{Interval: 200 * time.Millisecond, ConfigRefresh: 200 * time.Millisecond})
 	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyReplicaGuard}, nil)

@@ -61,6 +61,8 @@ type Options struct {
 	// REWRITE can replace it) and the server starts from that file; the options
 	// above still win, as command-line arguments do.
 	ConfigText string
+	// Build is the server to run (see Matrix); the zero value is HostRedis.
+	Build Build
 }
 
 // Server is a running redis-server owned by one test. Its fields are read-only for callers.
@@ -85,6 +87,7 @@ type Server struct {
 	uid, gid int
 	password string
 	renamed  map[string]string // upper-case command name -> name to send ("" = disabled)
+	bound    string            // the bind mount of Dir inside the build's root, "" for none
 	fillSeq  atomic.Int64
 
 	mu   sync.Mutex
@@ -146,6 +149,9 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("testredis: %v", err)
 	}
+	if opts.Build.Name == "" {
+		opts.Build = HostRedis
+	}
 	s := &Server{opts: opts, uid: uid, gid: gid}
 	s.password, s.renamed = parseArgs(opts.Args)
 
@@ -165,6 +171,14 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("testredis: log tail of %s:\n%s", s.LogFile, s.LogTail(logTailOnError))
+		}
+		if s.bound != "" {
+			// Lazily: the bind holds the data dir's tmpfs, unmounted just below.
+			if err := run("umount", "-R", "-l", s.bound); err != nil {
+				t.Errorf("testredis: unmount %s: %v", s.bound, err)
+			} else if err := os.Remove(s.bound); err != nil {
+				t.Errorf("testredis: %v", err)
+			}
 		}
 		if mounted {
 			if err := unmount(s.DataDir); err != nil {
@@ -363,17 +377,43 @@ func (s *Server) serverArgs() []string {
 	return append(args, s.opts.Args...)
 }
 
+// serverCommand builds the command that runs the server as the redis user: setpriv
+// execs it, so the pid is the server's own; changing the uid clears the
+// parent-death signal, so setpriv sets it again. A build in a Debian root runs
+// under chroot, with the test's directory bind-mounted at the same path inside, so
+// the guardian on the host and the server see the same files.
+func (s *Server) serverCommand() (*exec.Cmd, error) {
+	b := s.opts.Build
+	if b.Root == "" {
+		args := append(asRedis(), "--pdeathsig", "KILL", b.Bin)
+		return exec.Command("setpriv", append(args, s.serverArgs()...)...), nil
+	}
+	if s.bound == "" {
+		inside := filepath.Join(b.Root, s.Dir)
+		if err := os.MkdirAll(inside, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", inside, err)
+		}
+		if err := run("mount", "--rbind", s.Dir, inside); err != nil {
+			return nil, fmt.Errorf("bind %s into %s: %w", s.Dir, b.Root, err)
+		}
+		s.bound = inside
+	}
+	args := []string{b.Root, "setpriv", "--reuid=" + strconv.Itoa(s.uid), "--regid=" + strconv.Itoa(s.gid), "--clear-groups",
+		"--pdeathsig", "KILL", b.Bin}
+	return exec.Command("chroot", append(args, s.serverArgs()...)...), nil
+}
+
 // asRedis is the setpriv prefix that runs a command as the redis user.
 func asRedis() []string {
 	return []string{"--reuid=" + redisUser, "--regid=" + redisUser, "--init-groups"}
 }
 
-// launch starts redis-server and waits until it answers PING.
+// launch starts the server and waits until it answers PING.
 func (s *Server) launch() error {
-	// setpriv execs redis-server, so the pid we get is redis-server's own. Changing the uid
-	// clears the parent-death signal set through SysProcAttr, so setpriv sets it again.
-	args := append(asRedis(), "--pdeathsig", "KILL", "redis-server")
-	cmd := exec.Command("setpriv", append(args, s.serverArgs()...)...)
+	cmd, err := s.serverCommand()
+	if err != nil {
+		return err
+	}
 	cmd.Dir = s.Dir
 	// Own process group: fork children that outlive a killed parent can still be found
 	// and killed through it.
@@ -389,7 +429,7 @@ func (s *Server) launch() error {
 	defer out.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run setpriv redis-server: %w", err)
+		return fmt.Errorf("start %s: %w", s.opts.Build.Name, err)
 	}
 	p := &process{pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {

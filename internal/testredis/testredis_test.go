@@ -3,6 +3,7 @@ package testredis
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"errors"
 	"net"
 	"os"
@@ -379,4 +380,31 @@ func TestKillParentLeavesTempFile(t *testing.T) {
 	s.WaitFor(t, "no child after Restart", waitTimeout, func(i map[string]string) bool {
 		return i["rdb_bgsave_in_progress"] == "0" && i["loading"] == "0"
 	})
+}
+
+// TestMatrix: every build of the matrix starts as the redis user, says what it is,
+// and fails a save under a fork fault with the wording its own log uses.
+func TestMatrix(t *testing.T) {
+	t.Parallel()
+	want := map[string]string{"redis-7.0": "redis_version:7.0.", "valkey-8.0": "valkey_version:8.0.", "redis-8.0": "redis_version:8.0.", "valkey-8.1": "valkey_version:8.1."}
+	for _, b := range Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			s := Start(t, Options{Build: b})
+			raw, err := s.info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(raw, want[b.Name]) {
+				t.Errorf("INFO of %s does not say %q", b.Name, want[b.Name])
+			}
+			if got := procUID(t, s.PID); got != fmt.Sprint(s.uid) {
+				t.Errorf("%s runs as uid %s, want the redis user's %d", b.Name, got, s.uid)
+			}
+			s.FailFork(t)
+			bgsave(t, s.Client(t))
+			s.WaitFor(t, "the save to fail", 10*time.Second, SaveStatus("err"))
+			waitLog(t, s, "fork: Resource temporarily unavailable")
+		})
+	}
 }
