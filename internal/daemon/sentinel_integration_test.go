@@ -489,14 +489,15 @@ func TestFailoverWhileHolding(t *testing.T) {
 	if got := configGet(t, mc, policy.SettingStopWrites); got != "no" {
 		t.Errorf("old master (replica): %s = %q live, want no (a replica that fails a save must not crash)", policy.SettingStopWrites, got)
 	}
+	// Its save succeeded since: the hold is the replica guard's now (handed over
+	// from stop_writes), so the ledger says why it is held.
+	waitFor(t, "the demoted master's hold to be replica_guard's", func() bool {
+		ch := ledgerChanges(t, mg.StateDir)
+		return len(ch) == 1 && ch[0].Remedy == policy.RemedyReplicaGuard
+	})
 	ch := ledgerChanges(t, mg.StateDir)
-	if len(ch) != 1 || ch[0].Setting != policy.SettingStopWrites || ch[0].Value != "no" {
-		t.Errorf("old master (replica): ledger %+v, want one entry holding %s no", ch, policy.SettingStopWrites)
-	} else {
-		t.Logf("old master (replica): held by %s (reason %s), original %s", ch[0].Remedy, ch[0].Reason, ch[0].Original)
-		if ch[0].Remedy != policy.RemedyReplicaGuard {
-			t.Logf("note: the hold on the demoted master stays stop_writes's (replicaHoldKeep), not replica_guard's")
-		}
+	if len(ch) != 1 || ch[0].Setting != policy.SettingStopWrites || ch[0].Value != "no" || ch[0].Original != "yes" {
+		t.Errorf("old master (replica): ledger %+v, want one entry holding %s no (original yes)", ch, policy.SettingStopWrites)
 	}
 	checkLedgerLive(t, "old master", tr.master, mg)
 	file := fileSays(t, tr.master.ConfigFile, policy.SettingStopWrites)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
@@ -49,4 +50,21 @@ func TestConfigFileFindings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConfigFileFindingOnAReplica: a held value in the file of a replica the
+// guard holds is what protects it: a warning whose fix keeps the protection.
+func TestConfigFileFindingOnAReplica(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	asReplica(&in)
+	holdStopWritesBy(&in, RemedyReplicaGuard)
+	in.Snapshot.Redis.File = monitor.ConfigFileReading{Path: "/etc/redis/redis.conf", Known: true, Lines: map[string]monitor.ConfigFileLine{
+		SettingStopWrites: {Number: 7, Value: "no", Text: SettingStopWrites + " no"}}}
+	for _, f := range configFileFindings(in) {
+		if f.ID == IDHeldValueInConfigFile && f.Severity == Warning && strings.Contains(f.Fix, "nothing while this is a replica") {
+			return
+		}
+	}
+	t.Errorf("findings %+v, want a warning that keeps the replica's protection", configFileFindings(in))
 }

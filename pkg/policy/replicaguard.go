@@ -77,6 +77,14 @@ func (replicaGuard) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Deci
 		return []Decision{{Remedy: RemedyReplicaGuard, Action: ActUndo, Setting: SettingStopWrites, Value: held.Original,
 			Reason: IDReplicaPanicRisk, Detail: detail}}, nil, nil
 	}
+	if isHeld && held.Remedy == RemedyStopWrites && replica && !in.Stopping && info.RDBLastBgsaveStatus != "err" &&
+		cfg["replica-ignore-disk-write-errors"] == "no" && cfg.SavePointsSet() {
+		// Demoted while stop_writes held the toggle, and its save has succeeded
+		// since: the hold is for the replica's sake now. Take it over, so the
+		// ledger says why it is held and promotion gives it back.
+		return sh.Gate(r.Limits, in.Now, Decision{Remedy: RemedyReplicaGuard, Action: ActSet, Setting: SettingStopWrites, Value: "no",
+			Reason: IDReplicaPanicRisk, Detail: "demoted while the toggle was held for a failed save: kept for the replica's sake"}), nil, nil
+	}
 	if isHeld || in.Stopping || !ReplicaCanPanic(in) || sh.IsYielded(RemedyReplicaGuard, SettingStopWrites) {
 		return nil, nil, nil
 	}

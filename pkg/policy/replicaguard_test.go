@@ -56,9 +56,14 @@ func TestDecideReplicaGuard(t *testing.T) {
 			holdStopWritesBy(in, RemedyReplicaGuard)
 			in.Stopping = true
 		}},
-		{name: "held by stop_writes on a replica", setup: func(in *Input, _ *State) {
+		{name: "held by stop_writes on a replica, save ok: taken over", setup: func(in *Input, _ *State) {
 			asReplica(in)
 			holdStopWritesBy(in, RemedyStopWrites)
+		}, want: set},
+		{name: "held by stop_writes on a replica, save still failing", setup: func(in *Input, _ *State) {
+			asReplica(in)
+			holdStopWritesBy(in, RemedyStopWrites)
+			misconf(in)
 		}},
 	})
 }
@@ -75,7 +80,7 @@ func TestStopWritesAndReplicaGuard(t *testing.T) {
 	demoted := decideInput()
 	asReplica(&demoted)
 	holdStopWritesBy(&demoted, RemedyStopWrites)
-	if ds, _ := Decide(demoted, State{}); len(ds) != 0 {
-		t.Errorf("demoted while holding: %+v, want the toggle kept", ds)
+	if ds, _ := Decide(demoted, State{}); len(only(ds, RemedyStopWrites)) != 0 {
+		t.Errorf("demoted while holding: %+v, want stop_writes to keep the toggle", ds)
 	}
 }

@@ -184,6 +184,9 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 		return err
 	}
 	if policy.SameValue(d.Setting, orig, d.Value) {
+		if c, ok := e.Ledger.Get(d.Setting); ok && c.Remedy != d.Remedy && policy.SameValue(d.Setting, c.Value, d.Value) {
+			return e.adopt(c, d)
+		}
 		return nil // already so: nothing to record or undo
 	}
 	runID, configFile := e.identity()
@@ -223,6 +226,21 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 		e.Log.Warn("could not mark the change applied in the ledger", zap.String("setting", d.Setting), zap.Error(err))
 	}
 	e.Log.Warn(msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
+	return nil
+}
+
+// adopt hands a held change over to another remedy that needs the same value for
+// its own reason (a master demoted while stop_writes held the toggle: on a replica
+// the hold is replica_guard's from now on). The original and the time stay: the
+// ledger keeps the one record of what to restore.
+func (e *Executor) adopt(c Change, d policy.Decision) error {
+	prev := c.Remedy
+	c.Remedy, c.Reason = d.Remedy, d.Reason
+	if err := e.Ledger.Record(c); err != nil {
+		return fmt.Errorf("hand %s over to %s: %w", c.Setting, d.Remedy, err)
+	}
+	e.Log.Info(fmt.Sprintf("%s %s is now held by %s (was %s): %s", c.Setting, c.Value, d.Remedy, prev, d.Detail),
+		e.event(d, events.RemedyApplied, zap.String("old_value", c.Value), zap.String("new_value", c.Value), zap.String("result", "adopted"))...)
 	return nil
 }
 

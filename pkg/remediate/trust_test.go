@@ -160,3 +160,25 @@ func TestStrandedEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptHandsAHoldOver: a set for a value already held by another remedy
+// re-records the entry as the new remedy's, keeping its original, without a SET.
+func TestAdoptHandsAHoldOver(t *testing.T) {
+	t.Parallel()
+	l := NewMemLedger()
+	c := change(policy.SettingStopWrites, "yes", "no")
+	_ = l.Record(c)
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "no"})
+	e, _ := newExecutor(t, srv, l)
+	out := e.Execute(context.Background(), policy.Decision{Remedy: policy.RemedyReplicaGuard, Action: policy.ActSet,
+		Setting: policy.SettingStopWrites, Value: "no", Reason: policy.IDReplicaPanicRisk})
+	got, ok := l.Get(policy.SettingStopWrites)
+	if !out.OK || !ok || got.Remedy != policy.RemedyReplicaGuard || got.Reason != policy.IDReplicaPanicRisk || got.Original != "yes" {
+		t.Errorf("outcome %+v, entry %+v; want the entry handed to replica_guard with its original", out, got)
+	}
+	for _, call := range srv.Calls() {
+		if len(call) > 1 && call[1] == "SET" {
+			t.Errorf("adopting sent %q", call)
+		}
+	}
+}
