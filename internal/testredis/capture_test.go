@@ -1,0 +1,91 @@
+package testredis
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCaptureFixtures writes pkg/monitor's fixtures from every build of the matrix:
+// INFO (all sections), CONFIG GET * and the log of each fault the guardian
+// recognises (fork failure, full disk, permission denied, killed child, AOF write
+// error). It runs only when RG_CAPTURE_FIXTURES names the directory to write to
+// (pkg/monitor/testdata); the parser tests then run on what it captured.
+func TestCaptureFixtures(t *testing.T) {
+	dir := os.Getenv("RG_CAPTURE_FIXTURES")
+	if dir == "" {
+		t.Skip("set RG_CAPTURE_FIXTURES=pkg/monitor/testdata to capture fixtures from every server build")
+	}
+	for _, b := range Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := Start(t, Options{Build: b, TmpfsSize: "1m", AppendOnly: true})
+			c := s.Client(t)
+			s.Fill(t, 200, 64)
+			info, err := c.Do(ctx, "INFO", "everything").Text()
+			if err != nil {
+				t.Fatal(err)
+			}
+			info = strings.ReplaceAll(info, "\n", "\r\n")
+			info = strings.ReplaceAll(info, "\r\r\n", "\r\n")
+			kv, err := c.Do(ctx, "CONFIG", "GET", "*").StringSlice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg strings.Builder
+			for i := 0; i+1 < len(kv); i += 2 {
+				cfg.WriteString(kv[i] + "\t" + strings.ReplaceAll(kv[i+1], "\n", " ") + "\n")
+			}
+
+			// The faults, one after the other, each ended by a good save.
+			saveOK := func() {
+				t.Helper()
+				_ = c.Do(ctx, "BGSAVE").Err()
+				s.WaitFor(t, "a good save", 20*time.Second, SaveStatus("ok"))
+			}
+			lift := s.FailFork(t)
+			_ = c.Do(ctx, "BGSAVE").Err()
+			s.WaitFor(t, "the fork to fail", 10*time.Second, SaveStatus("err"))
+			lift()
+			saveOK()
+			lift = s.DenyDir(t)
+			_ = c.Do(ctx, "BGSAVE").Err()
+			s.WaitFor(t, "the save to be denied", 10*time.Second, SaveStatus("err"))
+			lift()
+			saveOK()
+			lift = s.FillDisk(t)
+			_ = c.Do(ctx, "BGSAVE").Err()
+			s.WaitFor(t, "the save to fail on a full disk", 10*time.Second, SaveStatus("err"))
+			for i := 0; i < 50; i++ { // AOF writes fail too
+				_ = c.Set(ctx, "k", strings.Repeat("x", 4096), 0).Err()
+			}
+			time.Sleep(1500 * time.Millisecond) // Redis retries the AOF write every second
+			lift()
+			time.Sleep(1500 * time.Millisecond)
+			saveOK()
+			s.SlowChild(t)
+			_ = c.Do(ctx, "BGSAVE").Err()
+			s.KillChild(t, syscall.SIGKILL)
+			s.WaitFor(t, "the killed save to count", 10*time.Second, SaveStatus("err"))
+
+			log, err := os.ReadFile(s.LogFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Paths and pids of this run are kept: the parsers must take them as they come.
+			for name, body := range map[string]string{
+				"info-" + b.Name + ".txt":   info,
+				"config-" + b.Name + ".tsv": cfg.String(),
+				"faults-" + b.Name + ".log": string(log),
+			} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
