@@ -2,6 +2,8 @@ package testredis
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,13 +34,13 @@ func TestCaptureFixtures(t *testing.T) {
 			}
 			info = strings.ReplaceAll(info, "\n", "\r\n")
 			info = strings.ReplaceAll(info, "\r\r\n", "\r\n")
-			kv, err := c.Do(ctx, "CONFIG", "GET", "*").StringSlice()
+			kv, err := c.ConfigGet(ctx, "*").Result()
 			if err != nil {
 				t.Fatal(err)
 			}
 			var cfg strings.Builder
-			for i := 0; i+1 < len(kv); i += 2 {
-				cfg.WriteString(kv[i] + "\t" + strings.ReplaceAll(kv[i+1], "\n", " ") + "\n")
+			for _, k := range slices.Sorted(maps.Keys(kv)) {
+				cfg.WriteString(k + "\t" + strings.ReplaceAll(kv[k], "\n", " ") + "\n")
 			}
 
 			// The faults, one after the other, each ended by a good save.
@@ -60,12 +62,19 @@ func TestCaptureFixtures(t *testing.T) {
 			lift = s.FillDisk(t)
 			_ = c.Do(ctx, "BGSAVE").Err()
 			s.WaitFor(t, "the save to fail on a full disk", 10*time.Second, SaveStatus("err"))
-			for i := 0; i < 50; i++ { // AOF writes fail too
+			// AOF writes fail too, once MISCONF lets them through.
+			if err := c.ConfigSet(ctx, "stop-writes-on-bgsave-error", "no").Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 50; i++ {
 				_ = c.Set(ctx, "k", strings.Repeat("x", 4096), 0).Err()
 			}
 			time.Sleep(1500 * time.Millisecond) // Redis retries the AOF write every second
 			lift()
 			time.Sleep(1500 * time.Millisecond)
+			if err := c.ConfigSet(ctx, "stop-writes-on-bgsave-error", "yes").Err(); err != nil {
+				t.Fatal(err)
+			}
 			saveOK()
 			s.SlowChild(t)
 			_ = c.Do(ctx, "BGSAVE").Err()

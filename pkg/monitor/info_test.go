@@ -97,13 +97,6 @@ func TestParseInfoFixtures(t *testing.T) {
 			in.OutputBufferLimitDisconnections, in.HasOutputBufferDisconnections = 2, true
 			return in
 		}},
-		{"info-valkey-8.0.txt", func() Info {
-			in := info7015()
-			in.Version, in.ServerName = "8.0.1", "valkey"
-			in.TCPPort = 6379
-			in.Executable = "/usr/bin/valkey-server"
-			return in
-		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
