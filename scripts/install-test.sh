@@ -27,11 +27,24 @@ REDIS_PORT=${REDIS_PORT:-6399}
 REDIS_PORT2=${REDIS_PORT2:-6398}
 METRICS_PORT=${METRICS_PORT:-9699}
 METRICS_PORT2=${METRICS_PORT2:-9698}
-SUITE=bookworm
+# SUITE: the Debian release of the container (bookworm = 12, trixie = 13).
+# FLAVOR: redis (redis-server, the full flow) or valkey (valkey-server and
+# redis-guardian-valkey.service: install, a real fault, removal, purge).
+SUITE=${SUITE:-bookworm}
+FLAVOR=${FLAVOR:-redis}
+case "$FLAVOR" in redis | valkey) ;; *)
+	echo "install-test: FLAVOR=$FLAVOR: want redis or valkey" >&2
+	exit 2
+	;;
+esac
 CACHE=${REDIS_GUARDIAN_CI_CACHE:-/var/cache/redis-guardian-ci}
 TARBALL=$CACHE/$SUITE-minbase-systemd-dbus.tar.gz
 unit=redis-guardian.service
 unit2=redis-guardian@second.service
+if [ "$FLAVOR" = valkey ]; then
+	unit=redis-guardian-valkey.service
+	unit2=redis-guardian-valkey@second.service
+fi
 t0=$(date +%s)
 
 say() { printf '\n== install-test [%3ss]: %s\n' "$(($(date +%s) - t0))" "$*"; }
@@ -49,7 +62,13 @@ deb=$(readlink -f "$1")
 # The machine's Debian mirror, from its apt sources (never a hard-coded host).
 # shellcheck source=scripts/lib/mirror.sh
 . scripts/lib/mirror.sh
-mirror() { debian_mirror "$SUITE"; }
+# The archive that serves the host's bookworm serves trixie too.
+mirror() {
+	local m
+	m=$(debian_mirror "$SUITE")
+	[ -n "$m" ] || m=$(debian_mirror bookworm)
+	echo "$m"
+}
 
 port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
 
@@ -98,6 +117,7 @@ cleanup() {
 		fi
 		# A Redis whose final save fails refuses SIGTERM: lift the fault first.
 		ns chown redis:redis /var/lib/redis >/dev/null 2>&1
+		ns chown valkey:valkey /var/lib/valkey >/dev/null 2>&1
 		ns systemctl poweroff >/dev/null 2>&1
 	fi
 	# Wait for the poweroff. If it hangs, SIGKILL the container's init: that ends
@@ -215,6 +235,93 @@ running) ok "systemd is running (pid $cpid on the host)" ;;
 degraded) ok "systemd is degraded: $(ns systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" ;;
 *) fail "the container's systemd did not come up within 60 s (state '$state')" ;;
 esac
+
+# valkey_flow is the whole test for FLAVOR=valkey: Debian's valkey-server, the
+# package enables redis-guardian-valkey.service by itself (no redis-server here),
+# which runs as valkey, follows Valkey's log and lifts a real MISCONF; removal
+# restores the setting; purge removes the state.
+valkey_flow() {
+	say "valkey-server in the container, on port $REDIS_PORT"
+	printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+	chmod 0755 "$root/usr/sbin/policy-rc.d"
+	ns sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends valkey-server valkey-tools' \
+		>"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; fail "apt-get install valkey-server failed"; }
+	rm -f "$root/usr/sbin/policy-rc.d"
+	sed -i "s/^port 6379\$/port $REDIS_PORT/" "$root/etc/valkey/valkey.conf"
+	grep -qx "port $REDIS_PORT" "$root/etc/valkey/valkey.conf" || fail "could not set the port in /etc/valkey/valkey.conf"
+	ns systemctl restart valkey-server
+	vcli() { ns valkey-cli -p "$REDIS_PORT" "$@"; }
+	for _ in $(seq 50); do
+		[ "$(vcli ping 2>/dev/null)" = PONG ] && break
+		sleep 0.2
+	done
+	[ "$(vcli ping)" = PONG ] || fail "valkey-server does not answer on $REDIS_PORT"
+	ok "$(vcli info server | tr -d '\r' | grep '^valkey_version:'), save points: $(vcli config get save | tail -n 1)"
+
+	say "installing $(basename "$deb") (no redis-server here: the Valkey guardian is the one enabled)"
+	cfg=$root/etc/redis-guardian/valkey.yaml
+	mkdir -p "$root/etc/redis-guardian"
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/redis-guardian/valkey.yaml >"$cfg"
+	sed -i -e "s|^  - addr: 127.0.0.1:6379\$|  - addr: 127.0.0.1:$REDIS_PORT|" -e "s|^metrics_listen:.*|metrics_listen: 127.0.0.1:$METRICS_PORT|" "$cfg"
+	grep -q "^  - addr: 127.0.0.1:$REDIS_PORT\$" "$cfg" || fail "could not point valkey.yaml at port $REDIS_PORT"
+	cp "$deb" "$root/root/old.deb"
+	started=$(ns date +%s)
+	ns apt-get install -y -o Dpkg::Options::=--force-confold /root/old.deb </dev/null >"$work/dpkg.log" 2>&1 ||
+		{ cat "$work/dpkg.log" >&2; fail "apt-get install ./old.deb failed"; }
+	[ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "$unit is not enabled after the first install"
+	[ "$(ns systemctl is-active "$unit")" = active ] || fail "$unit is not active after the first install"
+	[ "$(ns systemctl is-enabled redis-guardian.service)" != enabled ] || fail "redis-guardian.service was enabled on a host without redis-server"
+	ns journalctl -u "$unit" --since "@$started" -o cat | grep "^Started $unit" >/dev/null ||
+		fail "systemd did not log 'Started $unit' (READY=1)"
+	ok "enabled and active, READY (redis-guardian.service left disabled)"
+	gpid=$(ns systemctl show -P MainPID "$unit")
+	[ "$(ns stat -c %U "/proc/$gpid")" = valkey ] || fail "the guardian does not run as valkey"
+	[ "$(ns systemctl show -P After "$unit" | tr ' ' '\n' | grep -cx valkey-server.service)" = 1 ] || fail "$unit is not ordered after valkey-server.service"
+	[ "$(ns stat -c %U:%a /var/lib/redis-guardian-valkey)" = valkey:750 ] || fail "/var/lib/redis-guardian-valkey is not valkey 0750"
+	ok "runs as valkey (pid $gpid), ordered after valkey-server.service, state in /var/lib/redis-guardian-valkey"
+	followed=
+	for _ in $(seq 50); do
+		followed=$(ns journalctl -u "$unit" --since "@$started" -o cat | grep 'following the redis log' || true)
+		[ -n "$followed" ] && break
+		sleep 0.2
+	done
+	ns journalctl -u "$unit" --since "@$started" -o json | grep '"PATH":"/var/log/valkey/valkey-server.log"' >/dev/null ||
+		fail "the guardian does not follow /var/log/valkey/valkey-server.log: $followed"
+	ok "follows /var/log/valkey/valkey-server.log"
+
+	say "a real fault: /var/lib/valkey belongs to root, BGSAVE fails, MISCONF"
+	swb() { vcli config get stop-writes-on-bgsave-error | tail -n 1; }
+	[ "$(swb)" = yes ] || fail "stop-writes-on-bgsave-error is not yes before the fault"
+	ns chown root:root /var/lib/valkey
+	vcli bgsave >/dev/null
+	for _ in $(seq 100); do
+		[ "$(swb)" = no ] && break
+		sleep 0.1
+	done
+	[ "$(swb)" = no ] || fail "the guardian did not lift MISCONF: $(ns journalctl -u "$unit" -n 20 -o cat)"
+	[ "$(vcli set install-test during)" = OK ] || fail "writes are rejected although the toggle is held"
+	[ -f "$root/var/lib/redis-guardian-valkey/valkey.ledger.json" ] || fail "no ledger in /var/lib/redis-guardian-valkey"
+	ok "stop-writes-on-bgsave-error no, writes accepted, the change is in the ledger"
+
+	say "removal (the fault still holds): restore, stop, disable"
+	ns apt-get remove -y redis-guardian </dev/null >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "apt-get remove failed"; }
+	[ "$(swb)" = yes ] || fail "removal did not restore stop-writes-on-bgsave-error: $(cat "$work/remove.log")"
+	[ "$(ns systemctl is-active "$unit")" != active ] || fail "$unit still active after removal"
+	[ "$(ns systemctl is-enabled "$unit" 2>/dev/null)" != enabled ] || fail "$unit still enabled after removal"
+	ok "stop-writes-on-bgsave-error is yes again, $unit inactive and not enabled"
+	ns chown valkey:valkey /var/lib/valkey
+
+	say "purge"
+	ns apt-get purge -y redis-guardian </dev/null >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; fail "apt-get purge failed"; }
+	[ ! -e "$root/var/lib/redis-guardian-valkey" ] || fail "/var/lib/redis-guardian-valkey is still there after purge"
+	ok "/var/lib/redis-guardian-valkey is gone"
+	guardian_ok=1
+}
+if [ "$FLAVOR" = valkey ]; then
+	valkey_flow
+	say "power off"
+	exit 0
+fi
 
 say "redis-server and redis-server@second in the container, on ports $REDIS_PORT and $REDIS_PORT2"
 # Debian's postinst would start Redis on 6379 of the shared network: forbid starting

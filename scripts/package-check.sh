@@ -37,6 +37,9 @@ common_paths=(
 	/usr/bin/redis-guardian
 	/usr/lib/systemd/system/redis-guardian.service
 	/usr/lib/systemd/system/redis-guardian@.service
+	/usr/lib/systemd/system/redis-guardian-valkey.service
+	/usr/lib/systemd/system/redis-guardian-valkey@.service
+	/etc/redis-guardian/valkey.yaml
 	/usr/lib/sysusers.d/redis-guardian.conf
 	/usr/lib/systemd/catalog/redis-guardian.catalog
 	/usr/share/redis-guardian/prometheus/redis-guardian.rules.yml
@@ -140,18 +143,19 @@ step "systemd-analyze verify (any warning fails)"
 # The units as installed, but with ExecStart pointing at the packaged binary (the
 # path must exist) and man pages looked up in the package (Documentation=man:...).
 mkdir "$tmp/units"
-for u in redis-guardian.service redis-guardian@.service; do
+units=(redis-guardian.service redis-guardian@.service redis-guardian-valkey.service redis-guardian-valkey@.service)
+for u in "${units[@]}"; do
 	sed "s|/usr/bin/redis-guardian|$tmp/root/usr/bin/redis-guardian|g" \
 		"$tmp/root/usr/lib/systemd/system/$u" >"$tmp/units/$u"
 done
 verify_out=$(cd "$tmp/units" && MANPATH="$tmp/root/usr/share/man" SYSTEMD_LOG_COLOR=0 \
-	systemd-analyze verify ./redis-guardian.service ./redis-guardian@.service 2>&1) ||
+	systemd-analyze verify "${units[@]/#/./}" 2>&1) ||
 	fail "systemd-analyze verify: $verify_out"
 [ -z "$verify_out" ] || fail "systemd-analyze verify warned: $verify_out"
-echo "systemd-analyze verify: both units clean"
+echo "systemd-analyze verify: all ${#units[@]} units clean"
 
 step "systemd-analyze security --offline=yes"
-for u in redis-guardian.service redis-guardian@.service; do
+for u in "${units[@]}"; do
 	out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze security --offline=yes --no-pager "$tmp/root/usr/lib/systemd/system/$u" 2>&1) ||
 		fail "systemd-analyze security $u: $out"
 	printf '%s\n' "$out" | grep '✗' || true
