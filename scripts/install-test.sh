@@ -528,7 +528,11 @@ ok "/var/lib/redis-guardian and config.yaml are gone; the admin's second.yaml st
 say "rpm: install $(basename "$old_rpm") (Debian's rpm, --nodeps)"
 ns systemctl disable --now "$unit2" >/dev/null 2>&1 || true
 cp "$work/config.seed" "$cfg"
-rpmi() { ns rpm --nodeps --force-debian "$@" </dev/null >"$work/rpm.log" 2>&1 || { cat "$work/rpm.log" >&2; fail "rpm $* failed"; }; }
+# Debian 12's rpm refuses to run on a dpkg system without --force-debian; Debian
+# 13's knows no such option.
+rpm_opts=(--nodeps)
+if ns rpm --help 2>/dev/null | grep -- --force-debian >/dev/null; then rpm_opts+=(--force-debian); fi
+rpmi() { ns rpm "${rpm_opts[@]}" "$@" </dev/null >"$work/rpm.log" 2>&1 || { cat "$work/rpm.log" >&2; fail "rpm $* failed"; }; }
 rpmi -i /root/old.rpm
 [ "$(ns systemctl is-enabled "$unit")" = enabled ] || fail "rpm: $unit is not enabled after the first install"
 [ "$(ns systemctl is-active "$unit")" = active ] || fail "rpm: $unit is not active after the first install"
@@ -555,7 +559,7 @@ done
 [ "$(swb rcli)" = no ] || fail "rpm: the guardian did not lift MISCONF"
 ok "stop-writes-on-bgsave-error no after $(($(ns date +%s) - fault_at)) s"
 rpmi -e redis-guardian
-[ "$(swb rcli)" = yes ] || fail "rpm: erase did not restore stop-writes-on-bgsave-error yes"
+[ "$(swb rcli)" = yes ] || fail "rpm: erase did not restore stop-writes-on-bgsave-error yes; rpm said: $(cat "$work/rpm.log")"
 st=$(ns systemctl is-active "$unit" || true)
 [ "$st" != active ] || fail "rpm: $unit still runs after erase"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "rpm: $unit is still enabled"

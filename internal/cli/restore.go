@@ -19,6 +19,7 @@ func runRestore(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, err)
 		return 2
 	}
+	routeRedisLog(log)
 	cfg, err := loadConfig(c, env.Stderr)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%v\n", err)

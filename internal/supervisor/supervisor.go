@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -140,6 +141,10 @@ func (s *Supervisor) start(ctx context.Context, cfg *config.Config, p *instance.
 // and, when restore is set, restores everything it still holds: an instance
 // removed from the configuration must leave nothing changed behind.
 func (s *Supervisor) stop(name string, restore bool) {
+	s.stopWhy(name, restore, "instance removed from the configuration")
+}
+
+func (s *Supervisor) stopWhy(name string, restore bool, why string) {
 	s.mu.Lock()
 	r, ok := s.insts[name]
 	s.mu.Unlock()
@@ -153,8 +158,8 @@ func (s *Supervisor) stop(name string, restore bool) {
 	<-r.done
 	if restore {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout+5*time.Second)
-		if err := r.exec.RestoreAll(ctx, "instance removed from the configuration"); err != nil {
-			s.log.Error("could not restore every held change of a removed instance; its ledger keeps them",
+		if err := r.exec.RestoreAll(ctx, why); err != nil {
+			s.log.Error("could not restore every held change; the ledger keeps them",
 				zap.String("instance", name), zap.String("ledger", remediate.LedgerPath(s.cfg.StateDir, name)), zap.Error(err))
 		}
 		cancel()
@@ -164,6 +169,28 @@ func (s *Supervisor) stop(name string, restore bool) {
 	s.mu.Lock()
 	delete(s.insts, name)
 	s.mu.Unlock()
+}
+
+// RestoreOnStopMarker, in the state dir, makes the next stop restore every held
+// change instead of keeping those whose reason persists. The package's removal
+// script writes it before it stops the service: the daemon, which systemd runs,
+// can reach Redis where the package manager's own scriptlets may not (rpm 4.20
+// runs them without network), and a removed guardian must leave nothing behind.
+const RestoreOnStopMarker = ".restore-on-stop"
+
+func (s *Supervisor) restoreOnStop() bool {
+	_, err := os.Stat(filepath.Join(s.cfg.StateDir, RestoreOnStopMarker))
+	return err == nil
+}
+
+// stopAllRestoring stops every loop and restores what its ledger holds.
+func (s *Supervisor) stopAllRestoring(why string) {
+	var wg sync.WaitGroup
+	for _, name := range s.names() {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.stopWhy(name, true, why) }()
+	}
+	wg.Wait()
 }
 
 func (s *Supervisor) stopAll() {
@@ -220,6 +247,13 @@ func (s *Supervisor) Run(ctx context.Context, reload <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if s.restoreOnStop() {
+				s.notify(s.notifier.Stopping("stopping for package removal: restoring every held change"))
+				s.log.Warn("the package is being removed ("+RestoreOnStopMarker+" in the state dir): restoring every held change before stopping",
+					events.Field(events.Stopping))
+				s.stopAllRestoring("redis-guardian is being removed")
+				return nil
+			}
 			s.notify(s.notifier.Stopping("stopping: undoing what no longer needs holding"))
 			s.stopAll()
 			return nil
