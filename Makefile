@@ -84,10 +84,13 @@ package:
 package-check: package
 	scripts/package-check.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb $(DIST)/redis-guardian_$(PKG_VERSION)_$(RPM_ARCH).rpm
 
-# install-test installs the deb into a booted Debian container (systemd-nspawn) with
-# a real redis-server, and goes through fault, reload, upgrade, removal and purge.
+# install-test installs the deb into booted Debian containers (systemd-nspawn): Debian
+# 12 and 13 with a real redis-server (fault, reload, upgrade, removal, purge, and the
+# rpm), and Debian 13 with valkey-server (redis-guardian-valkey.service).
 install-test: package
 	scripts/install-test.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb
+	SUITE=trixie scripts/install-test.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb
+	SUITE=trixie FLAVOR=valkey scripts/install-test.sh $(DIST)/redis-guardian_$(PKG_VERSION)_$(DEB_ARCH).deb
 
 # bench measures the guardian's cost and its time to a writable Redis against real
 # redis-servers and real faults (root, like the tests) and rewrites docs/benchmarks.md
