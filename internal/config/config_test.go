@@ -223,8 +223,9 @@ instances:
 			MinAge: 30 * time.Minute,
 		},
 		// Not in the document: the defaults.
-		policy.RemedyRewriteRetry: policy.DefaultRemedies()[policy.RemedyRewriteRetry],
-		policy.RemedyReplicaGuard: policy.DefaultRemedies()[policy.RemedyReplicaGuard],
+		policy.RemedyRewriteRetry:  policy.DefaultRemedies()[policy.RemedyRewriteRetry],
+		policy.RemedyReplicaGuard:  policy.DefaultRemedies()[policy.RemedyReplicaGuard],
+		policy.RemedyReplicaBuffer: policy.DefaultRemedies()[policy.RemedyReplicaBuffer],
 	}
 	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95

@@ -66,6 +66,9 @@ type Info struct {
 	EvictedKeys            int64
 	LatestForkUsec         int64
 	TotalForks             int64
+	// SyncFull counts the full resyncs this master served: a replica that keeps
+	// full-syncing makes it grow.
+	SyncFull int64
 	// OutputBufferLimitDisconnections is client_output_buffer_limit_disconnections
 	// (7.4+ only; HasOutputBufferDisconnections says whether it was reported).
 	OutputBufferLimitDisconnections int64
@@ -237,6 +240,8 @@ func (in *Info) set(k, v string) {
 		in.LatestForkUsec = atoi(v)
 	case "total_forks":
 		in.TotalForks = atoi(v)
+	case "sync_full":
+		in.SyncFull = atoi(v)
 	case "client_output_buffer_limit_disconnections":
 		in.OutputBufferLimitDisconnections = atoi(v)
 		in.HasOutputBufferDisconnections = true

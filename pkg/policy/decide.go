@@ -16,12 +16,14 @@ const (
 	RemedyTempCleanup     = "temp_cleanup"
 	RemedyRewriteRetry    = "rewrite_retry"
 	RemedyReplicaGuard    = "replica_guard"
+	RemedyReplicaBuffer   = "replica_buffer"
 )
 
 // Settings the remedies change.
 const (
-	SettingStopWrites     = "stop-writes-on-bgsave-error"
-	SettingRewritePercent = "auto-aof-rewrite-percentage"
+	SettingStopWrites        = "stop-writes-on-bgsave-error"
+	SettingRewritePercent    = "auto-aof-rewrite-percentage"
+	SettingOutputBufferLimit = "client-output-buffer-limit"
 )
 
 // Action is what a decision asks pkg/remediate to do.

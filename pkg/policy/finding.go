@@ -66,6 +66,7 @@ const (
 	IDAOFRewriteStorm        = "aof_rewrite_storm"
 	IDAOFRewriteWontFit      = "aof_rewrite_wont_fit"
 	IDReplicaPanicRisk       = "replica_panic_risk"
+	IDReplicaResyncLoop      = "replica_resync_loop"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -129,7 +130,7 @@ var KnownIDs = []string{
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
-	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk,
+	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be used: the

@@ -100,6 +100,7 @@ var Registry = []Remedy{
 	tempCleanup{},
 	rewriteDeferral{},
 	rewriteRetry{},
+	replicaBuffer{},
 }
 
 // Remedies holds the configuration of every remedy, by name.

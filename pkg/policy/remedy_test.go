@@ -9,6 +9,10 @@ import (
 
 // TestRegistry: what the rest of the program derives from the registry is there
 // for every remedy, so a new remedy cannot be half wired.
+// optIn are the remedies off by default: each changes what Redis may spend, which
+// an operator should choose.
+var optIn = map[string]bool{RemedyReplicaBuffer: true}
+
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	names := map[string]bool{}
@@ -25,8 +29,8 @@ func TestRegistry(t *testing.T) {
 		if cl := c.Clone(); cl == c {
 			t.Errorf("remedy %s: Clone returned the same pointer; an instance override would change the global section", r.Name())
 		}
-		if !c.RateLimits().Enabled || c.RateLimits().MaxPerHour < 1 {
-			t.Errorf("remedy %s: default limits %+v, want enabled with an hourly cap", r.Name(), c.RateLimits())
+		if c.RateLimits().Enabled == optIn[r.Name()] || c.RateLimits().MaxPerHour < 1 {
+			t.Errorf("remedy %s: default limits %+v, want an hourly cap, enabled unless opt-in", r.Name(), c.RateLimits())
 		}
 		for _, s := range r.Settings() {
 			if !slices.Contains(params, s.Name) {
@@ -37,8 +41,14 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("ConfigOf does not find remedy %s's configuration", r.Name())
 		}
 	}
-	if got := DefaultRemedies().Enabled(); !slices.Equal(got, RemedyNames()) {
-		t.Errorf("Enabled() of the defaults = %q, want every remedy in registry order %q", got, RemedyNames())
+	var want []string
+	for _, n := range RemedyNames() {
+		if !optIn[n] {
+			want = append(want, n)
+		}
+	}
+	if got := DefaultRemedies().Enabled(); !slices.Equal(got, want) {
+		t.Errorf("Enabled() of the defaults = %q, want every remedy but the opt-in ones, in registry order %q", got, want)
 	}
 	for _, p := range monitor.ConfigParams {
 		if !slices.Contains(params, p) {

@@ -192,6 +192,11 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	runID, configFile := e.identity()
 	c := Change{Instance: e.Instance, Addr: e.Addr, RunID: runID, ConfigFile: configFile, Setting: d.Setting, Original: orig, Value: d.Value,
 		Remedy: d.Remedy, Reason: d.Reason, Time: e.Now(), FileValue: d.FileValue}
+	if prev, ok := e.Ledger.Get(d.Setting); ok && prev.Remedy == d.Remedy && policy.SameValue(d.Setting, orig, prev.Value) {
+		// A further step of the same hold (a limit raised again): the original to
+		// restore is still the one from before the guardian's first step.
+		c.Original, c.Time, c.FileValue, c.Applied = prev.Original, prev.Time, prev.FileValue, prev.Applied
+	}
 	if err := e.Ledger.Record(c); err != nil {
 		return fmt.Errorf("record change before applying it: %w", err)
 	}
