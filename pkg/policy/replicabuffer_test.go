@@ -83,4 +83,3 @@ func TestDecideReplicaBuffer(t *testing.T) {
 		t.Errorf("held, stable for 11m: %+v, want the undo", ds)
 	}
 }
-
