@@ -75,7 +75,10 @@ type Info struct {
 	HasOutputBufferDisconnections   bool
 
 	// Replication
-	Role                       string // master or slave
+	Role string // master or slave
+	// Replicas and ReplicasOnline count a master's slaveN lines, and those in
+	// state=online (streaming, not in a full sync).
+	Replicas, ReplicasOnline   int
 	MasterLinkStatus           string // up or down, replicas only
 	MasterLinkDownSinceSeconds int64
 	ConnectedReplicas          int64
@@ -128,6 +131,14 @@ func ParseInfo(s string) Info {
 			keys, expires := parseKeyspace(v)
 			in.Keys += keys
 			in.Expires += expires
+			continue
+		}
+		if strings.HasPrefix(k, "slave") && k != "slave_read_only" && strings.Contains(v, "state=") {
+			// slaveN:ip=...,port=...,state=online,offset=...,lag=0 (a master's replicas)
+			in.Replicas++
+			if strings.Contains(v, "state=online") {
+				in.ReplicasOnline++
+			}
 			continue
 		}
 		in.set(k, v)

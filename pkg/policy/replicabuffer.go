@@ -31,14 +31,16 @@ type ReplicaBufferConfig struct {
 	MinFullSyncs int
 	// MaxLimit caps the hard limit the remedy sets.
 	MaxLimit int64
-	// Dwell is how long no full sync may happen before the limit is given back.
+	// Dwell is how long every replica must have been online (streaming, no full
+	// sync) before the limit is given back.
 	Dwell time.Duration
 }
 
 type replicaBufferState struct {
 	Samples []fullSyncSample
-	// LastSync is when sync_full last grew.
-	LastSync time.Time
+	// StableSince is when every replica was last seen online with no full sync
+	// since (zero while one syncs or none is connected).
+	StableSince time.Time
 }
 
 type fullSyncSample struct {
@@ -85,8 +87,16 @@ func (replicaBuffer) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]D
 	if n := len(st.Samples); n >= 2 && st.Samples[n-1].SyncFull < st.Samples[n-2].SyncFull {
 		st.Samples = st.Samples[n-1:] // a restart: the counter started again
 	}
+	grew := false
 	if n := len(st.Samples); n >= 2 && st.Samples[n-1].SyncFull > st.Samples[n-2].SyncFull {
-		st.LastSync = in.Now
+		grew = true
+	}
+	// A full sync counts in sync_full when it starts; stable means every replica
+	// streams (state=online) and none started a full sync since.
+	if grew || info.Replicas == 0 || info.ReplicasOnline < info.Replicas {
+		st.StableSince = time.Time{}
+	} else if st.StableSince.IsZero() {
+		st.StableSince = in.Now
 	}
 	cut := 0
 	for cut < len(st.Samples)-1 && in.Now.Sub(st.Samples[cut+1].T) >= r.Window {
@@ -107,13 +117,14 @@ func (replicaBuffer) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]D
 		return []Decision{r.undo(held, "the guardian is stopping")}, nil, st
 	}
 	if !loop {
-		if mine && !st.LastSync.IsZero() && in.Now.Sub(st.LastSync) >= r.Dwell {
-			return []Decision{r.undo(held, fmt.Sprintf("no full resync for %s: the replicas are stable", round(in.Now.Sub(st.LastSync))))}, nil, st
-		}
 		if !mine {
 			sh.EndEpisode(RemedyReplicaBuffer, SettingOutputBufferLimit)
+			return nil, nil, st
 		}
-		return nil, nil, st
+		if !st.StableSince.IsZero() && in.Now.Sub(st.StableSince) >= r.Dwell {
+			return []Decision{r.undo(held, fmt.Sprintf("every replica has streamed for %s without a full sync: they are stable", round(in.Now.Sub(st.StableSince))))}, nil, st
+		}
+		return nil, nil, st // raised: waiting for the replicas to catch up and stay up
 	}
 	omem := lastReplicaOmem(in)
 	need := max(4*cur.hard, 2*omem)

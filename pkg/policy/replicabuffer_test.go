@@ -74,12 +74,20 @@ func TestDecideReplicaBuffer(t *testing.T) {
 	// Held; no more full syncs: given back only after the dwell.
 	on.Held = map[string]Held{SettingOutputBufferLimit: {Setting: SettingOutputBufferLimit, Original: base.Snapshot.Redis.Config[SettingOutputBufferLimit], Value: want, Remedy: RemedyReplicaBuffer}}
 	on.Snapshot.Redis.Config[SettingOutputBufferLimit] = "normal 0 0 0 slave 1073741824 268435456 60 pubsub 33554432 8388608 60"
-	ds, _, st = step(on, st, 5*time.Minute, 13)
-	if len(ds) != 0 {
-		t.Fatalf("held, stable for 2m: %+v, want nothing yet", ds)
+	on.Snapshot.Redis.Info.Replicas = 1 // still in its full sync
+	ds, _, st = step(on, st, 4*time.Minute, 14)
+	ds2, _, st := step(on, st, 20*time.Minute, 14)
+	if len(ds)+len(ds2) != 0 {
+		t.Fatalf("held while the replica syncs: %+v %+v, want nothing", ds, ds2)
 	}
-	ds, _, _ = step(on, st, 14*time.Minute, 13)
+	on.Snapshot.Redis.Info.ReplicasOnline = 1 // caught up, streaming
+	ds, _, st = step(on, st, 21*time.Minute, 14)
+	ds2, _, st = step(on, st, 25*time.Minute, 14)
+	if len(ds)+len(ds2) != 0 {
+		t.Fatalf("held, online for 4m: %+v %+v, want nothing yet", ds, ds2)
+	}
+	ds, _, _ = step(on, st, 31*time.Minute, 14)
 	if len(ds) != 1 || ds[0].Action != ActUndo {
-		t.Errorf("held, stable for 11m: %+v, want the undo", ds)
+		t.Errorf("held, online for 10m: %+v, want the undo", ds)
 	}
 }
