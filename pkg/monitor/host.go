@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/mem"
+	"github.com/shirou/gopsutil/v4/process"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,15 +101,12 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 	pidDir := filepath.Join(h.procRoot, strconv.Itoa(t.PID))
 
 	// Process facts first: the credentials are needed for writability.
-	var cred *ProcStatus
-	if b, err := os.ReadFile(filepath.Join(pidDir, "status")); err != nil {
-		errf("process status: %v", err)
-	} else if st, err := ParseProcStatus(string(b)); err != nil {
-		errf("process status: %v", err)
-	} else {
-		cred = &st
-		r.ProcRSS = st.VmRSS
-		r.ProcSwap = st.VmSwap
+	cred, err := h.readProcess(ctx, t.PID, pidDir)
+	if err != nil {
+		errf("process: %v", err)
+	}
+	if cred != nil {
+		r.ProcRSS, r.ProcSwap = cred.VmRSS, cred.VmSwap
 	}
 	// smaps_rollup makes the kernel walk every mapping of the process (half of a
 	// tick's cost when read each time); huge page use moves slowly, so it is cached.
@@ -190,16 +190,15 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		return r
 	}
 
-	// Memory, read every tick: available memory decides fork headroom. Swap comes
-	// from meminfo too. Parsed here rather than by gopsutil's VirtualMemory, which
-	// split every line of the file into fresh strings (two thirds of a tick's
-	// allocations) for four numbers.
-	if b, err := os.ReadFile(filepath.Join(h.procRoot, "meminfo")); err != nil {
-		errf("memory: %v", err)
-	} else if m, err := ParseMeminfo(string(b)); err != nil {
+	// Memory and swap, from gopsutil behind the host cache: VirtualMemory splits
+	// every line of meminfo into fresh strings (two thirds of a tick's allocations
+	// when read each tick), and fork headroom is a slow-moving warning.
+	if m, err := cached(h.cache, "memory", func() (*mem.VirtualMemoryStat, error) {
+		return mem.VirtualMemoryWithContext(h.env(ctx))
+	}); err != nil {
 		errf("memory: %v", err)
 	} else {
-		r.MemTotal, r.MemAvailable, r.SwapTotal, r.SwapFree = m.MemTotal, m.MemAvailable, m.SwapTotal, m.SwapFree
+		r.MemTotal, r.MemAvailable, r.SwapTotal, r.SwapFree = m.Total, m.Available, m.SwapTotal, m.SwapFree
 	}
 
 	// Kernel settings: changed by an operator now and then, so cached.
@@ -226,12 +225,53 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		r.THP = v
 	}
 
-	var err error
 	r.Cgroup, err = h.readCgroup(pidDir)
 	if err != nil {
 		errf("cgroup: %v", err)
 	}
 	return r
+}
+
+// env points gopsutil at this source's /proc and /sys (fixtures in tests).
+func (h *HostSource) env(ctx context.Context) context.Context {
+	return context.WithValue(ctx, common.EnvKey, common.EnvMap{common.HostProcEnvKey: h.procRoot, common.HostSysEnvKey: h.sysRoot})
+}
+
+// readProcess reads the Redis process's credentials and memory: uids, gids,
+// supplementary groups, name and RSS through gopsutil, and VmSwap with our own
+// parser (gopsutil reads it but has no accessor for it).
+func (h *HostSource) readProcess(ctx context.Context, pid int, pidDir string) (*ProcStatus, error) {
+	ectx := h.env(ctx)
+	// Not NewProcess: checkProcess has found the process in our /proc already, and
+	// NewProcess would signal the pid, which is no check of a /proc fixture.
+	p := &process.Process{Pid: int32(pid)}
+	uids, err := p.UidsWithContext(ectx)
+	if err != nil || len(uids) < 2 {
+		return nil, fmt.Errorf("uids of process %d: %v", pid, err)
+	}
+	gids, err := p.GidsWithContext(ectx)
+	if err != nil || len(gids) < 2 {
+		return nil, fmt.Errorf("gids of process %d: %v", pid, err)
+	}
+	groups, err := p.GroupsWithContext(ectx)
+	if err != nil {
+		return nil, fmt.Errorf("groups of process %d: %w", pid, err)
+	}
+	// The effective ids are what the kernel checks when the process creates a file.
+	st := &ProcStatus{UID: int(uids[1]), GID: int(gids[1]), VmRSS: -1, VmSwap: -1}
+	for _, g := range groups {
+		st.Groups = append(st.Groups, int(g))
+	}
+	st.Name, _ = p.NameWithContext(ectx)
+	if m, err := p.MemoryInfoWithContext(ectx); err == nil {
+		st.VmRSS = int64(m.RSS)
+	}
+	if b, err := os.ReadFile(filepath.Join(pidDir, "status")); err == nil {
+		if own, err := ParseProcStatus(string(b)); err == nil {
+			st.VmSwap = own.VmSwap
+		}
+	}
+	return st, nil
 }
 
 // checkProcess tells whether pid is a Redis (or Valkey) server of this host's pid

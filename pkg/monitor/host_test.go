@@ -40,9 +40,11 @@ func newFakeHost(t *testing.T) *fakeHost {
 	uid, gid := os.Getuid(), os.Getgid()
 	status := fmt.Sprintf("Name:\tredis-server\nUid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\nGid:\t%[2]d\t%[2]d\t%[2]d\t%[2]d\nGroups:\t%[2]d\nVmRSS:\t    6516 kB\nVmSwap:\t      12 kB\n", uid, gid)
 	files := map[string]string{
-		f.procFile("comm"):                                                   "redis-server\n",
-		f.procFile("cmdline"):                                                "redis-server *:6379\x00",
-		f.procFile("status"):                                                 status,
+		f.procFile("comm"):    "redis-server\n",
+		f.procFile("cmdline"): "redis-server *:6379\x00",
+		f.procFile("status"):  status,
+		// statm counts pages (4 KiB here): 1629 resident = VmRSS 6516 kB.
+		f.procFile("statm"):                                                  "100000 1629 500 100 0 2000 0\n",
 		f.procFile("smaps_rollup"):                                           hostFixture(t, "smaps_rollup-thp"),
 		f.procFile("cgroup"):                                                 hostFixture(t, "cgroup-v2"),
 		filepath.Join(f.proc, "meminfo"):                                     hostFixture(t, "meminfo"),
@@ -179,7 +181,7 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 				want.DataDir.Writable, want.AOFDir.Writable = Unknown, Unknown
 				want.Cgroup = CgroupReading{}
 			},
-			wantErrors: []string{"process status:", "smaps_rollup:", "cgroup: read process cgroup"},
+			wantErrors: []string{"process: uids of process", "smaps_rollup:", "cgroup: read process cgroup"},
 		},
 		{
 			name: "bad kernel settings",
@@ -607,14 +609,14 @@ func TestHostSourceCache(t *testing.T) {
 		t.Fatalf("Overcommit = %d before the change, want the fixture's 1", before.Overcommit)
 	}
 	hostWriteFile(t, filepath.Join(f.proc, "sys/vm/overcommit_memory"), "2\n")
-	hostWriteFile(t, f.procFile("status"), strings.Replace(readFile(t, f.procFile("status")), "VmRSS:\t    6516 kB", "VmRSS:\t    9999 kB", 1))
+	hostWriteFile(t, f.procFile("statm"), "100000 2500 500 100 0 2000 0\n") // 10000 kB resident
 
 	got := cachedSrc.Read(context.Background(), f.target())
 	if got.Overcommit != 1 {
 		t.Errorf("cached Overcommit = %d right after the change, want 1 until the TTL passes", got.Overcommit)
 	}
-	if got.ProcRSS != 9999*1024 {
-		t.Errorf("ProcRSS = %d, want %d: process memory is read every time", got.ProcRSS, 9999*1024)
+	if got.ProcRSS != 10000*1024 {
+		t.Errorf("ProcRSS = %d, want %d: process memory is read every time", got.ProcRSS, 10000*1024)
 	}
 	if got := uncached.Read(context.Background(), f.target()); got.Overcommit != 2 {
 		t.Errorf("uncached Overcommit = %d, want the new 2", got.Overcommit)

@@ -304,28 +304,6 @@ func TestParseTempFileName(t *testing.T) {
 	}
 }
 
-func TestParseMeminfo(t *testing.T) {
-	t.Parallel()
-	got, err := ParseMeminfo(hostFixture(t, "meminfo"))
-	if err != nil {
-		t.Fatalf("ParseMeminfo(fixture): %v", err)
-	}
-	want := Meminfo{MemTotal: 24684092 * 1024, MemAvailable: 24267344 * 1024, SwapTotal: 2097152 * 1024, SwapFree: 1048576 * 1024}
-	if got != want {
-		t.Errorf("ParseMeminfo(fixture) = %+v, want %+v", got, want)
-	}
-	// A pre-3.14 kernel: no MemAvailable, estimated from free + buffers + cache.
-	old := "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n"
-	got, err = ParseMeminfo(old)
-	if err != nil || got.MemAvailable != 420*1024 || got.MemTotal != 1000*1024 {
-		t.Errorf("ParseMeminfo(old kernel) = %+v, %v; want MemAvailable %d", got, err, 420*1024)
-	}
-	for _, bad := range []string{"", "MemFree: 1 kB\n", "MemTotal: x kB\n", "MemTotal: 5 MB\n"} {
-		if _, err := ParseMeminfo(bad); err == nil {
-			t.Errorf("ParseMeminfo(%q) = nil error, want one", bad)
-		}
-	}
-}
 
 func TestStatfsUsage(t *testing.T) {
 	t.Parallel()
