@@ -305,4 +305,3 @@ func parseDecimal(s string) (int, bool) {
 	}
 	return int(v), true
 }
-

@@ -304,7 +304,6 @@ func TestParseTempFileName(t *testing.T) {
 	}
 }
 
-
 func TestStatfsUsage(t *testing.T) {
 	t.Parallel()
 	// 100 blocks of 4 KiB, 30 free of which 10 reserved for root: df shows 70 used
