@@ -226,6 +226,7 @@ instances:
 		policy.RemedyRewriteRetry:  policy.DefaultRemedies()[policy.RemedyRewriteRetry],
 		policy.RemedyReplicaGuard:  policy.DefaultRemedies()[policy.RemedyReplicaGuard],
 		policy.RemedyReplicaBuffer: policy.DefaultRemedies()[policy.RemedyReplicaBuffer],
+		policy.RemedyFsyncRelief:   policy.DefaultRemedies()[policy.RemedyFsyncRelief],
 	}
 	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95

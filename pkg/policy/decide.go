@@ -17,6 +17,7 @@ const (
 	RemedyRewriteRetry    = "rewrite_retry"
 	RemedyReplicaGuard    = "replica_guard"
 	RemedyReplicaBuffer   = "replica_buffer"
+	RemedyFsyncRelief     = "fsync_relief"
 )
 
 // Settings the remedies change.
@@ -24,6 +25,7 @@ const (
 	SettingStopWrites        = "stop-writes-on-bgsave-error"
 	SettingRewritePercent    = "auto-aof-rewrite-percentage"
 	SettingOutputBufferLimit = "client-output-buffer-limit"
+	SettingNoFsyncOnRewrite  = "no-appendfsync-on-rewrite"
 )
 
 // Action is what a decision asks pkg/remediate to do.

@@ -101,6 +101,7 @@ var Registry = []Remedy{
 	rewriteDeferral{},
 	rewriteRetry{},
 	replicaBuffer{},
+	fsyncRelief{},
 }
 
 // Remedies holds the configuration of every remedy, by name.

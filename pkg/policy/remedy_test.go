@@ -11,7 +11,7 @@ import (
 // for every remedy, so a new remedy cannot be half wired.
 // optIn are the remedies off by default: each changes what Redis may spend, which
 // an operator should choose.
-var optIn = map[string]bool{RemedyReplicaBuffer: true}
+var optIn = map[string]bool{RemedyReplicaBuffer: true, RemedyFsyncRelief: true}
 
 func TestRegistry(t *testing.T) {
 	t.Parallel()
