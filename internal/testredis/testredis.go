@@ -49,6 +49,9 @@ type Options struct {
 	// TmpfsSize, e.g. "256k", mounts a tmpfs of that size (owned by redis) as the data
 	// directory, for disk-full tests (see FillDisk).
 	TmpfsSize string
+	// BlockDisk, e.g. "64M", puts the data directory on an ext4 file system of that
+	// size on a loop device: a real block device, whose writes SlowDisk throttles.
+	BlockDisk string
 	// Args are extra redis-server arguments, appended last so that they win,
 	// e.g. "--requirepass", "x" or "--rename-command", "CONFIG", "".
 	Args []string
@@ -88,6 +91,7 @@ type Server struct {
 	password string
 	renamed  map[string]string // upper-case command name -> name to send ("" = disabled)
 	bound    string            // the bind mount of Dir inside the build's root, "" for none
+	blockDev string            // the loop device of Options.BlockDisk
 	fillSeq  atomic.Int64
 
 	mu   sync.Mutex
@@ -206,6 +210,11 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		if err := os.Chown(s.ConfigFile, uid, gid); err != nil {
 			t.Fatalf("testredis: chown config file: %v", err)
+		}
+	}
+	if opts.BlockDisk != "" {
+		if err := s.mountBlockDisk(t); err != nil {
+			t.Fatalf("testredis: %v", err)
 		}
 	}
 	if opts.TmpfsSize != "" {
