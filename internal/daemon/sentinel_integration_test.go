@@ -1,258 +1,22 @@
 package daemon_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
-// sentinelMaster is the name the test Sentinels monitor their master under.
-const sentinelMaster = "m"
-
-// downAfter is the Sentinels' down-after-milliseconds.
-const downAfter = 2 * time.Second
-
-// sentinel is a real redis-server in Sentinel mode, run as the redis user (its
-// dir and conf belong to redis: Sentinel rewrites its conf at every change).
-type sentinel struct {
-	t       *testing.T
-	Dir     string
-	Conf    string
-	LogFile string
-	Addr    string
-	C       *redis.SentinelClient
-
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-// startSentinel starts a Sentinel monitoring masterAddr as "m" with quorum 1,
-// down-after 2000 ms and failover-timeout 10000 ms; t.Cleanup kills it.
-func startSentinel(t *testing.T, masterAddr string) *sentinel {
-	t.Helper()
-	testredis.RequireRoot(t)
-	u, err := user.Lookup("redis")
-	if err != nil {
-		t.Fatalf("sentinel: look up the redis user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	mhost, mport, err := net.SplitHostPort(masterAddr)
-	if err != nil {
-		t.Fatalf("sentinel: master address %q: %v", masterAddr, err)
-	}
-	dir, err := os.MkdirTemp("", "rg-sentinel-*")
-	if err != nil {
-		t.Fatalf("sentinel: %v", err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // registered first: runs after the kill
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("sentinel: %v", err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatalf("sentinel: chown %s: %v", dir, err)
-	}
-	s := &sentinel{t: t, Dir: dir, Conf: filepath.Join(dir, "sentinel.conf"), LogFile: filepath.Join(dir, "sentinel.log")}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sentinel log %s:\n%s", s.LogFile, s.log())
-		}
-	})
-	t.Cleanup(s.stop)
-
-	const attempts = 3
-	for i := 1; ; i++ {
-		port := testredis.FreePort(t)
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		conf := fmt.Sprintf(`port %d
-bind 127.0.0.1
-daemonize no
-dir %s
-logfile %s
-sentinel resolve-hostnames no
-sentinel announce-hostnames no
-sentinel monitor %s %s %s 1
-sentinel down-after-milliseconds %s %d
-sentinel failover-timeout %s 10000
-`, port, dir, s.LogFile, sentinelMaster, mhost, mport, sentinelMaster, downAfter.Milliseconds(), sentinelMaster)
-		if err := os.WriteFile(s.Conf, []byte(conf), 0o640); err != nil {
-			t.Fatalf("sentinel: write %s: %v", s.Conf, err)
-		}
-		if err := os.Chown(s.Conf, uid, gid); err != nil {
-			t.Fatalf("sentinel: chown %s: %v", s.Conf, err)
-		}
-		err := s.launch()
-		if err == nil {
-			break
-		}
-		s.stop()
-		if i == attempts || !strings.Contains(s.log(), "Address already in use") {
-			t.Fatalf("sentinel: %v\nlog:\n%s", err, s.log())
-		}
-	}
-	s.C = redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
-	t.Cleanup(func() { _ = s.C.Close() })
-	return s
-}
-
-// launch runs `redis-server sentinel.conf --sentinel` as redis and waits for PONG.
-func (s *sentinel) launch() error {
-	out, err := os.OpenFile(filepath.Join(s.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	s.cmd = exec.Command("setpriv", "--reuid=redis", "--regid=redis", "--init-groups", "--pdeathsig", "KILL",
-		"redis-server", s.Conf, "--sentinel")
-	s.cmd.Dir = s.Dir
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("start setpriv redis-server --sentinel: %w", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		s.err = cmd.Wait()
-		close(done)
-	}(s.cmd, s.done)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
-		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			return fmt.Errorf("sentinel exited during start-up: %v", s.err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sentinel on %s did not answer PING within 10s: %w", s.Addr, err)
-		}
-		time.Sleep(poll)
-	}
-}
-
-// stop kills the Sentinel (its process group) and waits for it.
-func (s *sentinel) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		s.t.Errorf("sentinel: kill %d: %v", s.cmd.Process.Pid, err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.t.Errorf("sentinel %d still running 10s after SIGKILL", s.cmd.Process.Pid)
-	}
-	s.cmd = nil
-}
-
-func (s *sentinel) log() string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", s.LogFile, err)
-	}
-	return string(b)
-}
-
-// events returns the Sentinel log lines with the event, e.g. "+sdown master m".
-func (s *sentinel) events(event string) []string {
-	var out []string
-	for _, l := range strings.Split(s.log(), "\n") {
-		if strings.Contains(l, " "+event+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// waitEvent waits up to timeout for a log line with the event.
-func (s *sentinel) waitEvent(event string, timeout time.Duration) string {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if ls := s.events(event); len(ls) > 0 {
-			return ls[0]
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no %q in the Sentinel log within %s:\n%s", event, timeout, s.log())
-		}
-		time.Sleep(poll)
-	}
-}
-
-// masterAddr is what SENTINEL GET-MASTER-ADDR-BY-NAME m answers, host:port.
-func (s *sentinel) masterAddr() string {
-	s.t.Helper()
-	hp, err := s.C.GetMasterAddrByName(ctxT(s.t), sentinelMaster).Result()
-	if err != nil || len(hp) != 2 {
-		s.t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME %s: %v %v", sentinelMaster, hp, err)
-	}
-	return net.JoinHostPort(hp[0], hp[1])
-}
-
-// masterFlags is the flags field of SENTINEL MASTER m ("master", "master,s_down" ...).
-func (s *sentinel) masterFlags() string {
-	s.t.Helper()
-	m, err := s.C.Master(ctxT(s.t), sentinelMaster).Result()
-	if err != nil {
-		s.t.Fatalf("SENTINEL MASTER %s: %v", sentinelMaster, err)
-	}
-	return m["flags"]
-}
-
-// waitReplica waits until Sentinel knows addr as a healthy replica (flags "slave"),
-// so that it has a replica to promote.
-func (s *sentinel) waitReplica(addr string) {
-	s.t.Helper()
-	deadline := time.Now().Add(waitLong)
-	var last []map[string]string
-	for {
-		rs, err := s.C.Replicas(ctxT(s.t), sentinelMaster).Result()
-		if err == nil {
-			last = rs
-			for _, r := range rs {
-				if r["name"] == addr && r["flags"] == "slave" {
-					return
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("Sentinel does not know %s as a healthy replica within %s (last SENTINEL REPLICAS: %v, %v)", addr, waitLong, last, err)
-		}
-		time.Sleep(poll)
-	}
-}
-
 // trio is a master, its replica (both TCP, both started from a config file that
 // CONFIG REWRITE can write) and a Sentinel watching them.
 type trio struct {
 	master, replica *testredis.Server
-	sent            *sentinel
+	sent            *testredis.Sentinel
 }
 
 // trioConfig is the instances' config file. The diskless sync delay is 0 so a
@@ -270,8 +34,8 @@ func startTrio(t *testing.T) trio {
 	replica.WaitFor(t, "the replica's link to its master", waitLong, func(info map[string]string) bool {
 		return info["master_link_status"] == "up"
 	})
-	s := startSentinel(t, master.Addr)
-	s.waitReplica(replica.Addr)
+	s := testredis.StartSentinel(t, master.Addr)
+	s.WaitReplica(replica.Addr)
 	return trio{master: master, replica: replica, sent: s}
 }
 
@@ -296,16 +60,16 @@ func TestSentinelNoFailoverWithGuardian(t *testing.T) {
 	faultAt := time.Now()
 	bgsave(t, umc)
 	waitFor(t, "PING on the unguarded master to answer MISCONF", func() bool { return misconf(umc.Ping(ctxT(t)).Err()) })
-	sdown := u.sent.waitEvent("+sdown master "+sentinelMaster, 10*time.Second)
-	sw := u.sent.waitEvent("+switch-master "+sentinelMaster, 12*time.Second)
+	sdown := u.sent.WaitEvent("+sdown master "+testredis.SentinelMaster, 10*time.Second)
+	sw := u.sent.WaitEvent("+switch-master "+testredis.SentinelMaster, 12*time.Second)
 	switched := time.Since(faultAt)
-	if got := u.sent.masterAddr(); got != u.replica.Addr {
+	if got := u.sent.MasterAddr(); got != u.replica.Addr {
 		t.Fatalf("Redis alone: Sentinel reports master %s after +switch-master, want the replica %s", got, u.replica.Addr)
 	}
 	t.Logf("Redis alone: failover seen %s after the fault:\n  %s\n  %s", switched.Round(time.Millisecond), sdown, sw)
 	w0.Stop()
 	liftU()
-	u.sent.stop()
+	u.sent.Stop()
 
 	// With the guardian.
 	tr := startTrio(t)
@@ -325,7 +89,7 @@ func TestSentinelNoFailoverWithGuardian(t *testing.T) {
 	t.Logf("guarded: stop_writes applied %s after the fault", applied.Time.Sub(faultAt).Round(time.Millisecond))
 
 	// Three times down-after from the fault, PING watched all along.
-	window := 3 * downAfter
+	window := 3 * testredis.SentinelDownAfter
 	pingFails, pings := 0, 0
 	for time.Since(faultAt) < window {
 		pings++
@@ -337,16 +101,16 @@ func TestSentinelNoFailoverWithGuardian(t *testing.T) {
 	if got := tr.master.Info(t)["rdb_last_bgsave_status"]; got != "err" {
 		t.Fatalf("the fault did not last the window: rdb_last_bgsave_status %s", got)
 	}
-	if sd := tr.sent.events("+sdown master " + sentinelMaster); len(sd) > 0 {
+	if sd := tr.sent.Events("+sdown master " + testredis.SentinelMaster); len(sd) > 0 {
 		t.Errorf("guarded: Sentinel marked the master down:\n%s\nguardian:\n%s", strings.Join(sd, "\n"), mg.dump())
 	}
-	if sw := tr.sent.events("+switch-master " + sentinelMaster); len(sw) > 0 {
+	if sw := tr.sent.Events("+switch-master " + testredis.SentinelMaster); len(sw) > 0 {
 		t.Errorf("guarded: Sentinel failed over:\n%s", strings.Join(sw, "\n"))
 	}
-	if got := tr.sent.masterAddr(); got != tr.master.Addr {
+	if got := tr.sent.MasterAddr(); got != tr.master.Addr {
 		t.Errorf("guarded: Sentinel reports master %s, want %s", got, tr.master.Addr)
 	}
-	if f := tr.sent.masterFlags(); f != "master" {
+	if f := tr.sent.MasterFlags(); f != "master" {
 		t.Errorf("guarded: SENTINEL MASTER flags %q, want master", f)
 	}
 	st := w.Stats()
@@ -356,8 +120,8 @@ func TestSentinelNoFailoverWithGuardian(t *testing.T) {
 	}
 	t.Logf("guarded: over %s: PING failed %d/%d, writes ok %d rejected %d %v (rejects spanned %s)",
 		window, pingFails, pings, st.OK, st.Rejected, st.Errors, misconfWindow.Round(time.Millisecond))
-	if misconfWindow >= downAfter {
-		t.Errorf("guarded: writes were rejected over %s, want less than down-after %s", misconfWindow, downAfter)
+	if misconfWindow >= testredis.SentinelDownAfter {
+		t.Errorf("guarded: writes were rejected over %s, want less than down-after %s", misconfWindow, testredis.SentinelDownAfter)
 	}
 
 	lift()
@@ -373,7 +137,7 @@ func TestSentinelNoFailoverWithGuardian(t *testing.T) {
 	if got := configGet(t, rc, policy.SettingStopWrites); got != "no" {
 		t.Errorf("the replica's %s = %q, want the replica guard's no", policy.SettingStopWrites, got)
 	}
-	if sd := tr.sent.events("+sdown"); len(sd) > 0 {
+	if sd := tr.sent.Events("+sdown"); len(sd) > 0 {
 		t.Errorf("guarded: Sentinel marked an instance down during the run:\n%s", strings.Join(sd, "\n"))
 	}
 	w.Stop()
@@ -436,12 +200,12 @@ func TestFailoverWhileHolding(t *testing.T) {
 	waitConfig(t, mc, policy.SettingStopWrites, "no")
 
 	start := time.Now()
-	if err := tr.sent.C.Failover(ctxT(t), sentinelMaster).Err(); err != nil {
-		t.Fatalf("SENTINEL FAILOVER %s: %v", sentinelMaster, err)
+	if err := tr.sent.C.Failover(ctxT(t), testredis.SentinelMaster).Err(); err != nil {
+		t.Fatalf("SENTINEL FAILOVER %s: %v", testredis.SentinelMaster, err)
 	}
-	sw := tr.sent.waitEvent("+switch-master "+sentinelMaster, 15*time.Second)
+	sw := tr.sent.WaitEvent("+switch-master "+testredis.SentinelMaster, 15*time.Second)
 	t.Logf("failover done after %s: %s", time.Since(start).Round(time.Millisecond), sw)
-	if got := tr.sent.masterAddr(); got != tr.replica.Addr {
+	if got := tr.sent.MasterAddr(); got != tr.replica.Addr {
 		t.Fatalf("Sentinel reports master %s after the failover, want the old replica %s", got, tr.replica.Addr)
 	}
 
@@ -455,7 +219,7 @@ func TestFailoverWhileHolding(t *testing.T) {
 	tr.master.WaitFor(t, "the old master to replicate the new one", 30*time.Second, func(i map[string]string) bool {
 		return i["role"] == "slave" && i["master_port"] == newPort && i["master_link_status"] == "up"
 	})
-	t.Logf("old master converted after %s: %s", time.Since(start).Round(time.Millisecond), strings.Join(tr.sent.events("+convert-to-slave"), "; "))
+	t.Logf("old master converted after %s: %s", time.Since(start).Round(time.Millisecond), strings.Join(tr.sent.Events("+convert-to-slave"), "; "))
 	w.Stop()
 
 	lift()
@@ -508,8 +272,8 @@ func TestFailoverWhileHolding(t *testing.T) {
 		}
 	}
 	// Sentinel sees the old master as a healthy replica: it answers PING.
-	tr.sent.waitReplica(tr.master.Addr)
-	if sd := tr.sent.events("+sdown"); len(sd) > 0 {
+	tr.sent.WaitReplica(tr.master.Addr)
+	if sd := tr.sent.Events("+sdown"); len(sd) > 0 {
 		t.Errorf("Sentinel marked an instance down:\n%s", strings.Join(sd, "\n"))
 	}
 	for _, s := range []*testredis.Server{tr.master, tr.replica} {

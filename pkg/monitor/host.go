@@ -237,32 +237,48 @@ func (h *HostSource) env(ctx context.Context) context.Context {
 	return context.WithValue(ctx, common.EnvKey, common.EnvMap{common.HostProcEnvKey: h.procRoot, common.HostSysEnvKey: h.sysRoot})
 }
 
+// procCreds are the Redis process's name and credentials: they change only with
+// the process, so they are read through the host cache.
+type procCreds struct {
+	name     string
+	uid, gid int
+	groups   []int
+}
+
 // readProcess reads the Redis process's credentials and memory: uids, gids,
-// supplementary groups, name and RSS through gopsutil, and VmSwap with our own
-// parser (gopsutil reads it but has no accessor for it).
+// supplementary groups and name through gopsutil (cached: a running process keeps
+// them), RSS through gopsutil every tick, and VmSwap with our own parser (gopsutil
+// reads it but has no accessor for it).
 func (h *HostSource) readProcess(ctx context.Context, pid int, pidDir string) (*ProcStatus, error) {
 	ectx := h.env(ctx)
 	// Not NewProcess: checkProcess has found the process in our /proc already, and
 	// NewProcess would signal the pid, which is no check of a /proc fixture.
 	p := &process.Process{Pid: int32(pid)}
-	uids, err := p.UidsWithContext(ectx)
-	if err != nil || len(uids) < 2 {
-		return nil, fmt.Errorf("uids of process %d: %v", pid, err)
-	}
-	gids, err := p.GidsWithContext(ectx)
-	if err != nil || len(gids) < 2 {
-		return nil, fmt.Errorf("gids of process %d: %v", pid, err)
-	}
-	groups, err := p.GroupsWithContext(ectx)
+	creds, err := cached(h.cache, "creds "+pidDir, func() (procCreds, error) {
+		uids, err := p.UidsWithContext(ectx)
+		if err != nil || len(uids) < 2 {
+			return procCreds{}, fmt.Errorf("uids of process %d: %v", pid, err)
+		}
+		gids, err := p.GidsWithContext(ectx)
+		if err != nil || len(gids) < 2 {
+			return procCreds{}, fmt.Errorf("gids of process %d: %v", pid, err)
+		}
+		groups, err := p.GroupsWithContext(ectx)
+		if err != nil {
+			return procCreds{}, fmt.Errorf("groups of process %d: %w", pid, err)
+		}
+		// The effective ids are what the kernel checks when the process creates a file.
+		c := procCreds{uid: int(uids[1]), gid: int(gids[1])}
+		for _, g := range groups {
+			c.groups = append(c.groups, int(g))
+		}
+		c.name, _ = p.NameWithContext(ectx)
+		return c, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("groups of process %d: %w", pid, err)
+		return nil, err
 	}
-	// The effective ids are what the kernel checks when the process creates a file.
-	st := &ProcStatus{UID: int(uids[1]), GID: int(gids[1]), VmRSS: -1, VmSwap: -1}
-	for _, g := range groups {
-		st.Groups = append(st.Groups, int(g))
-	}
-	st.Name, _ = p.NameWithContext(ectx)
+	st := &ProcStatus{Name: creds.name, UID: creds.uid, GID: creds.gid, Groups: creds.groups, VmRSS: -1, VmSwap: -1}
 	if m, err := p.MemoryInfoWithContext(ectx); err == nil {
 		st.VmRSS = int64(m.RSS)
 	}

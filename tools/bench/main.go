@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
@@ -32,6 +33,7 @@ type params struct {
 	noGuardianReps           int
 	noGuardianHold           time.Duration
 	predictReps              int
+	replRounds               int
 }
 
 var (
@@ -40,12 +42,14 @@ var (
 		rtWindow:  20 * time.Second,
 		resWindow: 20 * time.Second, resRepeats: 3,
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
+		replRounds: 10,
 	}
 	quickParams = params{
 		costRounds: 2, costRequests: 100_000,
 		rtWindow:  2 * time.Second,
 		resWindow: 2 * time.Second, resRepeats: 1,
 		writableReps: 1, noGuardianReps: 1, noGuardianHold: time.Second, predictReps: 1,
+		replRounds: 1,
 	}
 )
 
@@ -63,6 +67,7 @@ func run(args []string) int {
 	goBench := fs.String("gobench", "", "go test -bench output to include")
 	benchstat := fs.String("benchstat", "", "benchstat output (before vs after) to include")
 	verbose := fs.Bool("v", false, "log each step to stderr")
+	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication), e.g. to compare two binaries' CPU with -guardian-before")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -79,7 +84,16 @@ func run(args []string) int {
 	}
 	r := &report{quick: *quick, params: p, started: time.Now(), bin: *bin, before: *before, plotPath: *plot}
 	var errs []error
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
 	step := func(name string, fn func(t *benchT)) {
+		if len(want) > 0 && !want[stepKeys[name]] {
+			return
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", name)
 		t0 := time.Now()
 		if err := scenario(name, *verbose, fn); err != nil {
@@ -98,6 +112,7 @@ func run(args []string) int {
 	})
 	step("guardian cpu and rss", func(t *benchT) { r.res = measureAllResources(t, *bin, *before, p) })
 	step("time to writable", func(t *benchT) { r.writable = measureWritable(t, p, *verbose) })
+	step("replicas and sentinel", func(t *benchT) { r.repl = measureReplication(t, p.replRounds, *verbose) })
 
 	if err := r.writePlot(); err != nil {
 		errs = append(errs, err)
@@ -111,6 +126,12 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// stepKeys are the names -only takes.
+var stepKeys = map[string]string{
+	"cost to redis": "cost", "round trips per tick": "roundtrips", "guardian cpu and rss": "resources",
+	"time to writable": "writable", "replicas and sentinel": "replication",
 }
 
 func measureAllResources(t *benchT, bin, before string, p params) []resourceRun {

@@ -25,6 +25,7 @@ type report struct {
 	rt       []roundTrips
 	res      []resourceRun
 	writable map[writableKey][]window
+	repl     map[string]*replicationResult
 }
 
 func (r *report) writePlot() error {
@@ -102,6 +103,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 	r.rtSection(p)
 	r.resSection(p)
 	r.writableSection(p)
+	r.replicationSection(p)
 	r.conclusions(p)
 
 	p("## Go benchmarks of the hot paths\n\n")
@@ -244,6 +246,12 @@ func (r *report) summary(p func(string, ...any)) {
 		mx := slices.Max(noLog)
 		p("| 5 | ... and to writable again (n=%d) | (one interval + one CONFIG SET) | worst %s, p50 %s | %s |\n",
 			len(noLog), fmtDur(mx), fmtDur(percentile(noLog, 50)), met(mx <= time.Second+50*time.Millisecond))
+	}
+	if a, g := r.repl[replAlone], r.repl[replGuardian]; a != nil && g != nil {
+		p("| 6 | Replica crashes over %d fork faults on the replica under master write load, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
+			g.crashRounds, a.crashes, g.crashes, met(g.crashes == 0 && g.crashRounds > 0))
+		p("| 6 | Sentinel failovers over %d fork faults on the master, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
+			g.failoverRounds, a.failovers, g.failovers, met(g.failovers == 0 && g.failoverRounds > 0))
 	}
 }
 

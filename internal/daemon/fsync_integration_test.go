@@ -1,0 +1,58 @@
+package daemon_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+)
+
+// TestFsyncReliefOnASlowDisk: the AOF on a disk throttled to 256 KB/s under a
+// write load of about 1 MB/s: Redis's fsync of every second falls behind ("fsync
+// is taking too long"). While a rewrite child runs, the guardian with fsync_relief
+// enabled holds no-appendfsync-on-rewrite yes; when the rewrite ends, it gives the
+// original back.
+func TestFsyncReliefOnASlowDisk(t *testing.T) {
+	t.Parallel()
+	srv := testredis.Start(t, testredis.Options{AppendOnly: true, BlockDisk: "256M",
+		Args: []string{"--auto-aof-rewrite-percentage", "0"}})
+	c := srv.Client(t)
+	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, ConfigRefresh: time.Second, Remedies: func(rs policy.Remedies) {
+		policy.ConfigOf[*policy.FsyncReliefConfig](rs).Enabled = true
+	}})
+	lift := srv.SlowDisk(t, 256<<10)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		value := strings.Repeat("w", 1024)
+		for i := 0; ctx.Err() == nil; i++ {
+			_ = c.Set(ctx, "load", value, 0).Err()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	srv.WaitFor(t, "the AOF fsync to fall behind", waitLong, func(info map[string]string) bool {
+		return info["aof_delayed_fsync"] != "" && info["aof_delayed_fsync"] != "0"
+	})
+	if err := c.Do(ctxT(t), "BGREWRITEAOF").Err(); err != nil {
+		t.Fatalf("BGREWRITEAOF: %v", err)
+	}
+	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyFsyncRelief}, nil)
+	if applied.str("new_value") != "yes" {
+		t.Errorf("remedy_applied = %s, want no-appendfsync-on-rewrite yes", applied)
+	}
+	waitConfig(t, c, policy.SettingNoFsyncOnRewrite, "yes")
+	cancel()
+	lift()
+	srv.WaitFor(t, "the rewrite to end", waitLong, func(info map[string]string) bool {
+		return info["aof_rewrite_in_progress"] == "0"
+	})
+	g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "remedy": policy.RemedyFsyncRelief}, nil)
+	waitConfig(t, c, policy.SettingNoFsyncOnRewrite, "no")
+	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+		t.Errorf("the ledger still holds %+v", ch)
+	}
+}
