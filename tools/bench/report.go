@@ -29,6 +29,9 @@ type report struct {
 }
 
 func (r *report) writePlot() error {
+	if r.writable == nil {
+		return nil // the time-to-writable step did not run (-only)
+	}
 	// One fault, one run per mode: the first run of each.
 	var series []plotSeries
 	for _, mode := range []string{modeNone, modeNoLog, modeFollower} {
