@@ -15,6 +15,9 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v journalctl >/dev/null || need+=(systemd)
 # promtool checks and unit-tests the shipped alerting rules.
 command -v promtool >/dev/null || need+=(prometheus)
+# The slow-disk fault: an ext4 file system on a loop device (util-linux's losetup).
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v losetup >/dev/null || need+=(util-linux)
 # The zsh completion test checks the generated function with zsh -n.
 command -v zsh >/dev/null || need+=(zsh)
 # make bench: peak RSS and CPU of the guardian come from GNU time -v.
