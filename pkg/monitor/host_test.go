@@ -623,15 +623,6 @@ func TestHostSourceCache(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // TestHostSourceRefusesItself: a sidecar without a shared pid namespace sees
 // Redis report a pid that is the guardian's own here; the readings must not come
 // from the guardian (its name alone, redis-guardian, once passed for Redis).
