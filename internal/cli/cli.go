@@ -31,6 +31,7 @@ Usage:
   redis-guardian check        [-c PATH] [--addr ADDR] [--format text|json] [--timeout DUR]
   redis-guardian check-config [-c PATH]
   redis-guardian restore      [-c PATH] [--addr ADDR] [--state-dir DIR]
+  redis-guardian preflight    [-c PATH] [--redis-conf PATH] [--check-aof PATH]
   redis-guardian status       [-c PATH] [--state-dir DIR] [--format text|json]
   redis-guardian completion   bash|zsh
   redis-guardian version
@@ -79,6 +80,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return runCompletion(args[1:], env)
 	case "status":
 		return runStatus(ctx, args[1:], env)
+	case "preflight":
+		return runPreflight(ctx, args[1:], env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "redis-guardian %s\n", Version)
 		return 0

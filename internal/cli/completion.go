@@ -44,6 +44,10 @@ var completionCommands = map[string][]completionFlag{
 		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
 		{name: "state-dir", dir: true, help: "where the ledger lives"}, {name: "format", values: []string{"text", "json"}, help: "output format"},
 	},
+	"preflight": {
+		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
+		{name: "redis-conf", file: true, help: "the server's config file"}, {name: "check-aof", file: true, help: "redis-check-aof or valkey-check-aof"},
+	},
 	"version":    nil,
 	"completion": nil,
 }
@@ -145,7 +149,8 @@ func zshCompletion() string {
 			continue
 		}
 		for _, f := range completionCommands[name] {
-			spec := fmt.Sprintf("'%s[%s]", flagWord(f.name), f.help)
+			// Inside single quotes a quote is '\'' (close, an escaped quote, open).
+			spec := fmt.Sprintf("'%s[%s]", flagWord(f.name), strings.ReplaceAll(f.help, "'", `'\''`))
 			switch {
 			case len(f.values) > 0:
 				spec += fmt.Sprintf(":%s:(%s)'", f.name, strings.Join(f.values, " "))

@@ -55,9 +55,20 @@ type Config struct {
 	// MetricsListen is the host:port of the Prometheus endpoint, "" for none.
 	MetricsListen string
 	Instances     []Instance
+	// Preflight configures `redis-guardian preflight`.
+	Preflight Preflight
 	// Warnings are problems that do not stop the guardian but deserve a fix, such as
 	// a password written inline.
 	Warnings []string
+}
+
+// Preflight says what `redis-guardian preflight` may do about an AOF that would
+// keep Redis from starting.
+type Preflight struct {
+	// FixTruncatedTail lets it cut a torn tail off the last AOF file (after a copy
+	// aside) when that loses at most MaxTruncateBytes.
+	FixTruncatedTail bool
+	MaxTruncateBytes int64
 }
 
 // Timeouts bound every call, so one slow Redis never stalls a tick.

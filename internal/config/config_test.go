@@ -33,6 +33,7 @@ func defaultConfig() *Config {
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
 		MetricsListen: "127.0.0.1:9637",
+		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 		Instances: []Instance{{
 			Name:          "127.0.0.1_6379",
 			Addr:          "127.0.0.1:6379",
@@ -239,6 +240,7 @@ instances:
 		Mode:          ModeDryRun,
 		StateDir:      "/srv/guardian",
 		MetricsListen: "0.0.0.0:9999",
+		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 		Instances: []Instance{
 			{
 				Name: "main", Addr: "10.0.0.5:6380", Username: "guardian", PasswordFile: pass,

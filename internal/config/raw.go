@@ -29,6 +29,12 @@ type rawConfig struct {
 	Remedies      yaml.Node      `yaml:"remedies"`
 	Ignore        []string       `yaml:"ignore_findings"`
 	Instances     []rawInstance  `yaml:"instances"`
+	Preflight     *rawPreflight  `yaml:"preflight"`
+}
+
+type rawPreflight struct {
+	FixTruncatedTail *bool   `yaml:"fix_truncated_tail"`
+	MaxTruncateBytes *string `yaml:"max_truncate_bytes"`
 }
 
 type rawTimeouts struct {
@@ -189,6 +195,24 @@ func (r *rawConfig) validate() (*Config, error) {
 			v.addf("metrics_listen", "%v", err)
 		} else {
 			c.MetricsListen = *r.MetricsListen
+		}
+	}
+
+	c.Preflight = Preflight{MaxTruncateBytes: 1 << 20}
+	if p := r.Preflight; p != nil {
+		if p.FixTruncatedTail != nil {
+			c.Preflight.FixTruncatedTail = *p.FixTruncatedTail
+		}
+		if p.MaxTruncateBytes != nil {
+			n, err := ParseSize(*p.MaxTruncateBytes)
+			switch {
+			case err != nil:
+				v.addf("preflight.max_truncate_bytes", "%v", err)
+			case n <= 0:
+				v.addf("preflight.max_truncate_bytes", "%q: want a size above 0", *p.MaxTruncateBytes)
+			default:
+				c.Preflight.MaxTruncateBytes = n
+			}
 		}
 	}
 
