@@ -41,6 +41,8 @@ type inproc struct {
 type inprocOpts struct {
 	interval      time.Duration
 	configRefresh time.Duration
+	// remedies edits the shipped defaults (nil: keep them).
+	remedies func(policy.Remedies)
 }
 
 func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
@@ -53,6 +55,10 @@ func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
 	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.interval, o.configRefresh, t.TempDir()
 	in := cfg.Instances[0]
 	in.Name, in.Addr = "bench", srv.Socket
+	if o.remedies != nil {
+		in.Remedies = in.Remedies.Clone()
+		o.remedies(in.Remedies)
+	}
 	g := &inproc{logs: logs, done: make(chan error, 1)}
 	b, err := instance.Build(cfg, in, instance.Options{Log: zap.New(core), Report: func(daemon.TickReport) { g.ticks.Add(1) }})
 	if err != nil {

@@ -34,6 +34,7 @@ type params struct {
 	noGuardianHold           time.Duration
 	predictReps              int
 	replRounds               int
+	stormWindow              time.Duration
 }
 
 var (
@@ -42,14 +43,14 @@ var (
 		rtWindow:  20 * time.Second,
 		resWindow: 20 * time.Second, resRepeats: 3,
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
-		replRounds: 10,
+		replRounds: 10, stormWindow: 60 * time.Second,
 	}
 	quickParams = params{
 		costRounds: 2, costRequests: 100_000,
 		rtWindow:  2 * time.Second,
 		resWindow: 2 * time.Second, resRepeats: 1,
 		writableReps: 1, noGuardianReps: 1, noGuardianHold: time.Second, predictReps: 1,
-		replRounds: 1,
+		replRounds: 1, stormWindow: 3 * time.Second,
 	}
 )
 
@@ -67,7 +68,7 @@ func run(args []string) int {
 	goBench := fs.String("gobench", "", "go test -bench output to include")
 	benchstat := fs.String("benchstat", "", "benchstat output (before vs after) to include")
 	verbose := fs.Bool("v", false, "log each step to stderr")
-	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication), e.g. to compare two binaries' CPU with -guardian-before")
+	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication, storm), e.g. to compare two binaries' CPU with -guardian-before")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -113,6 +114,7 @@ func run(args []string) int {
 	step("guardian cpu and rss", func(t *benchT) { r.res = measureAllResources(t, *bin, *before, p) })
 	step("time to writable", func(t *benchT) { r.writable = measureWritable(t, p, *verbose) })
 	step("replicas and sentinel", func(t *benchT) { r.repl = measureReplication(t, p.replRounds, *verbose) })
+	step("aof rewrite storm", func(t *benchT) { r.storm = measureStorm(t, p.stormWindow, *quick, *verbose) })
 
 	if err := r.writePlot(); err != nil {
 		errs = append(errs, err)
@@ -131,7 +133,7 @@ func run(args []string) int {
 // stepKeys are the names -only takes.
 var stepKeys = map[string]string{
 	"cost to redis": "cost", "round trips per tick": "roundtrips", "guardian cpu and rss": "resources",
-	"time to writable": "writable", "replicas and sentinel": "replication",
+	"time to writable": "writable", "replicas and sentinel": "replication", "aof rewrite storm": "storm",
 }
 
 func measureAllResources(t *benchT, bin, before string, p params) []resourceRun {

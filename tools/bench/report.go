@@ -26,6 +26,7 @@ type report struct {
 	res      []resourceRun
 	writable map[writableKey][]window
 	repl     map[string]*replicationResult
+	storm    map[string]stormResult
 }
 
 func (r *report) writePlot() error {
@@ -107,6 +108,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 	r.resSection(p)
 	r.writableSection(p)
 	r.replicationSection(p)
+	r.stormSection(p)
 	r.conclusions(p)
 
 	p("## Go benchmarks of the hot paths\n\n")
