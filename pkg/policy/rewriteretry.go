@@ -58,7 +58,7 @@ func (rewriteRetry) DefaultConfig() RemedyConfig {
 	return &RewriteRetryConfig{
 		Limits:         Limits{Enabled: true, MaxPerHour: 12},
 		Predictive:     true,
-		InitialBackoff: time.Minute,
+		InitialBackoff: 90 * time.Second, // the first blind retry comes after 72 s at the earliest: at most 2 INCR files over a 60 s fault
 		MaxBackoff:     15 * time.Minute,
 	}
 }

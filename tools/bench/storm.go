@@ -108,7 +108,7 @@ func (r *report) stormSection(p func(string, ...any)) {
 		return
 	}
 	p("## 7. AOF rewrite storm: a %s fork failure with an automatic rewrite due, Redis alone vs with the guardian\n\n", fmtDur(a.window))
-	p("A rewrite whose fork fails is not counted in `aof_rewrites_consecutive_failures`, so Redis's own limiter never engages: every cron tick starts another attempt, and each opens an INCR file the next start must load. With the guardian (shipped defaults; rewrite_retry retries on a fork seen to succeed, else after a backoff of 1 to 15 min) the automatic attempts stop at the first failure.\n\n")
+	p("A rewrite whose fork fails is not counted in `aof_rewrites_consecutive_failures`, so Redis's own limiter never engages: every cron tick starts another attempt, and each opens an INCR file the next start must load. With the guardian (shipped defaults; rewrite_retry retries on a fork seen to succeed, else after a backoff of 90 s to 15 min) the automatic attempts stop at the first failure.\n\n")
 	p("| | %s | %s |\n|---|---|---|\n", replAlone, replGuardian)
 	p("| INCR files added during the fault | %d | %d |\n", a.incrFiles, g.incrFiles)
 	p("| rewrite fork attempts (log lines) | %d | %d |\n", a.forkAttempts, g.forkAttempts)
