@@ -12,15 +12,16 @@ import (
 	"time"
 )
 
-// TestCaptureFixtures writes pkg/monitor's fixtures from every build of the matrix:
-// INFO (all sections), CONFIG GET * and the log of each fault the guardian
-// recognises (fork failure, full disk, permission denied, killed child, AOF write
-// error). It runs only when RG_CAPTURE_FIXTURES names the directory to write to
-// (pkg/monitor/testdata); the parser tests then run on what it captured.
+// TestCaptureFixtures drives every build of the matrix through each fault the
+// guardian recognises (fork failure, permission denied, full disk with failing AOF
+// writes, killed child) and checks each server logged it in the wording
+// pkg/monitor's parsers are tested on. With RG_CAPTURE_FIXTURES naming a directory
+// (pkg/monitor/testdata) it also writes INFO, CONFIG GET * and the log there as the
+// parsers' fixtures; otherwise into a temp dir.
 func TestCaptureFixtures(t *testing.T) {
 	dir := os.Getenv("RG_CAPTURE_FIXTURES")
 	if dir == "" {
-		t.Skip("set RG_CAPTURE_FIXTURES=pkg/monitor/testdata to capture fixtures from every server build")
+		dir = t.TempDir()
 	}
 	for _, b := range Matrix(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -84,6 +85,12 @@ func TestCaptureFixtures(t *testing.T) {
 			log, err := os.ReadFile(s.LogFile)
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, want := range []string{"fork: Resource temporarily unavailable", "Permission denied",
+				"No space left on device", "Short write while writing to the AOF file", "AOF write error looks solved", "terminated by signal 9"} {
+				if !strings.Contains(string(log), want) {
+					t.Errorf("%s's log has no %q: the fault did not happen as the fixtures say", b.Name, want)
+				}
 			}
 			// Paths and pids of this run are kept: the parsers must take them as they come.
 			for name, body := range map[string]string{

@@ -42,10 +42,6 @@ type rewriteRetryState struct {
 	PrevForks int64
 	PrevFree  uint64
 	PrevKnown bool
-	// Episode is set while rewrites fail or cannot fit: only the end of this
-	// remedy's own episode ends a yield of the percentage (the load deferral
-	// ends its own).
-	Episode bool
 }
 
 func (rewriteRetry) Name() string { return RemedyRewriteRetry }
@@ -146,10 +142,8 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 	if !failed {
 		st.FailedAt, st.Attempt, st.NextRetry = time.Time{}, 0, time.Time{}
 	}
-	if failed || wontFit {
-		st.Episode = true
-	} else if st.Episode {
-		st.Episode = false
+	if !failed && !wontFit {
+		// Yields are per remedy: this ends only rewrite_retry's own episode.
 		sh.EndEpisode(RemedyRewriteRetry, SettingRewritePercent)
 		sh.EndSuppression(RemedyRewriteRetry)
 	}
