@@ -1,8 +1,10 @@
 package daemon_test
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,67 @@ func incrFiles(t *testing.T, srv *testredis.Server) int {
 		}
 	}
 	return n
+}
+
+// manifestFile is a file the AOF manifest names, as it was when read.
+type manifestFile struct {
+	name    string
+	size    int64
+	modTime time.Time
+}
+
+// manifestFiles reads the AOF manifest (7.0+: "file <name> seq <n> type <b|h|i>"
+// lines) and stats every file it names. The last one is the INCR file Redis
+// appends to.
+func manifestFiles(t *testing.T, srv *testredis.Server) []manifestFile {
+	t.Helper()
+	dir := filepath.Join(srv.DataDir, "appendonlydir")
+	f, err := os.Open(filepath.Join(dir, "appendonly.aof.manifest"))
+	if err != nil {
+		t.Fatalf("open the AOF manifest: %v", err)
+	}
+	defer f.Close()
+	var out []manifestFile
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 2 || fs[0] != "file" {
+			t.Fatalf("manifest line %q: want file <name> ...", sc.Text())
+		}
+		fi, err := os.Stat(filepath.Join(dir, fs[1]))
+		if err != nil {
+			t.Fatalf("a file the manifest names: %v", err)
+		}
+		out = append(out, manifestFile{name: fs[1], size: fi.Size(), modTime: fi.ModTime()})
+	}
+	if err := sc.Err(); err != nil || len(out) == 0 {
+		t.Fatalf("read the AOF manifest: %v (%d files)", err, len(out))
+	}
+	return out
+}
+
+// checkManifestUntouched fails the test unless every file named in before still
+// exists, and every one but the INCR file Redis appends to (the last) is
+// unchanged: neither Redis's failed rewrites nor the guardian touched them.
+func checkManifestUntouched(t *testing.T, srv *testredis.Server, before []manifestFile) {
+	t.Helper()
+	dir := filepath.Join(srv.DataDir, "appendonlydir")
+	for i, m := range before {
+		fi, err := os.Stat(filepath.Join(dir, m.name))
+		switch {
+		case err != nil:
+			t.Errorf("%s, named by the manifest, is gone: %v", m.name, err)
+		case i < len(before)-1 && (fi.Size() != m.size || !fi.ModTime().Equal(m.modTime)):
+			t.Errorf("%s, named by the manifest, changed: %d bytes at %s, was %d at %s", m.name, fi.Size(), fi.ModTime(), m.size, m.modTime)
+		case i == len(before)-1 && fi.Size() < m.size:
+			t.Errorf("%s, the INCR file Redis appends to, shrank from %d to %d bytes", m.name, m.size, fi.Size())
+		}
+	}
+}
+
+// autoRewrites counts the automatic rewrite attempts in the server's log.
+func autoRewrites(srv *testredis.Server) int {
+	return strings.Count(srv.LogTail(100000), "Starting automatic rewriting of AOF")
 }
 
 // stormServer is a Redis whose AOF has grown far past its base (the default
@@ -83,7 +146,9 @@ func rewriteStormStopped(t *testing.T, b testredis.Build) {
 		r.InitialBackoff, r.MaxBackoff = 500*time.Millisecond, time.Second
 	}})
 	g.waitTicks(1)
+	w := srv.StartWriter(t, time.Millisecond)
 	before = incrFiles(t, srv)
+	manifest := manifestFiles(t, srv)
 	lift := startStorm(t, srv)
 	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingRewritePercent}, nil)
 	if applied.str("remedy") != policy.RemedyRewriteRetry || applied.str("reason") != policy.IDAOFRewriteStorm || applied.str("new_value") != "0" {
@@ -100,6 +165,7 @@ func rewriteStormStopped(t *testing.T, b testredis.Build) {
 		t.Errorf("%d INCR files added in %s with the guardian, want at most 2 (Redis alone: %d)", added, window, stormed)
 	}
 
+	checkManifestUntouched(t, srv, manifest)
 	lift()
 	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry, "result": "Background append only file rewriting started"}, nil)
 	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
@@ -115,8 +181,176 @@ func rewriteStormStopped(t *testing.T, b testredis.Build) {
 	if n := incrFiles(t, srv); n > 2 {
 		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
 	}
+	if st := w.Stop(); st.OK == 0 || st.Rejected != 0 {
+		t.Errorf("write load: %d writes accepted, %d rejected (%v); a rewrite fault must not reject writes", st.OK, st.Rejected, st.Errors)
+	}
 	// The load deferral's quiet-time rewrite must not add failing forks of its own.
 	if f := g.entries(fieldsEq{"event": string(events.RemedyFailed), "remedy": policy.RemedyRewriteDeferral}); len(f) != 0 {
 		t.Errorf("rewrite_deferral ran failing rewrites during the fault: %v", f)
+	}
+}
+
+// TestRewriteStormFullDisk: on a full tmpfs an automatic rewrite fails before
+// its fork (the temporary manifest cannot be written), is not counted by
+// Redis's limiter either, and Redis tries again at every cron tick. Under write
+// load, the guardian stops the attempts (auto-aof-rewrite-percentage 0 through
+// the ledger), touches no file the manifest names, and once the disk has room
+// again rewrites at once; the percentage is back and the ledger is empty.
+func TestRewriteStormFullDisk(t *testing.T) {
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			rewriteStormFullDisk(t, b)
+		})
+	}
+}
+
+func rewriteStormFullDisk(t *testing.T, b testredis.Build) {
+	const window = 3 * time.Second
+	srv := testredis.Start(t, testredis.Options{AppendOnly: true, TmpfsSize: "32m", NoSave: true, Build: b,
+		Args: []string{"--auto-aof-rewrite-min-size", "64mb"}})
+	srv.Fill(t, 2000, 64)
+	c := srv.Client(t)
+	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond})
+	g.waitTicks(1)
+	w := srv.StartWriter(t, time.Millisecond)
+	manifest := manifestFiles(t, srv)
+
+	// The rewrite is due the moment the disk is full: Redis tries at every
+	// cron tick until the guardian holds the percentage.
+	lift := srv.FillDisk(t)
+	configSet(t, c, "auto-aof-rewrite-min-size", "1kb")
+	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingRewritePercent}, nil)
+	if applied.str("remedy") != policy.RemedyRewriteRetry || applied.str("new_value") != "0" ||
+		(applied.str("reason") != policy.IDAOFRewriteStorm && applied.str("reason") != policy.IDAOFRewriteWontFit) {
+		t.Errorf("remedy_applied = %s, want rewrite_retry setting 0 for aof_rewrite_storm or aof_rewrite_wont_fit", applied)
+	}
+	if got := configGet(t, c, policy.SettingRewritePercent); got != "0" {
+		t.Fatalf("%s = %q after remedy_applied, want 0", policy.SettingRewritePercent, got)
+	}
+	attempts := autoRewrites(srv)
+	time.Sleep(window)
+	if more := autoRewrites(srv) - attempts; more != 0 {
+		t.Errorf("%d automatic rewrite attempts in %s after the hold, want none", more, window)
+	}
+	checkManifestUntouched(t, srv, manifest)
+
+	lift()
+	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry, "result": "Background append only file rewriting started"}, nil)
+	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
+		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
+	})
+	g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingRewritePercent}, nil)
+	if got := configGet(t, c, policy.SettingRewritePercent); got != "100" {
+		t.Errorf("%s = %q after the undo, want 100", policy.SettingRewritePercent, got)
+	}
+	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+		t.Errorf("ledger still holds %+v", ch)
+	}
+	if n := incrFiles(t, srv); n > 2 {
+		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
+	}
+	// AOF writes fail while the disk is full ("MISCONF Errors writing to the AOF
+	// file": no setting lifts that); they must be accepted again after.
+	waitWrites(t, w, 100)
+}
+
+// TestRewriteKilledChild: rewrite children killed as they start (as the OOM
+// killer does) are failures Redis counts; after three its limiter waits a
+// minute before the next automatic attempt, so the storm stops by itself and
+// the guardian holds nothing. Once the fault ends, a save's child survives and
+// the guardian rewrites at once; Redis alone would still be waiting. Nothing the
+// manifest names is touched, the percentage was never changed, the ledger is
+// empty.
+func TestRewriteKilledChild(t *testing.T) {
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			rewriteKilledChild(t, b)
+		})
+	}
+}
+
+// killedChildServer is a Redis with AOF, a save point that fires under write
+// load, and children slowed to about 1 s so a killer sees them.
+func killedChildServer(t *testing.T, b testredis.Build) *testredis.Server {
+	t.Helper()
+	srv := testredis.Start(t, testredis.Options{AppendOnly: true, Save: "1 1", Build: b,
+		Args: []string{"--auto-aof-rewrite-min-size", "64mb"}})
+	srv.Fill(t, 2000, 64)
+	configSet(t, srv.Client(t), "rdb-key-save-delay", "500")
+	return srv
+}
+
+// killRewrites kills rewrite children until Redis's limiter has engaged and then
+// for window more; it returns the INCR files added.
+func killRewrites(t *testing.T, srv *testredis.Server, window time.Duration) int {
+	t.Helper()
+	before := incrFiles(t, srv)
+	stop := srv.KillRewrites(t)
+	configSet(t, srv.Client(t), "auto-aof-rewrite-min-size", "1kb")
+	srv.WaitFor(t, "Redis's rewrite limiter to engage", waitLong, func(info map[string]string) bool {
+		n, _ := strconv.Atoi(info["aof_rewrites_consecutive_failures"])
+		return n >= 3 && info["aof_rewrite_in_progress"] == "0"
+	})
+	time.Sleep(window)
+	if n := stop(); n < 3 {
+		t.Fatalf("%d rewrite children killed, want at least 3", n)
+	}
+	return incrFiles(t, srv) - before
+}
+
+func rewriteKilledChild(t *testing.T, b testredis.Build) {
+	const window = 3 * time.Second
+	alone := killedChildServer(t, b)
+	aloneW := alone.StartWriter(t, 5*time.Millisecond)
+	aloneAdded := killRewrites(t, alone, window)
+
+	srv := killedChildServer(t, b)
+	c := srv.Client(t)
+	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, Remedies: func(rs policy.Remedies) {
+		r := policy.ConfigOf[*policy.RewriteRetryConfig](rs)
+		r.InitialBackoff, r.MaxBackoff = 10*time.Second, 20*time.Second
+	}})
+	g.waitTicks(1)
+	w := srv.StartWriter(t, 5*time.Millisecond)
+	manifest := manifestFiles(t, srv)
+	added := killRewrites(t, srv, window)
+	checkManifestUntouched(t, srv, manifest)
+	t.Logf("rewrite children killed for %s past Redis's limit: %d INCR files alone, %d with the guardian", window, aloneAdded, added)
+	if added > aloneAdded+1 {
+		t.Errorf("%d INCR files with the guardian, %d alone: the guardian's retries added to the storm", added, aloneAdded)
+	}
+	if added > 5 {
+		t.Errorf("%d INCR files added over the fault, want the storm stopped (at most 5)", added)
+	}
+
+	// The fault is over: the next save's child survives, and the guardian
+	// rewrites at once instead of waiting for Redis's limiter.
+	retry := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry,
+		"result": "Background append only file rewriting started"}, nil)
+	if !strings.Contains(retry.str("cause"), "save succeeded") {
+		t.Errorf("retry = %s, want it started by a save that succeeded", retry)
+	}
+	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
+		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
+	})
+	if n := incrFiles(t, srv); n > 2 {
+		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
+	}
+	if got := configGet(t, c, policy.SettingRewritePercent); got != "100" {
+		t.Errorf("%s = %q, want 100: Redis's limiter counts these failures, nothing to hold", policy.SettingRewritePercent, got)
+	}
+	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+		t.Errorf("ledger holds %+v", ch)
+	}
+	if st := w.Stop(); st.OK == 0 || st.Rejected != 0 {
+		t.Errorf("write load: %d accepted, %d rejected (%v)", st.OK, st.Rejected, st.Errors)
+	}
+	// Redis alone is still inside its limiter's minute: the guardian made the
+	// difference.
+	aloneW.Stop()
+	if got := alone.Info(t)["aof_last_bgrewrite_status"]; got != "err" {
+		t.Errorf("Redis alone rewrote by itself meanwhile (status %s): the test shows nothing the guardian did", got)
 	}
 }

@@ -277,3 +277,46 @@ func (s *Server) fill(ctx context.Context, c *redis.Client, keys, valueSize int)
 	}
 	return nil
 }
+
+// KillRewrites SIGKILLs every AOF rewrite child of the server (process title
+// redis-aof-rewrite or valkey-aof-rewrite) as soon as it appears, until the returned
+// func is called (t.Cleanup calls it too), as an OOM killer does to a child that grows
+// past a cgroup limit. Other children (BGSAVE) are left alone. Call SlowChild, or set a
+// small rdb-key-save-delay, so a child lives long enough to be seen. The returned func
+// reports how many children were killed.
+func (s *Server) KillRewrites(t testing.TB) (lift func() int) {
+	t.Helper()
+	p, err := s.running()
+	if err != nil {
+		t.Fatalf("testredis: KillRewrites: %v", err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var killed atomic.Int64
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, pid := range childrenOf(p.pid) {
+				if isRewriteChild(pid) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+					killed.Add(1)
+				}
+			}
+		}
+	}()
+	undo := sync.OnceFunc(func() { close(stop); <-done })
+	t.Cleanup(undo)
+	return func() int { undo(); return int(killed.Load()) }
+}
+
+// isRewriteChild reports whether pid's process title names an AOF rewrite child.
+func isRewriteChild(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.Contains(string(b), "-aof-rewrite")
+}

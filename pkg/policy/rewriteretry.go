@@ -19,7 +19,25 @@ import (
 // succeeded elsewhere, the disk has room again) or, failing any sign, by a long
 // backoff: each attempt costs an INCR file. A successful rewrite folds the INCR
 // files back into one, and the percentage is given back.
+//
+// A failed child (killed, e.g. by the OOM killer, or a write error) is counted,
+// and after three of them Redis's limiter (7.0+) waits 1, 2, 4 ... up to 60
+// minutes before its next automatic attempt, meanwhile the INCR files pile up.
+// That limiter is left in charge (no hold, no blind retry of ours); the guardian
+// only rewrites at once when a reading says the cause cleared (a save child
+// succeeded, the disk has room again), which a manual BGREWRITEAOF may do
+// because it bypasses the limiter.
 type rewriteRetry struct{}
+
+// redisRewriteLimit is the number of consecutive failed rewrite children after
+// which Redis 7.0+ delays its next automatic rewrite ("has repeatedly failed
+// and triggered the limit").
+const redisRewriteLimit = 3
+
+// maxClearedGap bounds the time between two retries a cleared cause starts: a
+// sign that flickers (a save child succeeding every second while rewrite
+// children are still killed) must not become a storm of the guardian's own.
+const maxClearedGap = 30 * time.Second
 
 // RewriteRetryConfig configures the rewrite storm stop and retry.
 type RewriteRetryConfig struct {
@@ -38,8 +56,13 @@ type rewriteRetryState struct {
 	FailedAt  time.Time
 	Attempt   int
 	NextRetry time.Time
+	// LastTry is when the guardian's last BGREWRITEAOF of this episode went out.
+	LastTry time.Time
 	// PrevForks is total_forks at the previous tick: a rise means a fork succeeded.
 	PrevForks int64
+	// PrevSave is rdb_last_save_time at the previous tick: a rise means a save
+	// (and so, for BGSAVE, a child) succeeded.
+	PrevSave  int64
 	PrevFree  uint64
 	PrevKnown bool
 }
@@ -121,7 +144,7 @@ func (rewriteRetry) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]De
 	st, _ := raw.(rewriteRetryState)
 	ds := st.decide(in, r, sh)
 	info := in.Snapshot.Redis.Info
-	st.PrevForks = info.TotalForks
+	st.PrevForks, st.PrevSave = info.TotalForks, info.RDBLastSaveTime
 	d := aofDirOf(in.Snapshot)
 	st.PrevKnown, st.PrevFree = in.Snapshot.Host.Available && d.Known, d.Free
 	return ds, nil, st
@@ -140,7 +163,7 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 			Reason: IDAOFRewriteFailed, Detail: detail}}
 	}
 	if !failed {
-		st.FailedAt, st.Attempt, st.NextRetry = time.Time{}, 0, time.Time{}
+		st.FailedAt, st.Attempt, st.NextRetry, st.LastTry = time.Time{}, 0, time.Time{}, time.Time{}
 	}
 	if !failed && !wontFit {
 		// Yields are per remedy: this ends only rewrite_retry's own episode.
@@ -164,6 +187,9 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 			return undo("an AOF rewrite succeeded and the next one fits: Redis's automatic rewrites are back")
 		}
 		return st.retry(in, r, sh)
+	}
+	if limited(info) && !isHeld && !in.Stopping {
+		return st.retryLimited(in, r, sh)
 	}
 	if in.Stopping || isHeld || !info.AOFEnabled || cfg.Int(SettingRewritePercent, 100) == 0 || sh.IsYielded(RemedyRewriteRetry, SettingRewritePercent) {
 		// Another remedy holds the percentage (the load deferral), or it is 0
@@ -202,7 +228,7 @@ func (st *rewriteRetryState) retry(in Input, r *RewriteRetryConfig, sh *Shared) 
 	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) {
 		return nil
 	}
-	cleared := st.causeCleared(s)
+	cleared := st.causeCleared(s, r, in.Now)
 	if cleared == "" && in.Now.Before(st.NextRetry) {
 		return nil
 	}
@@ -210,6 +236,7 @@ func (st *rewriteRetryState) retry(in Input, r *RewriteRetryConfig, sh *Shared) 
 		return nil
 	}
 	st.NextRetry = in.Now.Add(Backoff(st.Attempt+1, r.InitialBackoff, r.MaxBackoff, in.Rand))
+	st.LastTry = in.Now
 	detail := fmt.Sprintf("retry %d after the rewrite failed %s ago", st.Attempt+1, round(in.Now.Sub(st.FailedAt)))
 	if cleared != "" {
 		detail = cleared + ": rewriting now"
@@ -217,13 +244,52 @@ func (st *rewriteRetryState) retry(in Input, r *RewriteRetryConfig, sh *Shared) 
 	return []Decision{{Remedy: RemedyRewriteRetry, Action: ActBgrewriteaof, Reason: IDAOFRewriteFailed, Detail: detail}}
 }
 
-// causeCleared says which reading shows the rewrite's cause has gone since the
-// previous tick: a fork succeeded (total_forks rose, e.g. a BGSAVE), or the AOF
-// dir has room again.
-func (st *rewriteRetryState) causeCleared(s monitor.Snapshot) string {
+// limited reports whether Redis's own rewrite limiter has engaged: the last
+// rewrite failed in its child (counted) at least redisRewriteLimit times in a
+// row, so Redis waits minutes before its next automatic attempt.
+func limited(info monitor.Info) bool {
+	return info.AOFEnabled && info.AOFLastBgrewriteStatus == "err" &&
+		info.AOFRewritesConsecutiveFailures >= redisRewriteLimit && !info.AOFRewriteInProgress
+}
+
+// retryLimited runs BGREWRITEAOF while Redis's limiter delays its own attempts,
+// but only when a reading says the cause cleared: the blind retries are the
+// limiter's. Nothing is held, so nothing is given back.
+func (st *rewriteRetryState) retryLimited(in Input, r *RewriteRetryConfig, sh *Shared) []Decision {
+	s := in.Snapshot
 	info := s.Redis.Info
-	if st.PrevForks > 0 && info.TotalForks > st.PrevForks && !info.ForkChildRunning() {
+	if st.FailedAt.IsZero() {
+		st.FailedAt = in.Now
+	}
+	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) {
+		return nil
+	}
+	cleared := st.causeCleared(s, r, in.Now)
+	if cleared == "" || !sh.Allowed(RemedyRewriteRetry, r.Limits, in.Now) {
+		return nil
+	}
+	st.LastTry = in.Now
+	return []Decision{{Remedy: RemedyRewriteRetry, Action: ActBgrewriteaof, Reason: IDAOFRewriteFailed,
+		Detail: fmt.Sprintf("%s after %d failed rewrites in a row (Redis's limiter would wait minutes): rewriting now",
+			cleared, info.AOFRewritesConsecutiveFailures)}}
+}
+
+// causeCleared says which reading shows the rewrite's cause has gone since the
+// previous tick: a fork succeeded (total_forks rose, e.g. a BGSAVE; only when
+// the rewrite failed at fork, since a killed child was forked too), a save
+// succeeded (its child survived), or the AOF dir has room again. A cleared sign
+// starts a retry at most every min(initial_backoff, 30 s).
+func (st *rewriteRetryState) causeCleared(s monitor.Snapshot, r *RewriteRetryConfig, now time.Time) string {
+	if !st.LastTry.IsZero() && now.Sub(st.LastTry) < min(r.InitialBackoff, maxClearedGap) {
+		return ""
+	}
+	info := s.Redis.Info
+	atFork := info.AOFRewritesConsecutiveFailures == 0
+	if atFork && st.PrevForks > 0 && info.TotalForks > st.PrevForks && !info.ForkChildRunning() {
 		return "a fork succeeded since the last tick"
+	}
+	if st.PrevSave > 0 && info.RDBLastSaveTime > st.PrevSave && info.RDBLastBgsaveStatus == "ok" && !info.ForkChildRunning() {
+		return "a save succeeded since the last tick"
 	}
 	d := aofDirOf(s)
 	exp := uint64(max(ExpectedRewrite(s), 0))

@@ -93,7 +93,43 @@ func TestDecideRewriteRetry(t *testing.T) {
 			holdPercent(in, RemedyRewriteRetry)
 			in.Stopping = true
 		}, want: undo},
+		{name: "held, a sign cleared but the last retry was just now", setup: func(in *Input, st *State) {
+			storm(in)
+			holdPercent(in, RemedyRewriteRetry)
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{FailedAt: now.Add(-time.Minute), NextRetry: now.Add(time.Hour),
+				LastTry: now.Add(-time.Second), PrevForks: in.Snapshot.Redis.Info.TotalForks - 1}}
+		}},
+		{name: "limiter engaged, nothing cleared: Redis's own backoff", setup: func(in *Input, _ *State) { killedChildren(in) }},
+		{name: "limiter engaged, a save succeeded", setup: func(in *Input, st *State) {
+			killedChildren(in)
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{PrevSave: in.Snapshot.Redis.Info.RDBLastSaveTime - 1,
+				PrevForks: in.Snapshot.Redis.Info.TotalForks}}
+		}, want: rewrite},
+		{name: "limiter engaged, a fork rose: the killed child was forked too", setup: func(in *Input, st *State) {
+			killedChildren(in)
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{PrevSave: in.Snapshot.Redis.Info.RDBLastSaveTime,
+				PrevForks: in.Snapshot.Redis.Info.TotalForks - 1}}
+		}},
+		{name: "limiter engaged, a save succeeded, but the save failed since", setup: func(in *Input, st *State) {
+			killedChildren(in)
+			in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "err"
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{PrevSave: in.Snapshot.Redis.Info.RDBLastSaveTime - 1}}
+		}},
+		{name: "limiter engaged, a save succeeded 10 s after the last retry", setup: func(in *Input, st *State) {
+			killedChildren(in)
+			st.remedies = map[string]any{RemedyRewriteRetry: rewriteRetryState{PrevSave: in.Snapshot.Redis.Info.RDBLastSaveTime - 1,
+				LastTry: now.Add(-10 * time.Second)}}
+		}},
 	})
+}
+
+// killedChildren is Redis after three rewrite children were killed: its limiter
+// delays the next automatic attempt.
+func killedChildren(in *Input) {
+	storm(in)
+	in.Snapshot.Redis.Info.AOFRewritesConsecutiveFailures = redisRewriteLimit
+	in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "ok"
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(-time.Second).Unix()
 }
 
 // TestRewriteDeferralLeavesOthersHold: the load deferral neither undoes nor
