@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	r.Checked = target
-	checker, err := findChecker(o.CheckAOF)
+	checker, err := findChecker(o.CheckAOF, o.RedisConf)
 	if err != nil {
 		return r, err
 	}
@@ -98,7 +98,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	a, ok := lastAnalysis(out)
 	if !ok {
-		return r, fmt.Errorf("%s found %s not valid, and its output names no file and offset:\n%s", checker, target, out)
+		hint := ""
+		if strings.Contains(out, "RDB preamble") {
+			// Measured: redis-check-aof 7.0 on a Valkey 8 base (RDB 11).
+			hint = " (a checker older than the server cannot read the base file's RDB preamble: name the server's own with --check-aof)"
+		}
+		return r, fmt.Errorf("%s found %s not valid, and its output names no file and offset%s:\n%s", checker, target, hint, out)
 	}
 	r.Bad = a.file
 	if !filepath.IsAbs(r.Bad) {
@@ -150,11 +155,19 @@ func (r *Result) fix(ctx context.Context, o Options, checker, target string) err
 	return nil
 }
 
-func findChecker(given string) (string, error) {
+// findChecker returns the given checker, else the one of the server's family on
+// PATH: valkey-check-aof first when the config file's path names Valkey (a
+// Valkey 8 base file is an RDB 11 preamble, which redis-check-aof 7.x cannot
+// read), redis-check-aof first otherwise.
+func findChecker(given, redisConf string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
-	for _, c := range []string{"redis-check-aof", "valkey-check-aof"} {
+	order := []string{"redis-check-aof", "valkey-check-aof"}
+	if strings.Contains(strings.ToLower(redisConf), "valkey") {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, c := range order {
 		if p, err := exec.LookPath(c); err == nil {
 			return p, nil
 		}

@@ -13,12 +13,13 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 )
 
-// aofServer writes 200 keys to a real server with AOF on, stops it cleanly, and
-// returns its data dir, a config file for preflight naming it, and the path of
-// the last INCR file.
-func aofServer(t *testing.T) (srv *testredis.Server, conf, incr string) {
+// aofServer writes 200 keys to a real server of build b with AOF on, stops it
+// cleanly, and returns it, a config file for preflight naming its data dir, the
+// path of the last INCR file and the build's own checker (redis-check-aof or
+// valkey-check-aof).
+func aofServer(t *testing.T, b testredis.Build) (srv *testredis.Server, conf, incr, checker string) {
 	t.Helper()
-	srv = testredis.Start(t, testredis.Options{AppendOnly: true, NoSave: true})
+	srv = testredis.Start(t, testredis.Options{AppendOnly: true, NoSave: true, Build: b})
 	c := srv.Client(t)
 	ctx := context.Background()
 	for i := range 200 {
@@ -27,7 +28,7 @@ func aofServer(t *testing.T) (srv *testredis.Server, conf, incr string) {
 		}
 	}
 	_ = c.Do(ctx, "SHUTDOWN", "NOSAVE").Err() // the connection drops: no reply
-	conf = filepath.Join(t.TempDir(), "redis.conf")
+	conf = filepath.Join(t.TempDir(), "server.conf")
 	if err := os.WriteFile(conf, []byte("# the server's file\ndir "+srv.DataDir+"\nappendonly yes\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,17 @@ func aofServer(t *testing.T) (srv *testredis.Server, conf, incr string) {
 	if len(incrs) != 1 {
 		t.Fatalf("INCR files %q, want one", incrs)
 	}
-	return srv, conf, incrs[0]
+	return srv, conf, incrs[0], b.Tool(t, "check-aof")
+}
+
+// eachBuild runs test on every server build, each with its own checker.
+func eachBuild(t *testing.T, test func(t *testing.T, b testredis.Build)) {
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b)
+		})
+	}
 }
 
 func read(t *testing.T, p string) []byte {
@@ -47,10 +58,11 @@ func read(t *testing.T, p string) []byte {
 	return b
 }
 
-func TestPreflightValid(t *testing.T) {
-	t.Parallel()
-	_, conf, _ := aofServer(t)
-	r, err := Run(context.Background(), Options{RedisConf: conf, Fix: true, MaxTruncate: 1 << 20})
+func TestPreflightValid(t *testing.T) { eachBuild(t, preflightValid) }
+
+func preflightValid(t *testing.T, b testredis.Build) {
+	_, conf, _, checker := aofServer(t, b)
+	r, err := Run(context.Background(), Options{RedisConf: conf, CheckAOF: checker, Fix: true, MaxTruncate: 1 << 20})
 	if err != nil || r.Checked == "" || r.Bad != "" {
 		t.Errorf("Run = %+v, %v; want the manifest checked and valid", r, err)
 	}
@@ -59,15 +71,16 @@ func TestPreflightValid(t *testing.T) {
 // TestPreflightTornTail: a write cut short at the end of the last INCR file.
 // Without the fix it is reported and left alone; with it, the file is copied aside
 // and cut, and the server loads the rest.
-func TestPreflightTornTail(t *testing.T) {
-	t.Parallel()
-	srv, conf, incr := aofServer(t)
+func TestPreflightTornTail(t *testing.T) { eachBuild(t, preflightTornTail) }
+
+func preflightTornTail(t *testing.T, b testredis.Build) {
+	srv, conf, incr, checker := aofServer(t, b)
 	whole := read(t, incr)
 	torn := whole[:len(whole)-7]
 	if err := os.WriteFile(incr, torn, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(context.Background(), Options{RedisConf: conf, Fix: false, MaxTruncate: 1 << 20})
+	r, err := Run(context.Background(), Options{RedisConf: conf, CheckAOF: checker, Fix: false, MaxTruncate: 1 << 20})
 	if err != nil || r.Bad != incr || !r.TornTail || r.Fixed || r.Loss <= 0 || r.ValidUpTo <= 0 {
 		t.Fatalf("fix off: %+v, %v; want the torn tail of %s reported, not fixed", r, err, incr)
 	}
@@ -76,7 +89,7 @@ func TestPreflightTornTail(t *testing.T) {
 	}
 
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	r, err = Run(context.Background(), Options{RedisConf: conf, Fix: true, MaxTruncate: 1 << 20, Now: func() time.Time { return now }})
+	r, err = Run(context.Background(), Options{RedisConf: conf, CheckAOF: checker, Fix: true, MaxTruncate: 1 << 20, Now: func() time.Time { return now }})
 	if err != nil || !r.Fixed {
 		t.Fatalf("fix on: %+v, %v; want it fixed", r, err)
 	}
@@ -96,29 +109,59 @@ func TestPreflightTornTail(t *testing.T) {
 
 // TestPreflightNeverFixesTheMiddle: damage with real commands after it is never
 // cut, and neither is a tail longer than max_truncate_bytes.
-func TestPreflightNeverFixesTheMiddle(t *testing.T) {
-	t.Parallel()
-	_, conf, incr := aofServer(t)
-	b := read(t, incr)
-	b[len(b)/3] = 'X'
-	if err := os.WriteFile(incr, b, 0o644); err != nil {
+func TestPreflightNeverFixesTheMiddle(t *testing.T) { eachBuild(t, preflightNeverFixesTheMiddle) }
+
+func preflightNeverFixesTheMiddle(t *testing.T, b testredis.Build) {
+	_, conf, incr, checker := aofServer(t, b)
+	data := read(t, incr)
+	data[len(data)/3] = 'X'
+	if err := os.WriteFile(incr, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(context.Background(), Options{RedisConf: conf, Fix: true, MaxTruncate: 1 << 30})
+	r, err := Run(context.Background(), Options{RedisConf: conf, CheckAOF: checker, Fix: true, MaxTruncate: 1 << 30})
 	if err != nil || r.Bad == "" || r.TornTail || r.Fixed || !strings.Contains(r.Why, "not a torn tail") {
 		t.Fatalf("middle: %+v, %v; want it reported and left alone", r, err)
 	}
-	if !bytes.Equal(read(t, incr), b) {
+	if !bytes.Equal(read(t, incr), data) {
 		t.Fatal("middle: the file was changed")
 	}
 
-	_, conf2, incr2 := aofServer(t)
+	_, conf2, incr2, _ := aofServer(t, b)
 	b2 := read(t, incr2)
 	if err := os.WriteFile(incr2, b2[:len(b2)-7], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err = Run(context.Background(), Options{RedisConf: conf2, Fix: true, MaxTruncate: 4})
+	r, err = Run(context.Background(), Options{RedisConf: conf2, CheckAOF: checker, Fix: true, MaxTruncate: 4})
 	if err != nil || !r.TornTail || r.Fixed || !strings.Contains(r.Why, "max_truncate_bytes") {
 		t.Fatalf("over the limit: %+v, %v; want it reported and left alone", r, err)
+	}
+}
+
+// TestFindChecker: without --check-aof, the checker of the server's family comes
+// first when both are on PATH.
+func TestFindChecker(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"redis-check-aof", "valkey-check-aof"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	for conf, want := range map[string]string{
+		"/etc/redis/redis.conf":       "redis-check-aof",
+		"/etc/valkey/valkey.conf":     "valkey-check-aof",
+		"/srv/Valkey-6380/server.cfg": "valkey-check-aof",
+	} {
+		got, err := findChecker("", conf)
+		if err != nil || filepath.Base(got) != want {
+			t.Errorf("findChecker(%q) = %q, %v; want %s", conf, got, err, want)
+		}
+	}
+	if got, _ := findChecker("/opt/x/check", "/etc/valkey/valkey.conf"); got != "/opt/x/check" {
+		t.Errorf("a given checker was replaced by %q", got)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := findChecker("", "/etc/redis/redis.conf"); err == nil || !strings.Contains(err.Error(), "--check-aof") {
+		t.Errorf("no checker on PATH: err = %v, want one naming --check-aof", err)
 	}
 }

@@ -101,3 +101,29 @@ func readBuilds(path string) (map[string]Build, error) {
 	}
 	return out, sc.Err()
 }
+
+// Tool returns a path that runs one of the build's tools, named without its family
+// ("check-aof": redis-check-aof or valkey-check-aof), with the build's own libc: the
+// binary beside Bin for a host build, else a script in a temporary dir that runs it
+// under chroot. Paths given to a tool in a Debian root must be inside a Server's Dir,
+// which is bind-mounted at the same path there.
+func (b Build) Tool(t testing.TB, tool string) string {
+	t.Helper()
+	family := "redis"
+	if b.Valkey() {
+		family = "valkey"
+	}
+	bin := filepath.Join(filepath.Dir(b.Bin), family+"-"+tool)
+	if _, err := os.Stat(filepath.Join(b.Root, bin)); err != nil {
+		t.Fatalf("testredis: %s has no %s: %v", b.Name, family+"-"+tool, err)
+	}
+	if b.Root == "" {
+		return bin
+	}
+	script := filepath.Join(t.TempDir(), family+"-"+tool)
+	body := fmt.Sprintf("#!/bin/sh\nexec chroot %q %q \"$@\"\n", b.Root, bin)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatalf("testredis: write %s: %v", script, err)
+	}
+	return script
+}
