@@ -236,6 +236,42 @@ degraded) ok "systemd is degraded: $(ns systemctl --failed --no-legend --plain |
 *) fail "the container's systemd did not come up within 60 s (state '$state')" ;;
 esac
 
+# preflight_step turns AOF on in the server (and its config file), enables the
+# preflight unit, restarts the server and checks the unit ran before it, as the
+# server's user, and found the append-only files valid with the server's own
+# checker; then it puts AOF and the unit back as they were.
+#   preflight_step SERVER_UNIT PREFLIGHT_UNIT CLI...
+preflight_step() {
+	local server=$1 pf=$2
+	shift 2
+	say "preflight: systemctl enable $pf, restart $server"
+	"$@" config set appendonly yes >/dev/null
+	for _ in $(seq 100); do
+		"$@" info persistence | tr -d '\r' | grep -qx 'aof_rewrite_in_progress:0' &&
+			"$@" info persistence | tr -d '\r' | grep -qx 'aof_rewrite_scheduled:0' && break
+		sleep 0.1
+	done
+	[ "$("$@" config rewrite)" = OK ] || fail "CONFIG REWRITE failed"
+	ns systemctl enable "$pf" >/dev/null 2>&1 || fail "systemctl enable $pf failed"
+	local at
+	at=$(ns date +%s)
+	ns systemctl restart "$server" || fail "systemctl restart $server failed"
+	for _ in $(seq 50); do
+		[ "$("$@" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.2
+	done
+	[ "$("$@" ping)" = PONG ] || fail "$server does not answer after the restart"
+	local log
+	log=$(ns journalctl -u "$pf" --since "@$at" -o cat)
+	printf '%s\n' "$log" | grep -q 'preflight: the append-only files are valid' ||
+		fail "$pf did not find the append-only files valid: $log"
+	[ "$(ns systemctl show -P Result "$pf")" = success ] || fail "$pf: Result $(ns systemctl show -P Result "$pf")"
+	ok "$pf ran before $server and found the AOF valid: $(printf '%s\n' "$log" | grep 'preflight: the append-only' | tail -n 1 | cut -c1-140)"
+	ns systemctl disable "$pf" >/dev/null 2>&1 || fail "systemctl disable $pf failed"
+	"$@" config set appendonly no >/dev/null
+	[ "$("$@" config rewrite)" = OK ] || fail "CONFIG REWRITE failed"
+}
+
 # valkey_flow is the whole test for FLAVOR=valkey: Debian's valkey-server, the
 # package enables redis-guardian-valkey.service by itself (no redis-server here),
 # which runs as valkey, follows Valkey's log and lifts a real MISCONF; removal
@@ -288,6 +324,8 @@ valkey_flow() {
 	ns journalctl -u "$unit" --since "@$started" -o json | grep '"PATH":"/var/log/valkey/valkey-server.log"' >/dev/null ||
 		fail "the guardian does not follow /var/log/valkey/valkey-server.log: $followed"
 	ok "follows /var/log/valkey/valkey-server.log"
+
+	preflight_step valkey-server.service redis-guardian-valkey-preflight.service vcli
 
 	say "a real fault: /var/lib/valkey belongs to root, BGSAVE fails, MISCONF"
 	swb() { vcli config get stop-writes-on-bgsave-error | tail -n 1; }
@@ -420,6 +458,8 @@ ns journalctl -u "$unit2" --since "@$started2" -o cat | grep "^Started $unit2" >
 [ "$(ns stat -c %U /var/lib/redis-guardian/second)" = redis ] || fail "/var/lib/redis-guardian/second is not owned by redis"
 ok "active, READY, status: $(ns systemctl show -P StatusText "$unit2"); state in /var/lib/redis-guardian/second"
 gpid_2=$(ns systemctl show -P MainPID "$unit2")
+
+preflight_step redis-server.service redis-guardian-preflight.service rcli
 
 say "a real fault: the data dir belongs to root, BGSAVE fails, MISCONF (both instances)"
 swb() { "$@" config get stop-writes-on-bgsave-error | tail -n 1; }

@@ -143,7 +143,7 @@ step "systemd-analyze verify (any warning fails)"
 # The units as installed, but with ExecStart pointing at the packaged binary (the
 # path must exist) and man pages looked up in the package (Documentation=man:...).
 mkdir "$tmp/units"
-units=(redis-guardian.service redis-guardian@.service redis-guardian-valkey.service redis-guardian-valkey@.service redis-guardian-preflight.service)
+units=(redis-guardian.service redis-guardian@.service redis-guardian-valkey.service redis-guardian-valkey@.service redis-guardian-preflight.service redis-guardian-valkey-preflight.service)
 for u in "${units[@]}"; do
 	sed "s|/usr/bin/redis-guardian|$tmp/root/usr/bin/redis-guardian|g" \
 		"$tmp/root/usr/lib/systemd/system/$u" >"$tmp/units/$u"
