@@ -69,7 +69,8 @@ func NewHostSource(opts HostOptions) *HostSource {
 // unknownHost is a reading with nothing known: every number that has an "unknown"
 // value (-1) carries it, so no consumer mistakes a zero for a measurement.
 func unknownHost(reason string) HostReading {
-	return HostReading{Reason: reason, RDBFileSize: -1, Overcommit: -1, PID: -1, ProcAnonHugePages: -1, ProcSwap: -1, ProcRSS: -1}
+	return HostReading{Reason: reason, RDBFileSize: -1, Overcommit: -1, PID: -1, ProcAnonHugePages: -1, ProcSwap: -1, ProcRSS: -1,
+		NprocLimit: -1, NprocUID: -1, UIDTasks: -1, ProcCommit: -1, CommitLimit: -1, CommittedAS: -1}
 }
 
 // Read returns what can be learned about the host of the Redis process t.PID. A
@@ -107,6 +108,26 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 	}
 	if cred != nil {
 		r.ProcRSS, r.ProcSwap = cred.VmRSS, cred.VmSwap
+		if cred.VmData >= 0 {
+			r.ProcCommit = cred.VmData + max(cred.VmStk, 0)
+		}
+		r.NprocUID = cred.RealUID
+	}
+	// The fork's task limit: read each tick, since prlimit(1) changes it on a
+	// running process; the uid's tasks are counted only when it can bite.
+	if b, err := os.ReadFile(filepath.Join(pidDir, "limits")); err != nil {
+		errf("limits: %v", err)
+	} else if v, err := ParseNprocLimit(string(b)); err != nil {
+		errf("limits: %v", err)
+	} else {
+		r.NprocLimit = v
+		if v > 0 && r.NprocUID > 0 {
+			if n, err := countUIDTasks(h.procRoot, r.NprocUID); err != nil {
+				errf("tasks of uid %d: %v", r.NprocUID, err)
+			} else {
+				r.UIDTasks = n
+			}
+		}
 	}
 	// smaps_rollup makes the kernel walk every mapping of the process (half of a
 	// tick's cost when read each time); huge page use moves slowly, so it is cached.
@@ -225,6 +246,19 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 		r.THP = v
 	}
 
+	// Under strict overcommit a fork fails with ENOMEM when the child's commit does
+	// not fit under CommitLimit: both move with every allocation on the host, so
+	// they are read each tick, but only in that mode.
+	if r.Overcommit == 2 {
+		if b, err := os.ReadFile(filepath.Join(h.procRoot, "meminfo")); err != nil {
+			errf("meminfo: %v", err)
+		} else if c, err := ParseCommit(string(b)); err != nil {
+			errf("meminfo: %v", err)
+		} else {
+			r.CommitLimit, r.CommittedAS = c.Limit, c.Committed
+		}
+	}
+
 	r.Cgroup, err = h.readCgroup(pidDir)
 	if err != nil {
 		errf("cgroup: %v", err)
@@ -284,10 +318,63 @@ func (h *HostSource) readProcess(ctx context.Context, pid int, pidDir string) (*
 	}
 	if b, err := os.ReadFile(filepath.Join(pidDir, "status")); err == nil {
 		if own, err := ParseProcStatus(string(b)); err == nil {
-			st.VmSwap = own.VmSwap
+			st.VmSwap, st.RealUID, st.Threads, st.VmData, st.VmStk = own.VmSwap, own.RealUID, own.Threads, own.VmData, own.VmStk
 		}
 	}
 	return st, nil
+}
+
+// countUIDTasks counts the tasks (threads) of every process whose real uid is
+// uid, as the kernel does for RLIMIT_NPROC. Processes that vanish meanwhile are
+// left out.
+func countUIDTasks(procRoot string, uid int) (int64, error) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return -1, err
+	}
+	var n int64
+	for _, e := range ents {
+		name := e.Name()
+		if name == "" || name[0] < '1' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, name, "status"))
+		if err != nil {
+			continue
+		}
+		ruid, threads, ok := uidThreads(string(b))
+		if ok && ruid == uid {
+			n += threads
+		}
+	}
+	return n, nil
+}
+
+// uidThreads reads the real uid and the thread count from a status text without
+// parsing the rest: it runs for every process on the host.
+func uidThreads(s string) (uid int, threads int64, ok bool) {
+	uid = -1
+	for line := range strings.Lines(s) {
+		switch {
+		case strings.HasPrefix(line, "Uid:"):
+			f := strings.Fields(line[4:])
+			if len(f) == 0 {
+				return -1, 0, false
+			}
+			v, err := strconv.Atoi(f[0])
+			if err != nil {
+				return -1, 0, false
+			}
+			uid = v
+		case strings.HasPrefix(line, "Threads:"):
+			v, err := strconv.ParseInt(strings.TrimSpace(line[8:]), 10, 64)
+			if err != nil {
+				return -1, 0, false
+			}
+			return uid, v, uid >= 0
+		}
+	}
+	return -1, 0, false
 }
 
 // checkProcess tells whether pid is a Redis (or Valkey) server of this host's pid

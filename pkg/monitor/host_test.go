@@ -38,11 +38,17 @@ func newFakeHost(t *testing.T) *fakeHost {
 		pid:  fakePID,
 	}
 	uid, gid := os.Getuid(), os.Getgid()
-	status := fmt.Sprintf("Name:\tredis-server\nUid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\nGid:\t%[2]d\t%[2]d\t%[2]d\t%[2]d\nGroups:\t%[2]d\nVmRSS:\t    6516 kB\nVmSwap:\t      12 kB\n", uid, gid)
+	// The real uid (1000) is not the effective one (the test's, for writability):
+	// RLIMIT_NPROC counts the real uid's tasks.
+	status := fmt.Sprintf("Name:\tredis-server\nUid:\t1000\t%[1]d\t%[1]d\t%[1]d\nGid:\t%[2]d\t%[2]d\t%[2]d\t%[2]d\nGroups:\t%[2]d\nVmData:\t   10000 kB\nVmStk:\t     132 kB\nVmRSS:\t    6516 kB\nVmSwap:\t      12 kB\nThreads:\t5\n", uid, gid)
 	files := map[string]string{
 		f.procFile("comm"):    "redis-server\n",
 		f.procFile("cmdline"): "redis-server *:6379\x00",
 		f.procFile("status"):  status,
+		f.procFile("limits"):  "Limit                     Soft Limit           Hard Limit           Units     \nMax processes             4096                 62987                processes \nMax open files            10032                10032                files     \n",
+		// Other processes: uid 1000's tasks count against the limit, root's do not.
+		filepath.Join(f.proc, "100", "status"): "Name:\tworker\nUid:\t1000\t1000\t1000\t1000\nThreads:\t3\n",
+		filepath.Join(f.proc, "200", "status"): "Name:\tsystemd\nUid:\t0\t0\t0\t0\nThreads:\t9\n",
 		// statm counts pages (4 KiB here): 1629 resident = VmRSS 6516 kB.
 		f.procFile("statm"):                                                  "100000 1629 500 100 0 2000 0\n",
 		f.procFile("smaps_rollup"):                                           hostFixture(t, "smaps_rollup-thp"),
@@ -115,6 +121,12 @@ func wantFakeReading(f *fakeHost) HostReading {
 		ProcAnonHugePages: 4096 * 1024,
 		ProcSwap:          12 * 1024,
 		ProcRSS:           6516 * 1024,
+		NprocLimit:        4096,
+		NprocUID:          1000,
+		UIDTasks:          8,
+		ProcCommit:        10132 * 1024,
+		CommitLimit:       -1,
+		CommittedAS:       -1,
 		Cgroup: CgroupReading{
 			Known:         true,
 			Path:          "/system.slice/redis-server.service",
@@ -178,6 +190,7 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
 				removeAll(t, f.procFile("status"), f.procFile("smaps_rollup"), f.procFile("cgroup"))
 				want.ProcRSS, want.ProcSwap, want.ProcAnonHugePages = -1, -1, -1
+				want.NprocUID, want.UIDTasks, want.ProcCommit = -1, -1, -1
 				want.DataDir.Writable, want.AOFDir.Writable = Unknown, Unknown
 				want.Cgroup = CgroupReading{}
 			},
@@ -193,6 +206,29 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 				want.MemTotal, want.MemAvailable, want.SwapTotal, want.SwapFree = 0, 0, 0, 0
 			},
 			wantErrors: []string{"memory:", "overcommit: parse overcommit_memory", "thp:"},
+		},
+		{
+			name: "strict overcommit reads the commit limit",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				hostWriteFile(t, filepath.Join(f.proc, "sys/vm/overcommit_memory"), "2\n")
+				want.Overcommit = 2
+				want.CommitLimit, want.CommittedAS = 12342044*1024, 443520*1024
+			},
+		},
+		{
+			name: "unlimited nproc counts no tasks",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				hostWriteFile(t, f.procFile("limits"), "Max processes             unlimited            unlimited            processes \n")
+				want.NprocLimit, want.UIDTasks = 0, -1
+			},
+		},
+		{
+			name: "unreadable limits",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				removeAll(t, f.procFile("limits"))
+				want.NprocLimit, want.UIDTasks = -1, -1
+			},
+			wantErrors: []string{"limits: open"},
 		},
 		{
 			name: "cgroup v1",

@@ -69,12 +69,20 @@ type ProcStatus struct {
 	// VmRSS and VmSwap are in bytes, -1 when the line is absent (kernel threads).
 	VmRSS  int64
 	VmSwap int64
+	// RealUID is the real uid: RLIMIT_NPROC counts the tasks of the real uid.
+	RealUID int
+	// Threads is the process's number of tasks.
+	Threads int64
+	// VmData and VmStk (bytes, -1 when absent) are the private writable memory a
+	// fork must commit under vm.overcommit_memory 2.
+	VmData int64
+	VmStk  int64
 }
 
 // ParseProcStatus parses /proc/<pid>/status. Uid: and Gid: are required; the other
 // fields are optional.
 func ParseProcStatus(s string) (ProcStatus, error) {
-	st := ProcStatus{UID: -1, GID: -1, VmRSS: -1, VmSwap: -1}
+	st := ProcStatus{UID: -1, GID: -1, VmRSS: -1, VmSwap: -1, RealUID: -1, VmData: -1, VmStk: -1}
 	for line := range strings.Lines(s) {
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
@@ -87,6 +95,9 @@ func ParseProcStatus(s string) (ProcStatus, error) {
 			st.Name = val
 		case "Uid":
 			st.UID, err = effectiveID(val)
+			if err == nil {
+				st.RealUID, err = strconv.Atoi(strings.Fields(val)[0])
+			}
 		case "Gid":
 			st.GID, err = effectiveID(val)
 		case "Groups":
@@ -102,6 +113,12 @@ func ParseProcStatus(s string) (ProcStatus, error) {
 			st.VmRSS, err = parseKB(val)
 		case "VmSwap":
 			st.VmSwap, err = parseKB(val)
+		case "VmData":
+			st.VmData, err = parseKB(val)
+		case "VmStk":
+			st.VmStk, err = parseKB(val)
+		case "Threads":
+			st.Threads, err = strconv.ParseInt(val, 10, 64)
 		}
 		if err != nil {
 			return ProcStatus{}, fmt.Errorf("parse status %s: %w", key, err)
@@ -304,4 +321,58 @@ func parseDecimal(s string) (int, bool) {
 		return 0, false
 	}
 	return int(v), true
+}
+
+// ParseNprocLimit returns the soft "Max processes" limit from the text of
+// /proc/<pid>/limits: 0 when unlimited.
+func ParseNprocLimit(s string) (int64, error) {
+	for line := range strings.Lines(s) {
+		rest, ok := strings.CutPrefix(line, "Max processes")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return -1, fmt.Errorf("parse limits: short Max processes line %q", strings.TrimSpace(line))
+		}
+		if f[0] == "unlimited" {
+			return 0, nil
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || v < 0 {
+			return -1, fmt.Errorf("parse limits: Max processes soft limit %q", f[0])
+		}
+		return v, nil
+	}
+	return -1, errors.New("parse limits: no Max processes line")
+}
+
+// CommitReading is the kernel's commit accounting from /proc/meminfo, in bytes.
+type CommitReading struct {
+	Limit, Committed int64
+}
+
+// ParseCommit returns CommitLimit and Committed_AS from the text of /proc/meminfo.
+func ParseCommit(s string) (CommitReading, error) {
+	c := CommitReading{Limit: -1, Committed: -1}
+	for line := range strings.Lines(s) {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var err error
+		switch key {
+		case "CommitLimit":
+			c.Limit, err = parseKB(strings.TrimSpace(val))
+		case "Committed_AS":
+			c.Committed, err = parseKB(strings.TrimSpace(val))
+		}
+		if err != nil {
+			return c, fmt.Errorf("parse meminfo %s: %w", key, err)
+		}
+	}
+	if c.Limit < 0 || c.Committed < 0 {
+		return c, errors.New("parse meminfo: no CommitLimit or Committed_AS line")
+	}
+	return c, nil
 }

@@ -113,17 +113,19 @@ func TestHostParseProcStatus(t *testing.T) {
 		{
 			name: "redis 7.0.15 as redis user",
 			in:   hostFixture(t, "status-redis-7.0.15"),
-			want: ProcStatus{Name: "redis-server", UID: 102, GID: 105, Groups: []int{105}, VmRSS: 6516 * 1024, VmSwap: 0},
+			want: ProcStatus{Name: "redis-server", UID: 102, GID: 105, Groups: []int{105}, VmRSS: 6516 * 1024, VmSwap: 0,
+				RealUID: 102, Threads: 5, VmData: 43880 * 1024, VmStk: 132 * 1024},
 		},
 		{
 			name: "effective ids and supplementary groups",
 			in:   hostFixture(t, "status-supplementary"),
-			want: ProcStatus{Name: "redis-server", UID: 103, GID: 106, Groups: []int{4, 105, 1001}, VmRSS: 1843100 * 1024, VmSwap: 20480 * 1024},
+			want: ProcStatus{Name: "redis-server", UID: 103, GID: 106, Groups: []int{4, 105, 1001}, VmRSS: 1843100 * 1024, VmSwap: 20480 * 1024,
+				RealUID: 102, Threads: 5, VmData: -1, VmStk: -1},
 		},
 		{
 			name: "kernel thread has no Vm lines",
 			in:   "Name:\tkthreadd\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n",
-			want: ProcStatus{Name: "kthreadd", UID: 0, GID: 0, VmRSS: -1, VmSwap: -1},
+			want: ProcStatus{Name: "kthreadd", UID: 0, GID: 0, VmRSS: -1, VmSwap: -1, RealUID: 0, VmData: -1, VmStk: -1},
 		},
 		{name: "no uid", in: "Name:\tx\nGid:\t0\t0\t0\t0\n", wantErr: true},
 		{name: "short uid", in: "Uid:\t5\nGid:\t0\t0\t0\t0\n", wantErr: true},
@@ -314,5 +316,35 @@ func TestStatfsUsage(t *testing.T) {
 	}
 	if _, _, pct := statfsUsage(unix.Statfs_t{Bsize: 4096}); pct != 0 {
 		t.Errorf("statfsUsage(empty fs) percent = %v, want 0", pct)
+	}
+}
+
+func TestParseNprocLimit(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{
+		"Limit  Soft Limit  Hard Limit  Units\nMax processes             62987                62987                processes \n": 62987,
+		"Max processes             unlimited            unlimited            processes \n":                                  0,
+		"Max processes             1                    62987                processes \n":                                  1,
+		"Max open files 1024 4096 files\n":                                                                                 -1,
+		"Max processes x 1 processes\n":                                                                                    -1,
+	} {
+		got, err := ParseNprocLimit(in)
+		if got != want || (err != nil) != (want < 0) {
+			t.Errorf("ParseNprocLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func TestParseCommit(t *testing.T) {
+	t.Parallel()
+	c, err := ParseCommit(hostFixture(t, "meminfo"))
+	if err != nil || c.Limit != 12342044*1024 || c.Committed != 443520*1024 {
+		t.Errorf("ParseCommit(meminfo) = %+v, %v", c, err)
+	}
+	if _, err := ParseCommit("MemTotal: 1 kB\n"); err == nil {
+		t.Error("ParseCommit without the lines: no error")
+	}
+	if _, err := ParseCommit("CommitLimit: 1 pages\nCommitted_AS: 1 kB\n"); err == nil {
+		t.Error("ParseCommit with a bad unit: no error")
 	}
 }

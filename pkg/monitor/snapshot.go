@@ -113,6 +113,22 @@ type HostReading struct {
 
 	Cgroup CgroupReading
 
+	// NprocLimit is the Redis process's soft RLIMIT_NPROC (0: unlimited, -1:
+	// unknown). UIDTasks is how many tasks its real uid NprocUID has (Linux counts
+	// threads): a fork fails with EAGAIN once they reach the limit. It is counted
+	// only when the limit is finite and the uid is not root (exempt), else -1.
+	NprocLimit int64
+	NprocUID   int
+	UIDTasks   int64
+	// ProcCommit is what a fork of Redis must commit under vm.overcommit_memory 2
+	// (its private writable memory: VmData + VmStk), -1 when unknown.
+	ProcCommit int64
+	// CommitLimit and CommittedAS are /proc/meminfo's, read only under
+	// vm.overcommit_memory 2 (a fork fails with ENOMEM when the child's commit
+	// does not fit between them), else -1.
+	CommitLimit int64
+	CommittedAS int64
+
 	// TempFiles are Redis's own temp files found in dir and the AOF dir.
 	TempFiles []TempFile
 

@@ -50,6 +50,19 @@ func only(ds []Decision, remedy string) []Decision {
 
 func misconf(in *Input) { in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "err" }
 
+// holdStopWritesFor holds the toggle for a predicted failure.
+func holdStopWritesFor(in *Input, reason string) {
+	holdStopWrites(in)
+	h := in.Held[SettingStopWrites]
+	h.Reason = reason
+	in.Held[SettingStopWrites] = h
+}
+
+// nprocAt puts Redis's uid at tasks of a soft RLIMIT_NPROC of limit.
+func nprocAt(in *Input, limit, tasks int64) {
+	in.Snapshot.Host.NprocLimit, in.Snapshot.Host.NprocUID, in.Snapshot.Host.UIDTasks = limit, 102, tasks
+}
+
 func holdStopWrites(in *Input) {
 	in.Held = map[string]Held{SettingStopWrites: {Setting: SettingStopWrites, Original: "yes", Value: "no",
 		Remedy: RemedyStopWrites, Since: now.Add(-10 * time.Minute)}}
@@ -134,6 +147,36 @@ func TestDecideStopWrites(t *testing.T) {
 		{name: "predictive off", setup: func(in *Input, _ *State) {
 			wontFit(in)
 			ConfigOf[*StopWritesConfig](in.Remedies).Predictive = false
+		}},
+		{name: "predicted: data dir not writable", setup: func(in *Input, _ *State) {
+			in.Snapshot.Host.DataDir.Writable = monitor.No
+		}, want: set(IDDatadirNotWritable)},
+		{name: "predicted: nproc reached", setup: func(in *Input, _ *State) { nprocAt(in, 64, 64) }, want: set(IDForkNprocExhausted)},
+		{name: "predicted: nproc reached, no save points", setup: func(in *Input, _ *State) {
+			nprocAt(in, 64, 64)
+			in.Snapshot.Redis.Config["save"] = ""
+		}},
+		{name: "predicted: commit limit reached", setup: func(in *Input, _ *State) {
+			in.Snapshot.Host.Overcommit = 2
+			in.Snapshot.Host.CommitLimit, in.Snapshot.Host.CommittedAS, in.Snapshot.Host.ProcCommit = 10*gib, 10*gib-mib, 100*mib
+		}, want: set(IDForkCommitExhausted)},
+		{name: "held for nproc, one task to spare: kept (hysteresis)", setup: func(in *Input, _ *State) {
+			holdStopWritesFor(in, IDForkNprocExhausted)
+			nprocAt(in, 64, 62)
+		}},
+		{name: "held for nproc, room again: waits the dwell", setup: func(in *Input, _ *State) {
+			holdStopWritesFor(in, IDForkNprocExhausted)
+			nprocAt(in, 64, 10)
+		}},
+		{name: "held for nproc, room for the dwell: given back", setup: func(in *Input, st *State) {
+			holdStopWritesFor(in, IDForkNprocExhausted)
+			nprocAt(in, 64, 10)
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{RoomySince: now.Add(-time.Hour)}}
+		}, want: undo},
+		{name: "held for a non-writable dir, still not writable: kept", setup: func(in *Input, st *State) {
+			holdStopWritesFor(in, IDDatadirNotWritable)
+			in.Snapshot.Host.DataDir.Writable = monitor.No
+			st.remedies = map[string]any{RemedyStopWrites: stopWritesState{RoomySince: now.Add(-time.Hour)}}
 		}},
 		{name: "predictive with data dir unknown", setup: func(in *Input, _ *State) {
 			wontFit(in)

@@ -392,6 +392,17 @@ func (d *diag) forkMemory() {
 			fmt.Sprintf("vm.overcommit_memory = %d", h.Overcommit),
 			"sysctl vm.overcommit_memory=1 and persist it in /etc/sysctl.d/ (the Redis documentation's advice)")
 	}
+	if forks && nprocExhausted(h, 0) {
+		d.add(IDForkNprocExhausted, Critical, "the next fork will fail: Redis's user is at its process limit",
+			fmt.Sprintf("uid %d has %d tasks and the Redis process's soft RLIMIT_NPROC is %d (Linux counts threads): fork fails with EAGAIN", h.NprocUID, h.UIDTasks, h.NprocLimit),
+			fmt.Sprintf("raise LimitNPROC= in the server's unit (or nproc in /etc/security/limits.d), or prlimit --pid %d --nproc=HIGHER: for the running server; or stop what else runs as uid %d", h.PID, h.NprocUID))
+	}
+	if forks && commitExhausted(h, 0) {
+		d.add(IDForkCommitExhausted, Critical, "the next fork will fail: the kernel's commit limit is reached",
+			fmt.Sprintf("vm.overcommit_memory 2: CommitLimit %s, Committed_AS %s leaves %s, and a fork of Redis commits about %s: fork fails with ENOMEM",
+				HumanBytes(h.CommitLimit), HumanBytes(h.CommittedAS), HumanBytes(h.CommitLimit-h.CommittedAS), HumanBytes(h.ProcCommit)),
+			"sysctl vm.overcommit_memory=1 (the Redis documentation's advice) and persist it in /etc/sysctl.d/, or raise vm.overcommit_ratio")
+	}
 	if forks && in.UsedMemoryRSS > 0 {
 		avail := float64(h.MemAvailable + h.SwapFree)
 		need := d.t.ForkHeadroomFactor * float64(in.UsedMemoryRSS)

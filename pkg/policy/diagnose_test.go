@@ -555,6 +555,49 @@ func diagCases() []diagCase {
 			want: []idSev{crit(IDSnapshotWontFit)},
 		},
 		{
+			name: "nproc reached: the next fork fails",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.NprocLimit, s.Host.NprocUID, s.Host.UIDTasks = 64, 102, 64
+			},
+			want: []idSev{crit(IDForkNprocExhausted)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", find(t, fs, IDForkNprocExhausted).Cause, "uid 102 has 64 tasks and the Redis process's soft RLIMIT_NPROC is 64")
+			},
+		},
+		{
+			name: "nproc one task short: a fork still fits",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.NprocLimit, s.Host.NprocUID, s.Host.UIDTasks = 64, 102, 63
+			},
+			want: []idSev{},
+		},
+		{
+			name: "nproc not counted (unlimited or root)",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.NprocLimit, s.Host.UIDTasks = 0, -1
+			},
+			want: []idSev{},
+		},
+		{
+			name: "commit limit reached under strict overcommit",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.Overcommit = 2
+				s.Host.CommitLimit, s.Host.CommittedAS, s.Host.ProcCommit = 10*gib, 10*gib-50*mib, 200*mib
+			},
+			want: []idSev{crit(IDForkCommitExhausted), warn(IDOvercommitNotEnabled)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", find(t, fs, IDForkCommitExhausted).Cause, "leaves 50.0 MiB, and a fork of Redis commits about 200.0 MiB")
+			},
+		},
+		{
+			name: "commit limit with room",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.Overcommit = 2
+				s.Host.CommitLimit, s.Host.CommittedAS, s.Host.ProcCommit = 10*gib, 5*gib, 200*mib
+			},
+			want: []idSev{warn(IDOvercommitNotEnabled)},
+		},
+		{
 			name: "no inodes",
 			snap: func(s *monitor.Snapshot) { s.Host.DataDir.InodesFree = 0 },
 			want: []idSev{crit(IDDiskSpaceLow)},

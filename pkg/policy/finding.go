@@ -67,6 +67,8 @@ const (
 	IDAOFRewriteWontFit      = "aof_rewrite_wont_fit"
 	IDReplicaPanicRisk       = "replica_panic_risk"
 	IDReplicaResyncLoop      = "replica_resync_loop"
+	IDForkNprocExhausted     = "fork_nproc_exhausted"
+	IDForkCommitExhausted    = "fork_commit_exhausted"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -131,6 +133,7 @@ var KnownIDs = []string{
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
+	IDForkNprocExhausted, IDForkCommitExhausted,
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be used: the

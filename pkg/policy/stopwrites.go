@@ -76,7 +76,8 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		return nil, nil, raw
 	}
 	failed := info.RDBLastBgsaveStatus == "err"
-	wontFit := r.Predictive && snapshotWontFit(s)
+	pred, predicted := PredictSaveFailure(s)
+	wontFit := r.Predictive && predicted
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
 
 	if !failed && !wontFit {
@@ -135,8 +136,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		sh.EndSuppression(RemedyStopWrites)
 		return []Decision{d}, nil, st
 	case wontFit:
-		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDSnapshotWontFit,
-			Detail: "the next snapshot cannot fit on disk: lift MISCONF before the save fails"}
+		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: pred.ID, Detail: pred.Detail}
 		return sh.Gate(r.Limits, in.Now, d), nil, st
 	}
 	return nil, nil, st
@@ -146,13 +146,11 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 // failure it may as soon as a save succeeded and the next one fits with the
 // margin; a predictive toggle also waits PredictiveDwell with that room.
 func (st *stopWritesState) roomy(in Input, held Held, r *StopWritesConfig) bool {
-	s := in.Snapshot
-	exp := ExpectedSnapshot(s)
-	if s.Host.Available && wontFit(s.Host.DataDir, exp+predictiveMargin(exp)) && exp > 0 {
+	if !predictionRoomy(in.Snapshot) {
 		st.RoomySince = time.Time{}
 		return false
 	}
-	if held.Reason != IDSnapshotWontFit || r.PredictiveDwell <= 0 {
+	if !isPrediction(held.Reason) || r.PredictiveDwell <= 0 {
 		return true
 	}
 	if st.RoomySince.IsZero() {
