@@ -323,10 +323,10 @@ func TestParseNprocLimit(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]int64{
 		"Limit  Soft Limit  Hard Limit  Units\nMax processes             62987                62987                processes \n": 62987,
-		"Max processes             unlimited            unlimited            processes \n":                                  0,
-		"Max processes             1                    62987                processes \n":                                  1,
-		"Max open files 1024 4096 files\n":                                                                                 -1,
-		"Max processes x 1 processes\n":                                                                                    -1,
+		"Max processes             unlimited            unlimited            processes \n":                                       0,
+		"Max processes             1                    62987                processes \n":                                       1,
+		"Max open files 1024 4096 files\n": -1,
+		"Max processes x 1 processes\n":    -1,
 	} {
 		got, err := ParseNprocLimit(in)
 		if got != want || (err != nil) != (want < 0) {
