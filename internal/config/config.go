@@ -33,6 +33,12 @@ const DefaultMetricsListen = "127.0.0.1:9637"
 // it can observe.
 const MinInterval = 10 * time.Millisecond
 
+// Defaults of info_refresh and fast_poll.
+const (
+	DefaultInfoRefresh = 10 * time.Second
+	DefaultFastPoll    = 50 * time.Millisecond
+)
+
 // DefaultAddr is watched when there is neither a config file nor --addr.
 const DefaultAddr = "127.0.0.1:6379"
 
@@ -50,8 +56,15 @@ type Config struct {
 	Interval      time.Duration
 	Timeouts      Timeouts
 	ConfigRefresh time.Duration
-	Mode          Mode
-	StateDir      string
+	// InfoRefresh is how often a tick asks for every INFO section; the ticks
+	// between ask for persistence (and replication on a replica or a master with
+	// replicas) only. 0: every section at every tick.
+	InfoRefresh time.Duration
+	// FastPoll is the tick interval while a fork child runs and around a save
+	// Redis is about to start by itself; 0 turns it off.
+	FastPoll time.Duration
+	Mode     Mode
+	StateDir string
 	// MetricsListen is the host:port of the Prometheus endpoint, "" for none.
 	MetricsListen string
 	Instances     []Instance

@@ -30,6 +30,8 @@ func defaultConfig() *Config {
 		Interval:      time.Second,
 		Timeouts:      Timeouts{Connect: 2 * time.Second, Command: time.Second},
 		ConfigRefresh: time.Minute,
+		InfoRefresh:   10 * time.Second,
+		FastPoll:      50 * time.Millisecond,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
 		MetricsListen: "127.0.0.1:9637",
@@ -124,6 +126,8 @@ timeouts:
   connect: 3s
   command: 700ms
 config_refresh: 30s
+info_refresh: 5s
+fast_poll: 20ms
 mode: dry-run
 state_dir: /srv/guardian
 metrics_listen: "0.0.0.0:9999"
@@ -237,6 +241,8 @@ instances:
 		Interval:      250 * time.Millisecond,
 		Timeouts:      Timeouts{Connect: 3 * time.Second, Command: 700 * time.Millisecond},
 		ConfigRefresh: 30 * time.Second,
+		InfoRefresh:   5 * time.Second,
+		FastPoll:      20 * time.Millisecond,
 		Mode:          ModeDryRun,
 		StateDir:      "/srv/guardian",
 		MetricsListen: "0.0.0.0:9999",

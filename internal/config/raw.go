@@ -22,6 +22,8 @@ type rawConfig struct {
 	Interval      *string        `yaml:"interval"`
 	Timeouts      *rawTimeouts   `yaml:"timeouts"`
 	ConfigRefresh *string        `yaml:"config_refresh"`
+	InfoRefresh   *string        `yaml:"info_refresh"`
+	FastPoll      *string        `yaml:"fast_poll"`
 	Mode          *string        `yaml:"mode"`
 	StateDir      *string        `yaml:"state_dir"`
 	MetricsListen *string        `yaml:"metrics_listen"`
@@ -164,12 +166,19 @@ func (r *rawConfig) validate() (*Config, error) {
 		Interval:      time.Second,
 		Timeouts:      Timeouts{Connect: 2 * time.Second, Command: time.Second},
 		ConfigRefresh: time.Minute,
+		InfoRefresh:   DefaultInfoRefresh,
+		FastPoll:      DefaultFastPoll,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
 		MetricsListen: DefaultMetricsListen,
 	}
 	v.duration("interval", r.Interval, &c.Interval, MinInterval)
 	v.duration("config_refresh", r.ConfigRefresh, &c.ConfigRefresh, time.Second)
+	v.duration("info_refresh", r.InfoRefresh, &c.InfoRefresh, 0)
+	v.duration("fast_poll", r.FastPoll, &c.FastPoll, 0)
+	if c.FastPoll > 0 && c.FastPoll < MinInterval {
+		v.addf("fast_poll", "%s is below the minimum %s (0 turns close polling off)", c.FastPoll, MinInterval)
+	}
 	if r.Timeouts != nil {
 		v.duration("timeouts.connect", r.Timeouts.Connect, &c.Timeouts.Connect, time.Millisecond)
 		v.duration("timeouts.command", r.Timeouts.Command, &c.Timeouts.Command, time.Millisecond)

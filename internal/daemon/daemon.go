@@ -59,6 +59,10 @@ type Instance struct {
 	// cannot be read): the loop still watches and reports, and changes nothing.
 	Blocked  error
 	Interval time.Duration
+	// FastPoll, when below Interval, is the tick interval while a fork child runs
+	// and around the moment Redis's next automatic save is due (policy.NextPoll):
+	// without a log line to wake the loop, a failure there is seen this fast.
+	FastPoll time.Duration
 	// Timeout bounds one tick; it defaults to the interval, at least 1 s.
 	Timeout time.Duration
 	Log     *zap.Logger
@@ -117,8 +121,11 @@ const (
 
 type loop struct {
 	*Instance
-	state   policy.State
-	prev    *monitor.Snapshot
+	state policy.State
+	// prev is the last snapshot whose Redis reading succeeded; lastFull and
+	// prevFull the last two whose INFO asked for every section.
+	prev               *monitor.Snapshot
+	lastFull, prevFull *monitor.Snapshot
 	active  map[string]policy.Finding
 	down    bool
 	started bool
@@ -158,8 +165,7 @@ func (l *loop) run(ctx context.Context) error {
 				l.spendWake(now)
 				woken = false
 			}
-			l.tick(ctx, false)
-			next = time.Now().Add(l.Interval)
+			next = time.Now().Add(l.tick(ctx, false))
 		}
 		if l.Beat != nil {
 			l.Beat()
@@ -219,7 +225,9 @@ func (l *loop) stop() {
 	}
 }
 
-func (l *loop) tick(parent context.Context, stopping bool) {
+// tick reads, decides and acts once, and returns how long the loop may wait
+// before the next tick.
+func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 	ctx, cancel := context.WithTimeout(parent, l.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -228,8 +236,9 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	if !stopping && ctx.Err() != nil {
 		// The guardian is stopping and cut this tick short: what failed is our own
 		// cancelled context, not Redis. The final pass reads again.
-		return
+		return l.Interval
 	}
+	prev := l.prev
 	l.lastErr = s.Redis.Err
 	l.reportReachability(s)
 	l.reportLogSource(s.Log)
@@ -243,7 +252,7 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	}
 
 	res, st := policy.Evaluate(policy.Input{
-		Snapshot: s, Prev: l.prev, Held: l.Writer.Held(), Remedies: l.Remedies, Thresholds: l.Thresholds,
+		Snapshot: s, Prev: l.diagPrev(s), Held: l.Writer.Held(), Remedies: l.Remedies, Thresholds: l.Thresholds,
 		Ignore: l.Ignore, Yielded: yielded, Stranded: l.Writer.Stranded(), Now: now, Rand: policy.DefaultRand, Stopping: stopping,
 	}, l.state)
 	if l.Blocked != nil {
@@ -267,6 +276,9 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 	}
 	if s.Redis.Err == nil {
 		l.prev = &s
+		if s.Redis.InfoFull {
+			l.prevFull, l.lastFull = l.lastFull, &s
+		}
 	}
 	if l.Report != nil {
 		l.Report(TickReport{
@@ -274,6 +286,26 @@ func (l *loop) tick(parent context.Context, stopping bool) {
 			Findings: res.Findings, Held: l.Writer.Changes(), WritesRejected: policy.RejectsWrites(res.Findings),
 		})
 	}
+	return policy.NextPoll(s, prev, now, l.Interval, l.FastPoll)
+}
+
+// diagPrev is the snapshot a tick's diagnosis compares with, for counters that
+// must rise to mean something (errorstats, output buffer disconnections, the
+// cgroup's oom_kill, aof_delayed_fsync). A light tick carries the last full
+// read's stats, so it compares with the full read before that one: the rise
+// between the two last full reads then holds until the next, instead of showing
+// at the full tick only and clearing at the light one after it.
+func (l *loop) diagPrev(s monitor.Snapshot) *monitor.Snapshot {
+	if s.Redis.Err != nil || s.Redis.InfoFull || l.lastFull == nil {
+		if s.Redis.InfoFull && l.lastFull != nil {
+			return l.lastFull
+		}
+		return l.prev
+	}
+	if l.prevFull != nil {
+		return l.prevFull
+	}
+	return l.prev
 }
 
 // reportLogSource says once where the Redis log is, because it decides how fast a

@@ -55,6 +55,11 @@ type guardianOpts struct {
 	Username, Password string
 	// ConfigRefresh is how often CONFIG GET runs; 0 means the config default (1m).
 	ConfigRefresh time.Duration
+	// InfoRefresh is how often a tick reads every INFO section; 0 means the
+	// config default (10s).
+	InfoRefresh time.Duration
+	// FastPoll, when set, replaces the config default (50ms); negative turns it off.
+	FastPoll time.Duration
 	// Report, Beat and BeatEvery are passed to the Instance (Report after the
 	// tick counter is bumped).
 	Report    func(daemon.TickReport)
@@ -118,6 +123,12 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	}
 	cfg := config.Default()
 	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.Interval, o.ConfigRefresh, g.StateDir
+	if o.InfoRefresh != 0 {
+		cfg.InfoRefresh = o.InfoRefresh
+	}
+	if o.FastPoll != 0 {
+		cfg.FastPoll = max(o.FastPoll, 0)
+	}
 	cfg.Timeouts = config.Timeouts{Connect: 2 * time.Second, Command: time.Second}
 	if o.DryRun {
 		cfg.Mode = config.ModeDryRun

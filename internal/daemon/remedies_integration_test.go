@@ -522,7 +522,9 @@ func TestRewriteDeferral(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true})
 	c := srv.Client(t)
 	orig := configGet(t, c, policy.SettingRewritePercent)
-	g := startGuardian(t, srv, guardianOpts{Remedies: func(rs policy.Remedies) {
+	// Stats every 500 ms, for the 2 s window the test uses (production windows
+	// are 10 s, the default info_refresh).
+	g := startGuardian(t, srv, guardianOpts{InfoRefresh: 500 * time.Millisecond, Remedies: func(rs policy.Remedies) {
 		r := policy.ConfigOf[*policy.RewriteDeferralConfig](rs)
 		r.HighOps = 2000
 		r.LowOps = 500

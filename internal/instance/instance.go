@@ -89,7 +89,7 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 	ro := monitor.RedisOptions{
 		Addr: in.Addr, Username: in.Username, Password: in.Password, PasswordFile: in.PasswordFile,
 		TLS: tlsCfg, DialTimeout: min(cfg.Timeouts.Connect, o.Timeout), CommandTimeout: min(cfg.Timeouts.Command, o.Timeout),
-		ConfigRefresh: cfg.ConfigRefresh, ConfigCommand: in.ConfigCommand, ConfigParams: policy.ConfigParams(),
+		ConfigRefresh: cfg.ConfigRefresh, InfoRefresh: cfg.InfoRefresh, ConfigCommand: in.ConfigCommand, ConfigParams: policy.ConfigParams(),
 	}
 	client, err := monitor.NewRedisClient(ro)
 	if err != nil {
@@ -98,6 +98,9 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 	col := monitor.NewCollector(monitor.CollectorOptions{
 		Name: in.Name, Addr: monitor.RedactAddr(in.Addr), Redis: monitor.NewRedisSource(client, ro), Host: o.Host,
 		HostChecks: in.HostChecks, LogFile: in.LogFile, FileSettings: policy.HeldSettings(),
+		// An early tick (a log line, close polling) reuses the host reading of
+		// the last regular one.
+		HostEvery: cfg.Interval * 9 / 10,
 	})
 	return &Prepared{cfg: cfg, in: in, opts: o, Collector: col, closeFn: func() { _ = client.Close() }}, nil
 }
@@ -123,7 +126,7 @@ func (p *Prepared) Open() (*Built, error) {
 	}
 	loop := &daemon.Instance{
 		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
-		Interval: p.cfg.Interval, Timeout: o.Timeout, Log: ilog,
+		Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
 		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
 	}
 	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}, nil

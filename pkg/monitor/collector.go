@@ -30,6 +30,10 @@ type CollectorOptions struct {
 	// FileSettings are the settings looked up in Redis's own config file (those
 	// the guardian may hold), to see a CONFIG REWRITE persist a held value.
 	FileSettings []string
+	// HostEvery is how old a host reading may be before a Snapshot reads the host
+	// again: a tick that comes early (a log line, a save about to run, a child
+	// running) reuses the last one. 0 reads the host at every Snapshot.
+	HostEvery time.Duration
 }
 
 // Collector assembles Snapshots of one instance from its sources, and runs the log
@@ -46,6 +50,8 @@ type Collector struct {
 	scanned  map[LogKind]LogEvent
 	scanErr  error
 	confFile ConfigFileReading // the last reading of Redis's config file
+	host     HostReading       // the last host reading, read at hostAt
+	hostAt   time.Time
 }
 
 // NewCollector builds a collector.
@@ -89,7 +95,7 @@ func (c *Collector) SetFollowerStarter(start func(*Follower) (stop func())) {
 func (c *Collector) Snapshot(ctx context.Context, now time.Time) Snapshot {
 	s := Snapshot{Instance: c.opts.Name, Addr: c.opts.Addr, Time: now}
 	s.Redis = c.opts.Redis.Read(ctx, now)
-	s.Host = c.readHost(ctx, s.Redis)
+	s.Host = c.hostReading(ctx, s.Redis, now)
 	s.Log = c.readLog(s.Redis, s.Host)
 	s.Redis.File = c.readConfigFile(s.Redis, s.Host)
 	return s
@@ -112,6 +118,23 @@ func (c *Collector) readConfigFile(r RedisReading, h HostReading) ConfigFileRead
 	}
 	c.confFile = ReadConfigFile(path, c.opts.FileSettings)
 	return c.confFile
+}
+
+// hostReading returns the last host reading while it is younger than HostEvery
+// and of the same Redis process, else reads the host again.
+func (c *Collector) hostReading(ctx context.Context, r RedisReading, now time.Time) HostReading {
+	c.mu.Lock()
+	last, at := c.host, c.hostAt
+	c.mu.Unlock()
+	if c.opts.HostEvery > 0 && !at.IsZero() && r.Err == nil && last.PID == r.Info.ProcessID &&
+		now.Sub(at) >= 0 && now.Sub(at) < c.opts.HostEvery {
+		return last
+	}
+	h := c.readHost(ctx, r)
+	c.mu.Lock()
+	c.host, c.hostAt = h, now
+	c.mu.Unlock()
+	return h
 }
 
 func (c *Collector) readHost(ctx context.Context, r RedisReading) HostReading {

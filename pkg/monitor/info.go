@@ -106,6 +106,16 @@ func (i *Info) ForkChildRunning() bool {
 func ParseInfo(s string) Info {
 	var in Info
 	in.ServerName = "redis"
+	in.Merge(s)
+	return in
+}
+
+// Merge updates in with the fields of an INFO reply that may hold only some
+// sections (the light read of a tick): the fields of the sections present are
+// replaced, the others keep their values. A section that is summed over lines
+// (replication's replicas, keyspace, errorstats) starts again from zero when its
+// header is seen.
+func (in *Info) Merge(s string) {
 	keyspace := false
 	for len(s) > 0 {
 		var line string
@@ -118,8 +128,14 @@ func ParseInfo(s string) Info {
 			// EqualFold rather than ToLower: no string per section header per tick.
 			section := strings.TrimSpace(line[1:])
 			keyspace = strings.EqualFold(section, "keyspace")
-			if strings.EqualFold(section, "errorstats") {
+			switch {
+			case keyspace:
+				in.Keys, in.Expires = 0, 0
+			case strings.EqualFold(section, "replication"):
+				in.Replicas, in.ReplicasOnline = 0, 0
+			case strings.EqualFold(section, "errorstats"):
 				in.HasErrorstats = true
+				in.ErrorstatOOM, in.ErrorstatMISCONF = 0, 0
 			}
 			continue
 		}
@@ -143,7 +159,6 @@ func ParseInfo(s string) Info {
 		}
 		in.set(k, v)
 	}
-	return in
 }
 
 // set assigns one field. A switch on the key keeps parsing allocation-free: the

@@ -439,3 +439,28 @@ func TestClassifyError(t *testing.T) {
 		})
 	}
 }
+
+// TestInfoMerge: a light tick's sections replace theirs and leave the others as
+// the last full read had them; summed sections start again from zero.
+func TestInfoMerge(t *testing.T) {
+	t.Parallel()
+	full := "# Server\r\nredis_version:7.0.15\r\nrun_id:abc\r\nprocess_id:42\r\n" +
+		"# Memory\r\nused_memory:1000\r\n" +
+		"# Persistence\r\nrdb_changes_since_last_save:5\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\n" +
+		"# Stats\r\ntotal_commands_processed:100\r\n" +
+		"# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=x,port=1,state=online,offset=1,lag=0\r\n" +
+		"# Errorstats\r\nerrorstat_MISCONF:count=3\r\n" +
+		"# Keyspace\r\ndb0:keys=10,expires=1,avg_ttl=0\r\n"
+	in := ParseInfo(full)
+	in.Merge("# Persistence\r\nrdb_changes_since_last_save:9\r\nrdb_bgsave_in_progress:1\r\nrdb_last_bgsave_status:err\r\n" +
+		"# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=x,port=1,state=wait_bgsave,offset=1,lag=0\r\n")
+	want := ParseInfo(full)
+	want.RDBChangesSinceLastSave, want.RDBBgsaveInProgress, want.RDBLastBgsaveStatus = 9, true, "err"
+	want.ReplicasOnline = 0
+	if in != want {
+		t.Errorf("merged\n%+v\nwant\n%+v", in, want)
+	}
+	if in.Replicas != 1 || in.Keys != 10 || in.ErrorstatMISCONF != 3 || in.UsedMemory != 1000 || in.RunID != "abc" {
+		t.Errorf("merged %+v: want replicas 1 (not summed twice), keys 10, MISCONF 3, memory and run_id kept", in)
+	}
+}

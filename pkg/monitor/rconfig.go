@@ -65,3 +65,24 @@ func (c RedisConfig) Int(name string, def int64) int64 {
 	}
 	return n
 }
+
+// SavePoint is one "seconds changes" pair of the save setting: Redis saves when at
+// least Changes keys changed and more than Seconds passed since the last save.
+type SavePoint struct {
+	Seconds, Changes int64
+}
+
+// SavePoints parses the save setting ("3600 1 300 100 60 10000"); pairs that do
+// not parse are left out.
+func (c RedisConfig) SavePoints() []SavePoint {
+	f := strings.Fields(c["save"])
+	var out []SavePoint
+	for i := 0; i+1 < len(f); i += 2 {
+		secs, err1 := strconv.ParseInt(f[i], 10, 64)
+		changes, err2 := strconv.ParseInt(f[i+1], 10, 64)
+		if err1 == nil && err2 == nil && secs >= 0 && changes >= 0 {
+			out = append(out, SavePoint{Seconds: secs, Changes: changes})
+		}
+	}
+	return out
+}

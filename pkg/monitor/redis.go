@@ -33,6 +33,12 @@ type RedisOptions struct {
 	// ConfigRefresh is how often CONFIG GET runs; the settings rarely change, and
 	// INFO alone is one round trip per tick.
 	ConfigRefresh time.Duration
+	// InfoRefresh is how often a tick asks for every INFO section the guardian
+	// uses; the ticks between ask for persistence only (and replication on a
+	// replica or a master with replicas): what can change between two ticks and
+	// decides a remedy. A new connection (Redis restarted) or a failed read makes
+	// the next tick a full one. 0 asks for every section at every tick.
+	InfoRefresh time.Duration
 	// ConfigCommand is the name CONFIG was renamed to with rename-command, if any.
 	ConfigCommand string
 	// ConfigParams are the settings CONFIG GET fetches; nil means ConfigParams.
@@ -153,7 +159,20 @@ type RedisSource struct {
 	configKind ErrKind
 	stale      bool
 	runID      string
+
+	// The last reading of every section, which a light tick's sections update.
+	last     Info
+	infoTime time.Time
+	// fullStale makes the next tick a full one: a new connection or a failed read.
+	fullStale bool
 }
+
+// lightSections are what a light tick asks for (7.0+); with replication on a
+// replica or a master with replicas.
+var (
+	lightSections            = []any{"INFO", "persistence"}
+	lightSectionsReplication = []any{"INFO", "persistence", "replication"}
+)
 
 // infoSections are the sections one INFO call asks for on 7.0+. commandstats and
 // latencystats are left out: they are large and the guardian does not need them.
@@ -164,7 +183,22 @@ func NewRedisSource(client *redis.Client, opts RedisOptions) *RedisSource {
 	if opts.ConfigCommand == "" {
 		opts.ConfigCommand = "CONFIG"
 	}
-	return &RedisSource{client: client, opts: opts, infoArgs: infoSections, multiGet: true, stale: true}
+	r := &RedisSource{client: client, opts: opts, infoArgs: infoSections, multiGet: true, stale: true, fullStale: true}
+	// A new connection may be a restarted Redis (new pid, run_id, role): read
+	// every section at the next tick. Set before the client's first use.
+	if o := client.Options(); o != nil {
+		prev := o.OnConnect
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+			r.mu.Lock()
+			r.fullStale = true
+			r.mu.Unlock()
+			if prev != nil {
+				return prev(ctx, cn)
+			}
+			return nil
+		}
+	}
+	return r
 }
 
 // Client exposes the connection for pkg/remediate, so both share one pool.
@@ -182,17 +216,26 @@ func (r *RedisSource) MarkConfigStale() {
 // when the cached settings are stale.
 func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	start := time.Now()
-	raw, err := r.info(ctx)
+	raw, full, err := r.info(ctx, now)
 	rd := RedisReading{Latency: time.Since(start)}
 	if err != nil {
 		rd.Err = fmt.Errorf("INFO: %w", err)
 		rd.ErrKind = ClassifyError(err)
 		r.mu.Lock()
+		r.fullStale = true
 		rd.Config, rd.ConfigTime, rd.ConfigErr, rd.ConfigErrKind = r.config, r.configTime, r.configErr, r.configKind
 		r.mu.Unlock()
 		return rd
 	}
-	rd.Info = ParseInfo(raw)
+	r.mu.Lock()
+	if full {
+		r.last = ParseInfo(raw)
+		r.infoTime = now
+	} else {
+		r.last.Merge(raw)
+	}
+	rd.Info, rd.InfoTime, rd.InfoFull = r.last, r.infoTime, full
+	r.mu.Unlock()
 
 	r.mu.Lock()
 	refresh := r.stale || r.configTime.IsZero() || now.Sub(r.configTime) >= r.opts.ConfigRefresh ||
@@ -218,20 +261,43 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	return rd
 }
 
-func (r *RedisSource) info(ctx context.Context) (string, error) {
+// info runs this tick's INFO: every section when a full read is due, else the
+// light sections. full says which.
+func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full bool, err error) {
 	r.mu.Lock()
 	args := r.infoArgs
+	full = r.opts.InfoRefresh <= 0 || r.fullStale || r.infoTime.IsZero() || now.Sub(r.infoTime) >= r.opts.InfoRefresh
+	if !full {
+		replication := r.last.Role == "slave" || r.last.ConnectedReplicas > 0
+		switch {
+		case len(args) > 1 && replication:
+			args = lightSectionsReplication
+		case len(args) > 1 || !replication:
+			// Before 7.0 INFO takes one section: persistence alone still works.
+			args = lightSections
+		default:
+			full = true // a replica before 7.0: its role needs a second section
+		}
+	}
 	r.mu.Unlock()
 	s, err := r.client.Do(ctx, args...).Text()
-	if err != nil && len(args) > 1 && isArgsError(err) {
+	if err != nil && len(args) > 2 && isArgsError(err) {
 		// Redis before 7.0 takes one section only; plain INFO has all we need but
 		// errorstats, which those versions then do not report.
 		r.mu.Lock()
 		r.infoArgs = []any{"INFO"}
 		r.mu.Unlock()
-		return r.client.Do(ctx, "INFO").Text()
+		s, err = r.client.Do(ctx, "INFO").Text()
+		full = true
 	}
-	return s, err
+	if full && err == nil {
+		// Cleared after the read: the connection it may have opened is the one
+		// this full read used.
+		r.mu.Lock()
+		r.fullStale = false
+		r.mu.Unlock()
+	}
+	return s, full, err
 }
 
 func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {

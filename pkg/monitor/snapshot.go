@@ -40,6 +40,12 @@ type RedisReading struct {
 	ErrKind ErrKind
 	Info    Info
 	Latency time.Duration
+	// InfoTime is when Info's sections other than persistence (and replication,
+	// for a replica or a master with replicas) were last read: a tick asks for
+	// those sections only every RedisOptions.InfoRefresh. InfoFull says this
+	// reading asked for all of them.
+	InfoTime time.Time
+	InfoFull bool
 
 	// Config is the last CONFIG GET result; it is refreshed rarely, so ConfigTime
 	// says how old it is. ConfigErr is set when CONFIG GET failed (renamed command,

@@ -244,6 +244,16 @@ func wontFit(dir monitor.DirReading, exp int64) bool {
 	return dir.Known && exp > 0 && int64(dir.Free) < exp
 }
 
+// StatsTime is when the snapshot's stats section (total_commands_processed,
+// sync_full, total_forks) was read: a light tick carries the last full read's
+// values, so a rate must be taken at the time they were read, not now.
+func StatsTime(in Input) time.Time {
+	if t := in.Snapshot.Redis.InfoTime; !t.IsZero() && !t.After(in.Now) {
+		return t
+	}
+	return in.Now
+}
+
 // OpsRate is the command rate over the samples window, from deltas of
 // total_commands_processed (instantaneous_ops_per_sec is too noisy to act on).
 func OpsRate(samples []Sample) (float64, bool) {

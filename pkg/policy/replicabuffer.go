@@ -83,7 +83,9 @@ func (replicaBuffer) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]D
 	r := rc.(*ReplicaBufferConfig)
 	st, _ := raw.(replicaBufferState)
 	info, cfg := in.Snapshot.Redis.Info, in.Snapshot.Redis.Config
-	st.Samples = append(append([]fullSyncSample(nil), st.Samples...), fullSyncSample{T: in.Now, SyncFull: info.SyncFull})
+	if n := len(st.Samples); n == 0 || StatsTime(in).After(st.Samples[n-1].T) {
+		st.Samples = append(append([]fullSyncSample(nil), st.Samples...), fullSyncSample{T: StatsTime(in), SyncFull: info.SyncFull})
+	}
 	if n := len(st.Samples); n >= 2 && st.Samples[n-1].SyncFull < st.Samples[n-2].SyncFull {
 		st.Samples = st.Samples[n-1:] // a restart: the counter started again
 	}

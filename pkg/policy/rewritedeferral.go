@@ -79,12 +79,18 @@ func (rewriteDeferral) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([
 // them; a restart (the counter going down) starts a new window.
 func window(samples []Sample, in Input, w time.Duration) []Sample {
 	cmds := in.Snapshot.Redis.Info.TotalCommandsProcessed
+	at := StatsTime(in)
 	if n := len(samples); n > 0 && cmds < samples[n-1].Cmds {
 		samples = nil
 	}
-	samples = append(slices.Clone(samples), Sample{T: in.Now, Cmds: cmds})
+	if n := len(samples); n > 0 && !at.After(samples[n-1].T) {
+		return samples // stats not read again since the last sample
+	}
+	samples = append(slices.Clone(samples), Sample{T: at, Cmds: cmds})
+	// Keep two samples at least: with stats read only every info_refresh, a
+	// window shorter than that still has a rate, over the last two reads.
 	cut := 0
-	for cut < len(samples)-1 && in.Now.Sub(samples[cut+1].T) >= w {
+	for cut < len(samples)-2 && in.Now.Sub(samples[cut+1].T) >= w {
 		cut++
 	}
 	return samples[cut:]

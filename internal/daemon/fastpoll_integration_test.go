@@ -1,0 +1,108 @@
+package daemon_test
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+)
+
+// slowInterval is far longer than a fast poll: a failure seen within
+// maxBlindWindow was seen by close polling, not by a regular tick.
+const (
+	slowInterval   = 5 * time.Second
+	maxBlindWindow = 500 * time.Millisecond
+)
+
+// blindFault is a failed save with no log line to wake the guardian.
+type blindFault struct {
+	name string
+	opts testredis.Options
+	// inject makes a save fail the way Redis fails it by itself.
+	inject func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) (lift func())
+}
+
+var blindFaults = []blindFault{
+	{
+		// A save child (about 10 s) killed once the guardian has seen it run:
+		// it then polls closely, so the child's end is seen within a fast poll.
+		name: "child_killed",
+		inject: func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) func() {
+			srv.SlowChild(t)
+			if err := c.BgSave(ctxT(t)).Err(); err != nil {
+				t.Fatalf("BGSAVE: %v", err)
+			}
+			g.waitTicks(1)
+			srv.KillChild(t, syscall.SIGKILL)
+			return func() { unslowChild(t, srv, c) }
+		},
+	},
+	{
+		// A fork failure at an automatic save ("save 2 1" under writes): the
+		// guardian polls closely around the moment the save point comes due.
+		name: "fork_failure_at_save_point",
+		opts: testredis.Options{Save: "2 1"},
+		inject: func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) func() {
+			srv.WaitFor(t, "an automatic save", waitLong, func(i map[string]string) bool { return i["rdb_saves"] != "0" })
+			// A tick that saw the keys change: from then on the guardian knows
+			// when each save comes due.
+			g.waitTicks(1)
+			return srv.FailFork(t)
+		},
+	},
+}
+
+// TestFastWithoutLog: with Redis logging to stdout (no log file to follow) and a
+// 5 s interval, a failed save is still lifted within a second under 1000
+// writes/s, because the guardian polls closely while a child runs and around a
+// due save point (fast_poll).
+func TestFastWithoutLog(t *testing.T) {
+	for _, b := range testredis.Matrix(t) {
+		for _, f := range blindFaults {
+			t.Run(b.Name+"/"+f.name, func(t *testing.T) {
+				t.Parallel()
+				fastWithoutLog(t, b, f)
+			})
+		}
+	}
+}
+
+func fastWithoutLog(t *testing.T, b testredis.Build, f blindFault) {
+	opts := f.opts
+	opts.Build, opts.LogToStdout = b, true
+	srv := testredis.Start(t, opts)
+	c := srv.Client(t)
+	g := startGuardian(t, srv, guardianOpts{Interval: slowInterval})
+	g.waitTicks(1)
+	g.waitEntry(fieldsEq{"event": string(events.LogSource)}, nil)
+	w := srv.StartWriter(t, time.Millisecond)
+	waitWrites(t, w, 50)
+
+	lift := f.inject(t, g, srv, c)
+	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "setting": policy.SettingStopWrites}, nil)
+	waitConfig(t, c, policy.SettingStopWrites, "no")
+	waitWrites(t, w, 200)
+	st := w.Stats()
+	lift()
+
+	if st.Rejected == 0 {
+		// The fork failure can also be predicted (fork_nproc_exhausted) by a
+		// regular tick that comes between the fault and the save.
+		if applied.str("reason") == policy.IDMisconfRDB {
+			t.Errorf("no write rejected, yet the toggle (%s) was for a failure", applied)
+		}
+		t.Logf("%s: predicted (%s): no write rejected", f.name, applied.str("reason"))
+		return
+	}
+	window := st.FirstOKAfterReject.Sub(st.FirstReject)
+	t.Logf("%s without a log, interval %s: %d writes rejected, writable again %s after the first reject (toggle reason %s)",
+		f.name, slowInterval, st.Rejected, window.Round(time.Millisecond), applied.str("reason"))
+	if st.FirstOKAfterReject.IsZero() || window > maxBlindWindow {
+		t.Errorf("writable again %s after the first reject, want within %s (the interval is %s)", window.Round(time.Millisecond), maxBlindWindow, slowInterval)
+	}
+}

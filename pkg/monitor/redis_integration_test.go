@@ -1,0 +1,93 @@
+package monitor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+)
+
+// TestRedisSourceLightTicks: against every server build, a tick between two full
+// reads asks for INFO persistence only (the commandstats of INFO say so), its
+// persistence is live and the other sections are the last full read's; a new
+// connection (the old one killed, as a Redis restart does) makes the next tick
+// full again.
+func TestRedisSourceLightTicks(t *testing.T) {
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true})
+			ctx := context.Background()
+			opts := monitor.RedisOptions{Addr: srv.Socket, DialTimeout: time.Second, CommandTimeout: time.Second,
+				ConfigRefresh: time.Hour, InfoRefresh: time.Hour}
+			client, err := monitor.NewRedisClient(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = client.Close() })
+			src := monitor.NewRedisSource(client, opts)
+			c := srv.Client(t)
+
+			t0 := time.Now()
+			first := src.Read(ctx, t0)
+			if first.Err != nil || !first.InfoFull || first.Info.RunID == "" || first.Info.UsedMemory == 0 {
+				t.Fatalf("first read: full %v, err %v, run_id %q, used_memory %d; want a full read", first.InfoFull, first.Err, first.Info.RunID, first.Info.UsedMemory)
+			}
+			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// The slow log with a threshold of 0 keeps every command with its
+			// arguments: what the server was asked.
+			for _, cmd := range [][]any{{"CONFIG", "SET", "slowlog-log-slower-than", "0"}, {"SLOWLOG", "RESET"}} {
+				if err := c.Do(ctx, cmd...).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			light := src.Read(ctx, t0.Add(time.Second))
+			if light.Err != nil || light.InfoFull || !light.InfoTime.Equal(t0) {
+				t.Fatalf("second read: full %v, err %v, info time %s; want a light read of the sections of %s", light.InfoFull, light.Err, light.InfoTime, t0)
+			}
+			if light.Info.RDBChangesSinceLastSave != first.Info.RDBChangesSinceLastSave+1 {
+				t.Errorf("light read: rdb_changes_since_last_save %d, want %d (persistence is read live)", light.Info.RDBChangesSinceLastSave, first.Info.RDBChangesSinceLastSave+1)
+			}
+			if light.Info.TotalCommandsProcessed != first.Info.TotalCommandsProcessed || light.Info.RunID != first.Info.RunID {
+				t.Errorf("light read: total_commands_processed %d, run_id %q; want the full read's %d, %q",
+					light.Info.TotalCommandsProcessed, light.Info.RunID, first.Info.TotalCommandsProcessed, first.Info.RunID)
+			}
+			// What the server was asked: one INFO, for persistence only.
+			logged, err := c.SlowLogGet(ctx, 20).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var infos [][]string
+			for _, e := range logged {
+				if len(e.Args) > 0 && strings.EqualFold(e.Args[0], "INFO") {
+					infos = append(infos, e.Args)
+				}
+			}
+			if len(infos) != 1 || strings.Join(infos[0], " ") != "INFO persistence" {
+				t.Errorf("INFO calls of the light read: %q, want one: INFO persistence", infos)
+			}
+
+			// A new connection: the next tick is full.
+			if err := c.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if r := src.Read(ctx, t0.Add(2*time.Second)); r.Err == nil {
+				t.Logf("the read after CLIENT KILL succeeded on a new connection (full %v)", r.InfoFull)
+			}
+			var again monitor.RedisReading
+			for i := 0; i < 3; i++ {
+				if again = src.Read(ctx, t0.Add(time.Duration(3+i)*time.Second)); again.Err == nil {
+					break
+				}
+			}
+			if again.Err != nil || !again.InfoFull {
+				t.Errorf("read after a new connection: full %v, err %v; want a full read", again.InfoFull, again.Err)
+			}
+		})
+	}
+}
