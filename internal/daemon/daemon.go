@@ -126,10 +126,10 @@ type loop struct {
 	// prevFull the last two whose INFO asked for every section.
 	prev               *monitor.Snapshot
 	lastFull, prevFull *monitor.Snapshot
-	active  map[string]policy.Finding
-	down    bool
-	started bool
-	logSrc  string
+	active             map[string]policy.Finding
+	down               bool
+	started            bool
+	logSrc             string
 	// wakeTokens is the wake-up budget, as of wakeAt.
 	wakeTokens float64
 	wakeAt     time.Time
