@@ -20,8 +20,10 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v losetup >/dev/null || need+=(util-linux)
 # The zsh completion test checks the generated function with zsh -n.
 command -v zsh >/dev/null || need+=(zsh)
-# make bench: peak RSS and CPU of the guardian come from GNU time -v.
+# make bench: peak RSS and CPU of the guardian come from GNU time -v, and figure 8
+# measures Debian's prometheus-redis-exporter beside it.
 [ -x /usr/bin/time ] || need+=(time)
+command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -291,6 +291,8 @@ remedies:
   bgsave_retry:
     initial_backoff: 200ms
     max_backoff: 1s
+  stop_writes:
+    predictive_dwell: 500ms
 instances:
   - name: %s
     addr: %s

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +49,12 @@ type HostSource struct {
 	procRoot string
 	sysRoot  string
 	cache    *ttlCache
+
+	// uidCounts are the last counts of tasks per uid (uidTasks), reused for
+	// uidTTL while far from the limit; uidTTL is 0 when caching is off.
+	uidMu     sync.Mutex
+	uidCounts map[int]uidCount
+	uidTTL    time.Duration
 }
 
 // NewHostSource returns a HostSource reading from opts' roots.
@@ -57,6 +64,9 @@ func NewHostSource(opts HostOptions) *HostSource {
 		ttl = DefaultHostCacheTTL
 	}
 	h := &HostSource{procRoot: opts.ProcRoot, sysRoot: opts.SysRoot, cache: &ttlCache{ttl: ttl, now: time.Now}}
+	if ttl > 0 {
+		h.uidTTL = uidTaskFarTTL
+	}
 	if h.procRoot == "" {
 		h.procRoot = "/proc"
 	}
@@ -122,7 +132,7 @@ func (h *HostSource) Read(ctx context.Context, t HostTarget) HostReading {
 	} else {
 		r.NprocLimit = v
 		if v > 0 && r.NprocUID > 0 {
-			if n, err := countUIDTasks(h.procRoot, r.NprocUID); err != nil {
+			if n, err := h.uidTasks(r.NprocUID, v); err != nil {
 				errf("tasks of uid %d: %v", r.NprocUID, err)
 			} else {
 				r.UIDTasks = n
@@ -322,6 +332,42 @@ func (h *HostSource) readProcess(ctx context.Context, pid int, pidDir string) (*
 		}
 	}
 	return st, nil
+}
+
+// uidTaskFarTTL is how long a count of a uid's tasks is reused while it is below
+// half of the limit: counting walks every process on the host, and a uid far
+// from its limit does not reach it between two ticks. Nearer, it is counted at
+// every read. The limit itself is read at every tick, so a lowered limit is
+// compared with the count at once.
+const uidTaskFarTTL = 30 * time.Second
+
+type uidCount struct {
+	n  int64
+	at time.Time
+}
+
+// uidTasks returns the tasks of uid, counted again unless a count younger than
+// uidTaskFarTTL showed less than half of limit. One count serves every instance
+// that runs as uid.
+func (h *HostSource) uidTasks(uid int, limit int64) (int64, error) {
+	now := time.Now()
+	h.uidMu.Lock()
+	c, ok := h.uidCounts[uid]
+	h.uidMu.Unlock()
+	if ok && c.n*2 < limit && now.Sub(c.at) >= 0 && now.Sub(c.at) < h.uidTTL {
+		return c.n, nil
+	}
+	n, err := countUIDTasks(h.procRoot, uid)
+	if err != nil {
+		return -1, err
+	}
+	h.uidMu.Lock()
+	if h.uidCounts == nil {
+		h.uidCounts = map[int]uidCount{}
+	}
+	h.uidCounts[uid] = uidCount{n: n, at: now}
+	h.uidMu.Unlock()
+	return n, nil
 }
 
 // countUIDTasks counts the tasks (threads) of every process whose real uid is

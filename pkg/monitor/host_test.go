@@ -670,3 +670,24 @@ func TestHostSourceRefusesItself(t *testing.T) {
 		t.Errorf("Available, Reason = %v, %q; want the guardian's own pid refused", got.Available, got.Reason)
 	}
 }
+
+// TestUIDTasksReuse: a count far below the limit is reused (counting walks every
+// process), a count near it is taken again at once.
+func TestUIDTasksReuse(t *testing.T) {
+	t.Parallel()
+	f := newFakeHost(t)
+	h := NewHostSource(HostOptions{ProcRoot: f.proc, SysRoot: f.sys})
+	if n, err := h.uidTasks(1000, 4096); err != nil || n != 8 {
+		t.Fatalf("first count = %d, %v; want 8", n, err)
+	}
+	hostWriteFile(t, filepath.Join(f.proc, "300", "status"), "Name:\tworker\nUid:\t1000\t1000\t1000\t1000\nThreads:\t100\n")
+	if n, _ := h.uidTasks(1000, 4096); n != 8 {
+		t.Errorf("far from the limit: count = %d, want the reused 8", n)
+	}
+	if n, _ := h.uidTasks(1000, 12); n != 108 {
+		t.Errorf("near the limit: count = %d, want a new count of 108", n)
+	}
+	if n, _ := NewHostSource(HostOptions{ProcRoot: f.proc, SysRoot: f.sys, CacheTTL: -1}).uidTasks(1000, 4096); n != 108 {
+		t.Errorf("caching off: count = %d, want 108", n)
+	}
+}

@@ -27,6 +27,7 @@ type report struct {
 	writable map[writableKey][]window
 	repl     map[string]*replicationResult
 	storm    map[string]stormResult
+	side     []sideRun
 }
 
 func (r *report) writePlot() error {
@@ -109,6 +110,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 	r.writableSection(p)
 	r.replicationSection(p)
 	r.stormSection(p)
+	r.sideSection(p)
 	r.conclusions(p)
 
 	p("## Go benchmarks of the hot paths\n\n")
@@ -258,6 +260,7 @@ func (r *report) summary(p func(string, ...any)) {
 		p("| 6 | Sentinel failovers over %d fork faults on the master, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
 			g.failoverRounds, a.failovers, g.failovers, met(g.failovers == 0 && g.failoverRounds > 0))
 	}
+	r.sideSummary(p)
 }
 
 func sum(m map[string]int64) int64 {
