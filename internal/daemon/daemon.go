@@ -26,6 +26,9 @@ type Reader interface {
 	Wake() <-chan struct{}
 	// MarkConfigStale makes the next Snapshot run CONFIG GET again.
 	MarkConfigStale()
+	// MarkHostStale makes the next Snapshot read the host again, even if its
+	// last reading is recent.
+	MarkHostStale()
 	// SetFollowerStarter says how to run the log follower under the loop's errgroup.
 	SetFollowerStarter(start func(*monitor.Follower) (stop func()))
 }
@@ -286,7 +289,11 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 			Findings: res.Findings, Held: l.Writer.Changes(), WritesRejected: policy.RejectsWrites(res.Findings),
 		})
 	}
-	return policy.NextPoll(s, prev, now, l.Interval, l.FastPoll)
+	next := policy.NextPoll(s, prev, now, l.Interval, l.FastPoll)
+	if next.FreshHost {
+		l.Reader.MarkHostStale()
+	}
+	return next.Wait
 }
 
 // diagPrev is the snapshot a tick's diagnosis compares with, for counters that

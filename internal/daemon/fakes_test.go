@@ -58,6 +58,9 @@ func (f *fakeReader) MarkConfigStale() {
 	f.mu.Unlock()
 }
 
+// MarkHostStale is a no-op: the fake has no host reading to reuse.
+func (f *fakeReader) MarkHostStale() {}
+
 func (f *fakeReader) SetFollowerStarter(func(*monitor.Follower) func()) {
 	f.mu.Lock()
 	f.starts++

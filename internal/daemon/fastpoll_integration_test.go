@@ -25,6 +25,9 @@ type blindFault struct {
 	opts testredis.Options
 	// inject makes a save fail the way Redis fails it by itself.
 	inject func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) (lift func())
+	// predictive: stop_writes' predictive toggle stays on, and the host shows the
+	// fault: the tick before the save comes due must predict it (0 rejected).
+	predictive bool
 }
 
 var blindFaults = []blindFault{
@@ -43,18 +46,31 @@ var blindFaults = []blindFault{
 		},
 	},
 	{
-		// A fork failure at an automatic save ("save 2 1" under writes): the
-		// guardian polls closely around the moment the save point comes due.
-		name: "fork_failure_at_save_point",
-		opts: testredis.Options{Save: "2 1"},
-		inject: func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) func() {
-			srv.WaitFor(t, "an automatic save", waitLong, func(i map[string]string) bool { return i["rdb_saves"] != "0" })
-			// A tick that saw the keys change: from then on the guardian knows
-			// when each save comes due.
-			g.waitTicks(1)
-			return srv.FailFork(t)
-		},
+		// A fork failure at an automatic save ("save 2 1" under writes), with
+		// the prediction off: the guardian polls closely around the moment the
+		// save point comes due, so the failure there is seen within a fast poll.
+		name:   "fork_failure_at_save_point",
+		opts:   testredis.Options{Save: "2 1"},
+		inject: failForkBetweenSaves,
 	},
+	{
+		// The same fault with the prediction on: the tick just before the save
+		// comes due reads the host again and sees RLIMIT_NPROC reached, so the
+		// toggle comes first, although no regular tick came in between.
+		name:       "fork_failure_at_save_point_predicted",
+		opts:       testredis.Options{Save: "2 1"},
+		inject:     failForkBetweenSaves,
+		predictive: true,
+	},
+}
+
+// failForkBetweenSaves makes forks fail once the guardian follows the saves.
+func failForkBetweenSaves(t *testing.T, g *guardian, srv *testredis.Server, _ *redis.Client) func() {
+	srv.WaitFor(t, "an automatic save", waitLong, func(i map[string]string) bool { return i["rdb_saves"] != "0" })
+	// A tick that saw the keys change: from then on the guardian knows when each
+	// save comes due. The next regular tick is 5 s away; the next save 3 s at most.
+	g.waitTicks(1)
+	return srv.FailFork(t)
 }
 
 // TestFastWithoutLog: with Redis logging to stdout (no log file to follow) and a
@@ -77,7 +93,10 @@ func fastWithoutLog(t *testing.T, b testredis.Build, f blindFault) {
 	opts.Build, opts.LogToStdout = b, true
 	srv := testredis.Start(t, opts)
 	c := srv.Client(t)
-	g := startGuardian(t, srv, guardianOpts{Interval: slowInterval})
+	predictive := f.name == "child_killed" || f.predictive
+	g := startGuardian(t, srv, guardianOpts{Interval: slowInterval, Remedies: func(rs policy.Remedies) {
+		policy.ConfigOf[*policy.StopWritesConfig](rs).Predictive = predictive
+	}})
 	g.waitTicks(1)
 	g.waitEntry(fieldsEq{"event": string(events.LogSource)}, nil)
 	w := srv.StartWriter(t, time.Millisecond)
@@ -90,14 +109,14 @@ func fastWithoutLog(t *testing.T, b testredis.Build, f blindFault) {
 	st := w.Stats()
 	lift()
 
-	if st.Rejected == 0 {
-		// The fork failure can also be predicted (fork_nproc_exhausted) by a
-		// regular tick that comes between the fault and the save.
-		if applied.str("reason") == policy.IDMisconfRDB {
-			t.Errorf("no write rejected, yet the toggle (%s) was for a failure", applied)
+	if f.predictive {
+		if st.Rejected != 0 || applied.str("reason") != policy.IDForkNprocExhausted {
+			t.Errorf("%d writes rejected, toggle %s; want it predicted (%s) before the save, none rejected", st.Rejected, applied, policy.IDForkNprocExhausted)
 		}
-		t.Logf("%s: predicted (%s): no write rejected", f.name, applied.str("reason"))
 		return
+	}
+	if st.Rejected == 0 {
+		t.Fatalf("no write rejected, toggle %s: the fault did not take effect before a prediction", applied)
 	}
 	window := st.FirstOKAfterReject.Sub(st.FirstReject)
 	t.Logf("%s without a log, interval %s: %d writes rejected, writable again %s after the first reject (toggle reason %s)",

@@ -266,6 +266,14 @@ func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent
 	return out, nil
 }
 
+// MarkHostStale makes the next Snapshot read the host again, however recent its
+// last reading (the tick before a save comes due predicts from a fresh one).
+func (c *Collector) MarkHostStale() {
+	c.mu.Lock()
+	c.hostAt = time.Time{}
+	c.mu.Unlock()
+}
+
 // MarkConfigStale makes the next Snapshot run CONFIG GET again (after the guardian
 // changed a setting, so reconciliation sees the new value).
 func (c *Collector) MarkConfigStale() { c.opts.Redis.MarkConfigStale() }

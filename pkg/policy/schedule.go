@@ -20,6 +20,17 @@ const (
 	saveDueLate = 300 * time.Millisecond
 )
 
+// Poll is when the loop ticks next, and whether that tick must read the host
+// again rather than reuse the last reading.
+type Poll struct {
+	Wait time.Duration
+	// FreshHost is set for the tick just before a save comes due: a fault that
+	// appeared since the last regular tick (a full disk, a data dir Redis cannot
+	// write, its process limit reached) is then predicted before the save runs
+	// into it.
+	FreshHost bool
+}
+
 // NextPoll is how long the loop may wait before its next tick: interval, unless
 // something can turn into a rejected write sooner without a log line to say so.
 // It polls every fast while a fork child runs (a killed or failing child makes
@@ -27,29 +38,29 @@ const (
 // is due (a fork that fails there makes MISCONF at once). prev is the previous
 // tick's snapshot (nil at first), for the rate at which keys change. fast <= 0
 // turns the close polling off.
-func NextPoll(s monitor.Snapshot, prev *monitor.Snapshot, now time.Time, interval, fast time.Duration) time.Duration {
+func NextPoll(s monitor.Snapshot, prev *monitor.Snapshot, now time.Time, interval, fast time.Duration) Poll {
 	if fast <= 0 || fast >= interval || s.Redis.Err != nil {
-		return interval
+		return Poll{Wait: interval}
 	}
 	info := s.Redis.Info
 	if info.ForkChildRunning() {
-		return fast
+		return Poll{Wait: fast}
 	}
 	if prev != nil && prev.Redis.Err == nil && prev.Redis.Info.ForkChildRunning() {
 		// A child just ended: a save point that came due meanwhile fires at
 		// Redis's next cron.
-		return fast
+		return Poll{Wait: fast}
 	}
 	start, end, ok := nextSaveWindow(s, prev, now)
 	switch {
 	case !ok || end.Before(now):
-		return interval
+		return Poll{Wait: interval}
 	case !start.After(now):
-		return fast
+		return Poll{Wait: fast}
 	case start.Sub(now) < interval:
-		return max(start.Sub(now), fast/2)
+		return Poll{Wait: max(start.Sub(now), fast/2), FreshHost: true}
 	}
-	return interval
+	return Poll{Wait: interval}
 }
 
 // nextSaveWindow is when Redis's next automatic save may start, for the save

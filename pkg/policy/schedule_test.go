@@ -78,8 +78,13 @@ func TestNextPoll(t *testing.T) {
 			if tt.prev != nil {
 				prev = tt.prev(tt.now)
 			}
-			if got := NextPoll(tt.s(tt.now), prev, tt.now, interval, fast); got != tt.want {
-				t.Errorf("NextPoll = %s, want %s", got, tt.want)
+			got := NextPoll(tt.s(tt.now), prev, tt.now, interval, fast)
+			if got.Wait != tt.want {
+				t.Errorf("NextPoll waits %s, want %s", got.Wait, tt.want)
+			}
+			// The tick that opens a save window reads the host again.
+			if wantFresh := tt.want != interval && tt.want != fast; got.FreshHost != wantFresh {
+				t.Errorf("NextPoll fresh host %v, want %v", got.FreshHost, wantFresh)
 			}
 		})
 	}
@@ -87,8 +92,8 @@ func TestNextPoll(t *testing.T) {
 	s := snap(due, 1500)
 	s.Redis.Info.RDBBgsaveInProgress = true
 	for _, f := range []time.Duration{0, interval} {
-		if got := NextPoll(s, nil, due, interval, f); got != interval {
-			t.Errorf("fast %s: NextPoll = %s, want the interval", f, got)
+		if got := NextPoll(s, nil, due, interval, f); got.Wait != interval {
+			t.Errorf("fast %s: NextPoll waits %s, want the interval", f, got.Wait)
 		}
 	}
 }
