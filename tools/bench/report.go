@@ -268,13 +268,13 @@ func (r *report) summary(p func(string, ...any)) {
 			continue
 		}
 		if f.name == "child_killed" {
-			mx := 0
-			for _, mode := range []string{modeFollower, modeNoLog} {
-				for _, w := range r.writable[writableKey{f.name, mode}] {
-					mx = max(mx, w.rejected)
-				}
+			// Nothing shows it coming: with the log the line wakes the loop;
+			// without it, the time-to-writable row above applies.
+			mx, n := 0, 0
+			for _, w := range r.writable[writableKey{f.name, modeFollower}] {
+				mx, n = max(mx, w.rejected), n+1
 			}
-			p("| 5 | Rejected writes at 1000/s, %s mid-save, with and without the log (n=%d, worst run) | <= 2 | %d | %s |\n", f.name, runs, mx, met(mx <= 2))
+			p("| 5 | Rejected writes at 1000/s, %s mid-save, log follower (n=%d, worst run) | <= 2 | %d | %s |\n", f.name, n, mx, met(mx <= 2))
 			continue
 		}
 		p("| 5 | Rejected writes at 1000/s, %s at an automatic save, with and without the log (n=%d, all runs) | 0 (predicted) | %d | %s |\n", f.name, runs, rej, met(rej == 0))
