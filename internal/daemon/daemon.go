@@ -317,7 +317,7 @@ func (l *loop) diagPrev(s monitor.Snapshot) *monitor.Snapshot {
 
 // reportLogSource says once where the Redis log is, because it decides how fast a
 // failure is seen: a followed file wakes the loop at once, anything else waits for
-// the next tick.
+// a poll (close around a due save and while a child runs, else the next tick).
 func (l *loop) reportLogSource(r monitor.LogReading) {
 	key := string(r.Source) + " " + r.Path
 	if r.Err != nil {
@@ -331,10 +331,10 @@ func (l *loop) reportLogSource(r monitor.LogReading) {
 	case r.Source == monitor.LogFile && r.Err == nil:
 		l.Log.Info("following the redis log", events.Field(events.LogSource), zap.String("path", r.Path))
 	case r.Source == monitor.LogFile:
-		l.Log.Warn("cannot follow the redis log: failures are seen at the next tick, without their cause text",
+		l.Log.Warn("cannot follow the redis log: failures are seen by polling (closely around a due save and while a child runs), without their cause text",
 			events.Field(events.LogSource), zap.String("path", r.Path), zap.Error(r.Err))
 	case r.Source == monitor.LogStdout || r.Source == monitor.LogSyslog:
-		l.Log.Info("redis logs to "+string(r.Source)+": failures are seen at the next tick, without their cause text (set log_file if a copy is readable)",
+		l.Log.Info("redis logs to "+string(r.Source)+": failures are seen by polling (closely around a due save and while a child runs), without their cause text (set log_file if a copy is readable)",
 			events.Field(events.LogSource))
 	}
 }
