@@ -167,6 +167,9 @@ func (l *loop) run(ctx context.Context) error {
 			if woken {
 				l.spendWake(now)
 				woken = false
+				// A log line said something failed: its cause's numbers (free
+				// space, temp files) come from a fresh host reading.
+				l.Reader.MarkHostStale()
 			}
 			next = time.Now().Add(l.tick(ctx, false))
 		}
