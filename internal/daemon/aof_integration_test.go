@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
@@ -91,6 +93,33 @@ func autoRewrites(srv *testredis.Server) int {
 	return strings.Count(srv.LogTail(100000), "Starting automatic rewriting of AOF")
 }
 
+// waitRewriteOK waits until a rewrite has succeeded and none runs.
+func waitRewriteOK(t *testing.T, srv *testredis.Server) {
+	t.Helper()
+	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
+		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
+	})
+}
+
+// rewriteRecovered checks the end of a held storm: the guardian's own
+// BGREWRITEAOF succeeds, the INCR files are folded, the percentage is given back
+// and the ledger is empty.
+func rewriteRecovered(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) {
+	t.Helper()
+	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry, "result": "Background append only file rewriting started"}, nil)
+	waitRewriteOK(t, srv)
+	g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingRewritePercent}, nil)
+	if got := configGet(t, c, policy.SettingRewritePercent); got != "100" {
+		t.Errorf("%s = %q after the undo, want 100", policy.SettingRewritePercent, got)
+	}
+	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+		t.Errorf("ledger still holds %+v", ch)
+	}
+	if n := incrFiles(t, srv); n > 2 {
+		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
+	}
+}
+
 // stormServer is a Redis whose AOF has grown far past its base (the default
 // auto-aof-rewrite-percentage 100), but not yet past auto-aof-rewrite-min-size.
 func stormServer(t *testing.T, b testredis.Build) *testredis.Server {
@@ -167,20 +196,7 @@ func rewriteStormStopped(t *testing.T, b testredis.Build) {
 
 	checkManifestUntouched(t, srv, manifest)
 	lift()
-	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry, "result": "Background append only file rewriting started"}, nil)
-	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
-		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
-	})
-	g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingRewritePercent}, nil)
-	if got := configGet(t, c, policy.SettingRewritePercent); got != "100" {
-		t.Errorf("%s = %q after the undo, want 100", policy.SettingRewritePercent, got)
-	}
-	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
-		t.Errorf("ledger still holds %+v", ch)
-	}
-	if n := incrFiles(t, srv); n > 2 {
-		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
-	}
+	rewriteRecovered(t, g, srv, c)
 	if st := w.Stop(); st.OK == 0 || st.Rejected != 0 {
 		t.Errorf("write load: %d writes accepted, %d rejected (%v); a rewrite fault must not reject writes", st.OK, st.Rejected, st.Errors)
 	}
@@ -236,20 +252,7 @@ func rewriteStormFullDisk(t *testing.T, b testredis.Build) {
 	checkManifestUntouched(t, srv, manifest)
 
 	lift()
-	g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyRewriteRetry, "result": "Background append only file rewriting started"}, nil)
-	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
-		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
-	})
-	g.waitEntry(fieldsEq{"event": string(events.RemedyUndone), "setting": policy.SettingRewritePercent}, nil)
-	if got := configGet(t, c, policy.SettingRewritePercent); got != "100" {
-		t.Errorf("%s = %q after the undo, want 100", policy.SettingRewritePercent, got)
-	}
-	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
-		t.Errorf("ledger still holds %+v", ch)
-	}
-	if n := incrFiles(t, srv); n > 2 {
-		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
-	}
+	rewriteRecovered(t, g, srv, c)
 	// AOF writes fail while the disk is full ("MISCONF Errors writing to the AOF
 	// file": no setting lifts that); they must be accepted again after.
 	waitWrites(t, w, 100)
@@ -332,9 +335,7 @@ func rewriteKilledChild(t *testing.T, b testredis.Build) {
 	if !strings.Contains(retry.str("cause"), "save succeeded") {
 		t.Errorf("retry = %s, want it started by a save that succeeded", retry)
 	}
-	srv.WaitFor(t, "the guardian's rewrite to succeed", waitLong, func(info map[string]string) bool {
-		return info["aof_last_bgrewrite_status"] == "ok" && info["aof_rewrite_in_progress"] == "0"
-	})
+	waitRewriteOK(t, srv)
 	if n := incrFiles(t, srv); n > 2 {
 		t.Errorf("%d INCR files after the successful rewrite, want them folded", n)
 	}

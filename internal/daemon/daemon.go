@@ -306,13 +306,10 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 // between the two last full reads then holds until the next, instead of showing
 // at the full tick only and clearing at the light one after it.
 func (l *loop) diagPrev(s monitor.Snapshot) *monitor.Snapshot {
-	if s.Redis.Err != nil || s.Redis.InfoFull || l.lastFull == nil {
-		if s.Redis.InfoFull && l.lastFull != nil {
-			return l.lastFull
-		}
-		return l.prev
-	}
-	if l.prevFull != nil {
+	switch {
+	case s.Redis.InfoFull && l.lastFull != nil:
+		return l.lastFull
+	case s.Redis.Err == nil && !s.Redis.InfoFull && l.prevFull != nil:
 		return l.prevFull
 	}
 	return l.prev

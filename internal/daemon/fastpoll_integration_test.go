@@ -27,6 +27,7 @@ type blindFault struct {
 	inject func(t *testing.T, g *guardian, srv *testredis.Server, c *redis.Client) (lift func())
 	// predictive: stop_writes' predictive toggle stays on, and the host shows the
 	// fault: the tick before the save comes due must predict it (0 rejected).
+	// Off, the failure itself must be seen by close polling.
 	predictive bool
 }
 
@@ -93,9 +94,8 @@ func fastWithoutLog(t *testing.T, b testredis.Build, f blindFault) {
 	opts.Build, opts.LogToStdout = b, true
 	srv := testredis.Start(t, opts)
 	c := srv.Client(t)
-	predictive := f.name == "child_killed" || f.predictive
 	g := startGuardian(t, srv, guardianOpts{Interval: slowInterval, Remedies: func(rs policy.Remedies) {
-		policy.ConfigOf[*policy.StopWritesConfig](rs).Predictive = predictive
+		policy.ConfigOf[*policy.StopWritesConfig](rs).Predictive = f.predictive
 	}})
 	g.waitTicks(1)
 	g.waitEntry(fieldsEq{"event": string(events.LogSource)}, nil)

@@ -77,15 +77,15 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 	}
 	failed := info.RDBLastBgsaveStatus == "err"
 	pred, predicted := PredictSaveFailure(s)
-	wontFit := r.Predictive && predicted
+	predict := r.Predictive && predicted
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
 
-	if !failed && !wontFit {
+	if !failed && !predict {
 		sh.EndEpisode(RemedyStopWrites, SettingStopWrites)
 		sh.EndSuppression(RemedyStopWrites)
 	}
 	if isHeld {
-		if !failed && !wontFit {
+		if !failed && !predict {
 			if !st.roomy(in, held, r) {
 				return nil, nil, st // the hysteresis: wait until the snapshot fits with room to spare
 			}
@@ -135,7 +135,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		}
 		sh.EndSuppression(RemedyStopWrites)
 		return []Decision{d}, nil, st
-	case wontFit:
+	case predict:
 		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: pred.ID, Detail: pred.Detail}
 		return sh.Gate(r.Limits, in.Now, d), nil, st
 	}
