@@ -13,32 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountBlockDisk makes an ext4 file system on a loop device backed by a file in
-// Dir and mounts it as DataDir (owned by redis). t.Cleanup unmounts it and frees
-// the loop device, even when the test fails.
+// mountBlockDisk mounts an ext4 loop disk of Options.BlockDisk as DataDir, owned
+// by redis.
 func (s *Server) mountBlockDisk(t testing.TB) error {
-	img := filepath.Join(s.Dir, "disk.img")
-	if err := run("truncate", "-s", s.opts.BlockDisk, img); err != nil {
-		return fmt.Errorf("create %s: %w", img, err)
-	}
-	dev, err := output("losetup", "--find", "--show", img)
+	dev, err := mountLoopExt4(t, filepath.Join(s.Dir, "disk.img"), s.DataDir, s.opts.BlockDisk)
 	if err != nil {
-		return fmt.Errorf("losetup %s: %w", img, err)
-	}
-	dev = strings.TrimSpace(dev)
-	t.Cleanup(func() {
-		if err := unmount(s.DataDir); err != nil {
-			t.Errorf("testredis: %v", err)
-		}
-		if err := run("losetup", "-d", dev); err != nil {
-			t.Errorf("testredis: free %s: %v", dev, err)
-		}
-	})
-	if err := run("mkfs.ext4", "-q", "-F", dev); err != nil {
-		return fmt.Errorf("mkfs.ext4 %s: %w", dev, err)
-	}
-	if err := run("mount", dev, s.DataDir); err != nil {
-		return fmt.Errorf("mount %s on the data dir: %w", dev, err)
+		return err
 	}
 	if err := os.Chown(s.DataDir, s.uid, s.gid); err != nil {
 		return err
@@ -47,47 +27,99 @@ func (s *Server) mountBlockDisk(t testing.TB) error {
 	return os.Chmod(s.DataDir, 0o750)
 }
 
+// BlockDir mounts a fresh ext4 file system of size (truncate's syntax, e.g.
+// "64M") on dir, on a loop device backed by a file beside it, and returns the
+// device: a disk of its own, which ThrottleWrites can slow down for one process.
+// t.Cleanup unmounts it and frees the device, even when the test fails.
+func BlockDir(t testing.TB, dir, size string) (dev string) {
+	t.Helper()
+	dev, err := mountLoopExt4(t, filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".img"), dir, size)
+	if err != nil {
+		t.Fatalf("testredis: BlockDir: %v", err)
+	}
+	return dev
+}
+
+// mountLoopExt4 makes an ext4 file system in img (size bytes, sparse) on a loop
+// device and mounts it on dir.
+func mountLoopExt4(t testing.TB, img, dir, size string) (string, error) {
+	if err := run("truncate", "-s", size, img); err != nil {
+		return "", fmt.Errorf("create %s: %w", img, err)
+	}
+	dev, err := output("losetup", "--find", "--show", img)
+	if err != nil {
+		return "", fmt.Errorf("losetup %s: %w", img, err)
+	}
+	dev = strings.TrimSpace(dev)
+	t.Cleanup(func() {
+		if err := unmount(dir); err != nil {
+			t.Errorf("testredis: %v", err)
+		}
+		if err := run("losetup", "-d", dev); err != nil {
+			t.Errorf("testredis: free %s: %v", dev, err)
+		}
+	})
+	if err := run("mkfs.ext4", "-q", "-F", dev); err != nil {
+		return "", fmt.Errorf("mkfs.ext4 %s: %w", dev, err)
+	}
+	if err := run("mount", dev, dir); err != nil {
+		return "", fmt.Errorf("mount %s on %s: %w", dev, dir, err)
+	}
+	return dev, nil
+}
+
 // blkioRoot is the cgroup v1 blkio hierarchy, where SlowDisk throttles.
 const blkioRoot = "/sys/fs/cgroup/blkio"
 
 // SlowDisk throttles the server's writes to its data disk (Options.BlockDisk is
-// required) to bps bytes per second, by moving the server into a cgroup v1 blkio
-// cgroup with blkio.throttle.write_bps_device: a disk too slow for the AOF's
-// fsync, for real. Fork children inherit the cgroup. The returned func lifts it;
+// required) to bps bytes per second: a disk too slow for the AOF's fsync, for
+// real. Fork children inherit the throttle. The returned func lifts it;
 // t.Cleanup does so too.
 func (s *Server) SlowDisk(t testing.TB, bps int64) (lift func()) {
 	t.Helper()
 	if s.blockDev == "" {
 		t.Fatal("testredis: SlowDisk needs Options.BlockDisk (the data dir must be a block device)")
 	}
-	if _, err := os.Stat(filepath.Join(blkioRoot, "blkio.throttle.write_bps_device")); err != nil {
-		t.Fatalf("testredis: SlowDisk needs the cgroup v1 blkio controller at %s: %v", blkioRoot, err)
-	}
 	p, err := s.running()
 	if err != nil {
 		t.Fatalf("testredis: SlowDisk: %v", err)
 	}
+	// Every thread of the server: the AOF's fsync runs in a background thread.
+	return ThrottleWrites(t, p.pid, s.blockDev, "blkio.throttle.write_bps_device", bps)
+}
+
+// ThrottleWrites moves process pid (every thread, and what it forks later) into
+// a cgroup v1 blkio cgroup that limits the writes it submits to dev: file is
+// blkio.throttle.write_bps_device (bytes per second) or
+// blkio.throttle.write_iops_device (operations per second). An fsync submits its
+// writes in the caller's context, so it waits for the throttle; buffered writes
+// that the kernel's flusher writes back later do not. The returned func moves the
+// process back and removes the cgroup; t.Cleanup does so too.
+func ThrottleWrites(t testing.TB, pid int, dev, file string, limit int64) (lift func()) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(blkioRoot, file)); err != nil {
+		t.Fatalf("testredis: ThrottleWrites needs the cgroup v1 blkio controller at %s: %v", blkioRoot, err)
+	}
 	var st unix.Stat_t
-	if err := unix.Stat(s.blockDev, &st); err != nil {
-		t.Fatalf("testredis: SlowDisk: stat %s: %v", s.blockDev, err)
+	if err := unix.Stat(dev, &st); err != nil {
+		t.Fatalf("testredis: ThrottleWrites: stat %s: %v", dev, err)
 	}
 	devno := fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
-	cg := filepath.Join(blkioRoot, fmt.Sprintf("rg-test-%d", p.pid))
+	cg := filepath.Join(blkioRoot, fmt.Sprintf("rg-test-%d", pid))
 	if err := os.Mkdir(cg, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		t.Fatalf("testredis: SlowDisk: %v", err)
+		t.Fatalf("testredis: ThrottleWrites: %v", err)
 	}
-	write := func(file, v string) error { return os.WriteFile(filepath.Join(cg, file), []byte(v), 0o644) }
-	if err := write("blkio.throttle.write_bps_device", devno+" "+strconv.FormatInt(bps, 10)); err != nil {
-		t.Fatalf("testredis: SlowDisk: throttle %s: %v", devno, err)
+	write := func(name, v string) error { return os.WriteFile(filepath.Join(cg, name), []byte(v), 0o644) }
+	if err := write(file, devno+" "+strconv.FormatInt(limit, 10)); err != nil {
+		t.Fatalf("testredis: ThrottleWrites: %s %s: %v", file, devno, err)
 	}
-	// Every thread of the server (the fsync runs in a background thread).
-	if err := write("cgroup.procs", strconv.Itoa(p.pid)); err != nil {
-		t.Fatalf("testredis: SlowDisk: move %d: %v", p.pid, err)
+	if err := write("cgroup.procs", strconv.Itoa(pid)); err != nil {
+		t.Fatalf("testredis: ThrottleWrites: move %d: %v", pid, err)
 	}
-	return lifter(t, "SlowDisk", func() error {
+	return lifter(t, "ThrottleWrites", func() error {
 		if data, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err == nil {
-			for _, pid := range strings.Fields(string(data)) {
-				_ = os.WriteFile(filepath.Join(blkioRoot, "cgroup.procs"), []byte(pid), 0o644)
+			for _, p := range strings.Fields(string(data)) {
+				_ = os.WriteFile(filepath.Join(blkioRoot, "cgroup.procs"), []byte(p), 0o644)
 			}
 		}
 		if err := syscall.Rmdir(cg); err != nil && !errors.Is(err, syscall.ENOENT) {

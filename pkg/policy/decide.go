@@ -62,6 +62,10 @@ type Decision struct {
 	// FileValue is what the config file says for Setting when a set is decided
 	// ("" unknown), recorded with the change to tell a CONFIG REWRITE later.
 	FileValue string
+	// Urgent says Redis rejects writes until this set is applied: the executor
+	// applies it once its ledger entry is in place and makes the entry durable
+	// right after, instead of waiting for the disk first.
+	Urgent bool
 }
 
 // Held is a change the ledger says the guardian has made and not undone.

@@ -106,10 +106,11 @@ func runDecideCases(t *testing.T, remedy string, cases []decideCase) {
 func TestDecideStopWrites(t *testing.T) {
 	t.Parallel()
 	set := func(reason string) []Decision {
-		return []Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: reason}}
+		// Only a failed save rejects writes now; a prediction has time for the fsync.
+		return []Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: reason, Urgent: reason == IDMisconfRDB}}
 	}
 	suppressed := func(reason, limit string) []Decision {
-		return []Decision{{Remedy: RemedyStopWrites, Action: ActSuppressed, Setting: SettingStopWrites, Value: "no", Reason: reason, Limit: limit}}
+		return []Decision{{Remedy: RemedyStopWrites, Action: ActSuppressed, Setting: SettingStopWrites, Value: "no", Reason: reason, Limit: limit, Urgent: reason == IDMisconfRDB}}
 	}
 	undo := []Decision{{Remedy: RemedyStopWrites, Action: ActUndo, Setting: SettingStopWrites, Value: "yes", Reason: IDMisconfRDB}}
 	warnHeld := []Decision{{Remedy: RemedyStopWrites, Action: ActWarn, Setting: SettingStopWrites, Reason: IDBgsaveFailed}}
@@ -809,7 +810,7 @@ func TestObserve(t *testing.T) {
 	in := decideInput()
 	misconf(&in)
 	ds, _ := Decide(in, st)
-	if diff := cmp.Diff([]Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDMisconfRDB}}, ds, decisionOpts...); diff != "" {
+	if diff := cmp.Diff([]Decision{{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDMisconfRDB, Urgent: true}}, ds, decisionOpts...); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

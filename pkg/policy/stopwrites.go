@@ -127,7 +127,7 @@ func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Deci
 		// cooldown or the hourly cap (undos do not count either). Only a failing
 		// command's backoff applies, so a denied CONFIG is not retried every tick.
 		d := Decision{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDMisconfRDB,
-			Detail: "the last RDB save failed: lift MISCONF so writes are accepted while the cause is fixed"}
+			Detail: "the last RDB save failed: lift MISCONF so writes are accepted while the cause is fixed", Urgent: true}
 		if lim := sh.Limit(RemedyStopWrites, r.Limits, in.Now); lim == LimitDisabled {
 			return nil, nil, st
 		} else if lim == LimitBackoff {

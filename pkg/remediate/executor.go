@@ -52,6 +52,12 @@ type Executor struct {
 // the tick's own deadline may be what expired.
 const recheckTimeout = 2 * time.Second
 
+// applyTimeout bounds the CONFIG SET that follows a ledger write. The write's
+// fsync may have spent the tick's deadline on a disk that Redis's own saves keep
+// busy; a change that is recorded must then still be made, or it would be rolled
+// back with another slow write, and every tick would fail the same way.
+const applyTimeout = 2 * time.Second
+
 // ErrChanged means the live value is no longer the one the guardian set.
 var ErrChanged = errors.New("changed outside the guardian")
 
@@ -197,7 +203,8 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 		// restore is still the one from before the guardian's first step.
 		c.Original, c.Time, c.FileValue, c.Applied = prev.Original, prev.Time, prev.FileValue, prev.Applied
 	}
-	if err := e.Ledger.Record(c); err != nil {
+	sync, err := e.record(c, d.Urgent)
+	if err != nil {
 		return fmt.Errorf("record change before applying it: %w", err)
 	}
 	msg := fmt.Sprintf("set %s %s (was %s): %s", d.Setting, d.Value, orig, d.Detail)
@@ -205,7 +212,15 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 		e.Log.Warn("dry-run: would "+msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
 		return nil
 	}
-	if err := e.configSet(ctx, d.Setting, d.Value); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	err = e.configSet(actx, d.Setting, d.Value)
+	cancel()
+	if serr := sync(); serr != nil {
+		// The entry is in place for every reader and a restarted guardian; only a
+		// host crash could still lose it. The next ledger write tries again.
+		e.Log.Warn("could not fsync the ledger entry of a change: a host crash could lose it", zap.String("setting", d.Setting), zap.Error(serr))
+	}
+	if err != nil {
 		live, rerr := e.recheck(d.Setting)
 		switch {
 		case rerr == nil && policy.SameValue(d.Setting, live, d.Value):
@@ -232,6 +247,18 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 	}
 	e.Log.Warn(msg, e.event(d, events.RemedyApplied, zap.String("old_value", orig), zap.String("new_value", d.Value), zap.String("result", "ok"))...)
 	return nil
+}
+
+// record puts a change in the ledger before it is applied. An urgent change
+// (writes are rejected now) is applied as soon as its entry is renamed into place,
+// and the returned sync makes it durable right after the CONFIG SET: on a disk
+// busy with Redis's own writes, two fsyncs can take tens of milliseconds, each
+// one a thousand rejected writes a second. Any other change is durable first.
+func (e *Executor) record(c Change, urgent bool) (sync func() error, err error) {
+	if urgent {
+		return e.Ledger.Stage(c)
+	}
+	return func() error { return nil }, e.Ledger.Record(c)
 }
 
 // adopt hands a held change over to another remedy that needs the same value for

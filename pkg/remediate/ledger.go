@@ -45,6 +45,11 @@ type Change struct {
 // Ledger is the durable record of held changes of one instance.
 type Ledger interface {
 	Record(c Change) error
+	// Stage records c where any reader finds it (a restarted guardian, `restore`)
+	// without waiting for the disk; the returned sync makes it durable. It is for a
+	// change that ends rejected writes: a slow disk's fsync must not keep them
+	// rejected. On error, nothing changed.
+	Stage(c Change) (sync func() error, err error)
 	Remove(setting string) error
 	Get(setting string) (Change, bool)
 	All() []Change
@@ -238,19 +243,35 @@ func (l *FileLedger) Path() string { return l.path }
 
 // Record adds or replaces a change and makes it durable before returning.
 func (l *FileLedger) Record(c Change) error {
+	sync, err := l.stage(c, true)
+	if err != nil {
+		return err
+	}
+	return sync()
+}
+
+// Stage adds or replaces a change in the ledger file (written and renamed into
+// place, so a guardian killed right after finds it) and returns the fsync of the
+// file and its directory, which a host crash needs.
+func (l *FileLedger) Stage(c Change) (func() error, error) {
+	return l.stage(c, false)
+}
+
+func (l *FileLedger) stage(c Change, durable bool) (func() error, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, had := l.changes[c.Setting]
 	l.changes[c.Setting] = c
-	if err := l.flush(); err != nil {
+	sync, err := l.flush(durable)
+	if err != nil {
 		if had {
 			l.changes[c.Setting] = prev
 		} else {
 			delete(l.changes, c.Setting)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return sync, nil
 }
 
 // Remove drops a change and makes that durable.
@@ -262,7 +283,7 @@ func (l *FileLedger) Remove(setting string) error {
 		return nil
 	}
 	delete(l.changes, setting)
-	if err := l.flush(); err != nil {
+	if _, err := l.flush(true); err != nil {
 		l.changes[setting] = prev
 		return err
 	}
@@ -316,60 +337,112 @@ func matchDirOwner(f *os.File, dir string) error {
 
 // flush writes the ledger. On a full disk it gives up the reserve and writes
 // again: recording a change must not fail for want of space. The reserve is made
-// again at the next write that finds room.
-func (l *FileLedger) flush() error {
-	err := l.write()
+// again at the next write that finds room. A durable write is synced before
+// flush returns (the returned func is then a no-op); otherwise the caller syncs.
+func (l *FileLedger) flush(durable bool) (func() error, error) {
+	sync, err := l.write(durable)
 	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
 		if rerr := os.Remove(l.reserve); rerr == nil {
 			_ = syncDir(filepath.Dir(l.reserve))
 			l.reserveErr = fmt.Errorf("given up to record a change on a full disk: %w", err)
-			err = l.write()
+			sync, err = l.write(durable)
 		}
 	}
-	if err == nil && l.reserveErr != nil {
-		if rerr := l.makeReserve(); rerr == nil {
-			l.reserveErr = nil
-		}
+	if err != nil || l.reserveErr == nil {
+		return sync, err
 	}
-	return err
+	if durable {
+		l.remakeReserve()
+		return sync, nil
+	}
+	// Remaking the reserve writes and fsyncs 64 KiB: after the change, not before.
+	return func() error {
+		serr := sync()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.reserveErr != nil {
+			l.remakeReserve()
+		}
+		return serr
+	}, nil
+}
+
+// remakeReserve makes the reserve again after it was given up; the caller holds mu.
+func (l *FileLedger) remakeReserve() {
+	if err := l.makeReserve(); err == nil {
+		l.reserveErr = nil
+	}
 }
 
 // write writes the ledger: temp file, fsync, rename, fsync of the directory. An
 // empty ledger is removed, so a clean state dir means nothing is held.
-func (l *FileLedger) write() error {
+//
+// When not durable, the file is renamed into place unsynced and both fsyncs are
+// left to the returned func. The rename is atomic for every reader (a guardian
+// killed at any moment restarts from the old or the new file); only a host crash
+// before that func returns could lose the entry, and it takes a local Redis's
+// CONFIG SET with it (that lives in Redis's memory until a CONFIG REWRITE).
+func (l *FileLedger) write(durable bool) (func() error, error) {
 	dir := filepath.Dir(l.path)
 	if len(l.changes) == 0 {
 		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove empty ledger: %w", err)
+			return nil, fmt.Errorf("remove empty ledger: %w", err)
 		}
-		return syncDir(dir)
+		return noSync, syncDir(dir)
 	}
 	b, err := json.MarshalIndent(ledgerFile{Version: 1, Changes: sorted(l.changes)}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode ledger: %w", err)
+		return nil, fmt.Errorf("encode ledger: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(l.path)))
 	if err != nil {
-		return fmt.Errorf("create ledger temp file: %w", err)
+		return nil, fmt.Errorf("create ledger temp file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
 	if err := matchDirOwner(tmp, dir); err != nil {
 		tmp.Close()
-		return err
+		return nil, err
 	}
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write ledger: %w", err)
+		return nil, fmt.Errorf("write ledger: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync ledger: %w", err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("fsync ledger: %w", err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close ledger: %w", err)
+		return nil, fmt.Errorf("close ledger: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		return fmt.Errorf("rename ledger into place: %w", err)
+		return nil, fmt.Errorf("rename ledger into place: %w", err)
+	}
+	if durable {
+		return noSync, syncDir(dir)
+	}
+	path := l.path
+	return func() error { return syncFile(path, dir) }, nil
+}
+
+func noSync() error { return nil }
+
+// syncFile makes a ledger renamed into place unsynced durable: its data, then
+// its directory entry. A newer write may have replaced it meanwhile; syncing
+// that one is as good (it holds this change too, or its removal).
+func syncFile(path, dir string) error {
+	f, err := os.Open(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("open ledger to fsync: %w", err)
+	default:
+		serr := f.Sync()
+		f.Close()
+		if serr != nil {
+			return fmt.Errorf("fsync ledger: %w", serr)
+		}
 	}
 	return syncDir(dir)
 }
@@ -412,6 +485,11 @@ func (l *MemLedger) Remove(setting string) error {
 	delete(l.changes, setting)
 	l.mu.Unlock()
 	return nil
+}
+
+// Stage records c; there is nothing to sync.
+func (l *MemLedger) Stage(c Change) (func() error, error) {
+	return noSync, l.Record(c)
 }
 
 // Get returns a change.

@@ -371,3 +371,48 @@ func TestOpenFileLedgerRemovesStaleTemps(t *testing.T) {
 		t.Errorf("another instance's temp file was touched: %v", err)
 	}
 }
+
+// TestFileLedgerStage: a staged change is in the file for every reader before its
+// sync runs, the sync succeeds after a newer write replaced the file (or removed
+// it), and a stage that fails leaves the ledger as it was.
+func TestFileLedgerStage(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "state")
+	l := openLedger(t, dir)
+	sw := change("stop-writes-on-bgsave-error", "yes", "no")
+	sync, err := l.Stage(sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, l.Path(), []Change{sw})
+	noTempFiles(t, dir)
+	if err := sync(); err != nil {
+		t.Errorf("sync: %v", err)
+	}
+
+	rw := change("auto-aof-rewrite-percentage", "100", "0")
+	sync, err = l.Stage(rw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove(rw.Setting); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove(sw.Setting); err != nil {
+		t.Fatal(err)
+	}
+	if err := sync(); err != nil {
+		t.Errorf("sync after the file was removed: %v", err)
+	}
+
+	if err := l.Record(sw); err != nil {
+		t.Fatal(err)
+	}
+	breakDir(t, dir)
+	if _, err := l.Stage(rw); err == nil {
+		t.Fatal("Stage succeeded without a state dir")
+	}
+	if diff := cmp.Diff([]Change{sw}, l.All()); diff != "" {
+		t.Errorf("in-memory ledger changed by a failed stage (-want +got):\n%s", diff)
+	}
+}
