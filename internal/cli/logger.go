@@ -43,7 +43,9 @@ func newLogger(env Env, level, format string) (*zap.Logger, string, error) {
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	ec.EncodeDuration = zapcore.SecondsDurationEncoder
-	errOut := zapcore.AddSync(env.Stderr)
+	// Locked: go-redis logs from its own dial goroutines, and stderr may be any
+	// writer (a buffer in tests, a pipe whose entries must not interleave).
+	errOut := zapcore.Lock(zapcore.AddSync(env.Stderr))
 	switch format {
 	case logConsole:
 		return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), errOut, lvl), zap.ErrorOutput(errOut)), format, nil

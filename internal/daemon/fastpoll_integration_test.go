@@ -65,12 +65,17 @@ var blindFaults = []blindFault{
 	},
 }
 
-// failForkBetweenSaves makes forks fail once the guardian follows the saves.
+// failForkBetweenSaves makes forks fail right after an automatic save, once the
+// guardian follows the saves (it ticked with the keys changing, so it knows when
+// each one comes due). The next save is then 2 to 3 s away, the guardian's next
+// regular tick 5 s: only its ticks around the due save can see the fault first.
 func failForkBetweenSaves(t *testing.T, g *guardian, srv *testredis.Server, _ *redis.Client) func() {
 	srv.WaitFor(t, "an automatic save", waitLong, func(i map[string]string) bool { return i["rdb_saves"] != "0" })
-	// A tick that saw the keys change: from then on the guardian knows when each
-	// save comes due. The next regular tick is 5 s away; the next save 3 s at most.
 	g.waitTicks(1)
+	saves := srv.Info(t)["rdb_saves"]
+	srv.WaitFor(t, "the next automatic save", waitLong, func(i map[string]string) bool {
+		return i["rdb_saves"] != saves && i["rdb_bgsave_in_progress"] == "0"
+	})
 	return srv.FailFork(t)
 }
 

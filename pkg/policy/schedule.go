@@ -13,8 +13,11 @@ import (
 // once, and with no log line to wake the guardian only a tick sees it.
 const (
 	// saveDueEarly is how long before the earliest moment a save can start the
-	// close polling begins (clock and cron phase).
-	saveDueEarly = 50 * time.Millisecond
+	// close polling begins. Its first tick reads the host again and may toggle on
+	// a prediction, recorded durably first: a ledger fsync on a disk busy with
+	// Redis's writes takes tens of milliseconds, and the tick must end before the
+	// fork. 50 ms was too little on a loaded machine.
+	saveDueEarly = 250 * time.Millisecond
 	// saveDueLate is how long after that moment it goes on: two cron periods
 	// and the latency of a busy server.
 	saveDueLate = 300 * time.Millisecond
@@ -24,10 +27,10 @@ const (
 // again rather than reuse the last reading.
 type Poll struct {
 	Wait time.Duration
-	// FreshHost is set for the tick just before a save comes due: a fault that
-	// appeared since the last regular tick (a full disk, a data dir Redis cannot
-	// write, its process limit reached) is then predicted before the save runs
-	// into it.
+	// FreshHost is set for the ticks just before a save comes due: a fault
+	// that appeared since the last regular tick (a full disk, a data dir Redis
+	// cannot write, its process limit reached) is then predicted before the save
+	// runs into it.
 	FreshHost bool
 }
 
@@ -56,7 +59,10 @@ func NextPoll(s monitor.Snapshot, prev *monitor.Snapshot, now time.Time, interva
 	case !ok || end.Before(now):
 		return Poll{Wait: interval}
 	case !start.After(now):
-		return Poll{Wait: fast}
+		// Inside the window every tick reads the host again: a fault that
+		// appeared since the window opened is still predicted before the fork.
+		// A dozen host readings per save.
+		return Poll{Wait: fast, FreshHost: true}
 	case start.Sub(now) < interval:
 		return Poll{Wait: max(start.Sub(now), fast/2), FreshHost: true}
 	}

@@ -27,6 +27,9 @@ func TestNextPoll(t *testing.T) {
 		s    func(now time.Time) monitor.Snapshot
 		prev func(now time.Time) *monitor.Snapshot
 		want time.Duration
+		// fresh: the next tick reads the host again (implied when the wait
+		// ends at a window's start).
+		fresh bool
 	}{
 		{name: "nothing due", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot { return snap(n, 0) }, want: interval},
 		{name: "a child runs", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot {
@@ -46,20 +49,20 @@ func TestNextPoll(t *testing.T) {
 				return &p
 			}, want: fast},
 		{name: "changes reached, due in 400ms: wake just before", now: due.Add(-400 * time.Millisecond),
-			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: 350 * time.Millisecond},
+			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: 400*time.Millisecond - saveDueEarly},
 		{name: "changes reached, due in 3s: the interval", now: due.Add(-3 * time.Second),
 			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: interval},
 		{name: "inside the window", now: due.Add(100 * time.Millisecond),
-			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: fast},
+			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: fast, fresh: true},
 		{name: "past the window", now: due.Add(time.Second),
 			s: func(n time.Time) monitor.Snapshot { return snap(n, 1500) }, want: interval},
 		{name: "changes not reached, no rate known", now: due.Add(100 * time.Millisecond),
 			s: func(n time.Time) monitor.Snapshot { return snap(n, 900) }, want: interval},
 		{name: "changes projected from the rate", now: due.Add(10 * time.Second),
-			// 100 changes/s and 100 to go: due in 1 s, window from 0.75 s - 50 ms
+			// 100 changes/s and 100 to go: due in 1 s, window from 0.75 s - saveDueEarly
 			s:    func(n time.Time) monitor.Snapshot { return snap(n, 900) },
 			prev: func(n time.Time) *monitor.Snapshot { p := snap(n.Add(-time.Second), 800); return &p },
-			want: 700 * time.Millisecond},
+			want: 750*time.Millisecond - saveDueEarly},
 		{name: "no save points", now: due, s: func(n time.Time) monitor.Snapshot {
 			s := snap(n, 1500)
 			s.Redis.Config["save"] = ""
@@ -82,8 +85,8 @@ func TestNextPoll(t *testing.T) {
 			if got.Wait != tt.want {
 				t.Errorf("NextPoll waits %s, want %s", got.Wait, tt.want)
 			}
-			// The tick that opens a save window reads the host again.
-			if wantFresh := tt.want != interval && tt.want != fast; got.FreshHost != wantFresh {
+			// The ticks of a save window read the host again.
+			if wantFresh := tt.fresh || (tt.want != interval && tt.want != fast); got.FreshHost != wantFresh {
 				t.Errorf("NextPoll fresh host %v, want %v", got.FreshHost, wantFresh)
 			}
 		})
