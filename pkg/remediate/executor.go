@@ -252,8 +252,9 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 // record puts a change in the ledger before it is applied. An urgent change
 // (writes are rejected now) is applied as soon as its entry is renamed into place,
 // and the returned sync makes it durable right after the CONFIG SET: on a disk
-// busy with Redis's own writes, two fsyncs can take tens of milliseconds, each
-// one a thousand rejected writes a second. Any other change is durable first.
+// busy with Redis's own writes, two fsyncs can take tens of milliseconds, and at
+// 1000 writes/s each millisecond is a rejected write. Any other change is durable
+// first.
 func (e *Executor) record(c Change, urgent bool) (sync func() error, err error) {
 	if urgent {
 		return e.Ledger.Stage(c)

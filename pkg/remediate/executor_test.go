@@ -111,57 +111,64 @@ var setStopWrites = policy.Decision{Remedy: policy.RemedyStopWrites, Action: pol
 var undoStopWrites = policy.Decision{Remedy: policy.RemedyStopWrites, Action: policy.ActUndo, Setting: policy.SettingStopWrites,
 	Value: "yes", Reason: policy.IDMisconfRDB, Detail: "a save succeeded"}
 
-// TestExecuteSetRecordsBeforeApplying: the ledger entry is in the file when CONFIG
-// SET runs. An urgent set (writes are rejected now) is applied before the fsync,
-// but after the rename: every reader finds the entry all the same.
-func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
+// eachUrgency runs f with setStopWrites as a plain and as an urgent decision.
+func eachUrgency(t *testing.T, f func(t *testing.T, d policy.Decision)) {
 	t.Parallel()
 	for _, urgent := range []bool{false, true} {
 		t.Run(fmt.Sprintf("urgent=%v", urgent), func(t *testing.T) {
 			t.Parallel()
 			d := setStopWrites
 			d.Urgent = urgent
-			dir := t.TempDir()
-			l := openLedger(t, dir)
-			srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
-			want := Change{Instance: "main", Addr: "127.0.0.1:6379", Setting: policy.SettingStopWrites, Original: "yes", Value: "no",
-				Remedy: policy.RemedyStopWrites, Reason: policy.IDMisconfRDB, Time: when}
-			sawEntry := false
-			srv.onSet = func(setting, value string) error {
-				// The change must be in the ledger file before Redis sees it.
-				reopened := &FileLedger{path: LedgerPath(dir, "main"), changes: map[string]Change{}}
-				if err := reopened.load(); err != nil {
-					return err
-				}
-				got, ok := reopened.Get(setting)
-				sawEntry = ok && got == want
-				return nil
-			}
-			e, logs := newExecutor(t, srv, l)
-			out := e.Execute(context.Background(), d)
-			if !out.OK {
-				t.Fatalf("outcome %+v", out)
-			}
-			if !sawEntry {
-				t.Error("the ledger entry was not on disk when CONFIG SET ran")
-			}
-			wantCalls := [][]string{{"CONFIG", "GET", policy.SettingStopWrites}, {"CONFIG", "SET", policy.SettingStopWrites, "no"}}
-			if diff := cmp.Diff(wantCalls, srv.Calls()); diff != "" {
-				t.Errorf("calls (-want +got):\n%s", diff)
-			}
-			applied := want
-			applied.Applied = true // marked once the SET succeeded
-			if diff := cmp.Diff([]Change{applied}, l.All()); diff != "" {
-				t.Errorf("ledger (-want +got):\n%s", diff)
-			}
-			if n := countEvents(logs, events.RemedyApplied); n != 1 {
-				t.Errorf("%d remedy_applied events, want 1", n)
-			}
-			if held := e.Held(); held[policy.SettingStopWrites].Original != "yes" || held[policy.SettingStopWrites].Since != when {
-				t.Errorf("Held() = %+v", held)
-			}
+			f(t, d)
 		})
 	}
+}
+
+// TestExecuteSetRecordsBeforeApplying: the ledger entry is in the file when CONFIG
+// SET runs. An urgent set (writes are rejected now) is applied before the fsync,
+// but after the rename: every reader finds the entry all the same.
+func TestExecuteSetRecordsBeforeApplying(t *testing.T) {
+	eachUrgency(t, func(t *testing.T, d policy.Decision) {
+		dir := t.TempDir()
+		l := openLedger(t, dir)
+		srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+		want := Change{Instance: "main", Addr: "127.0.0.1:6379", Setting: policy.SettingStopWrites, Original: "yes", Value: "no",
+			Remedy: policy.RemedyStopWrites, Reason: policy.IDMisconfRDB, Time: when}
+		sawEntry := false
+		srv.onSet = func(setting, value string) error {
+			// The change must be in the ledger file before Redis sees it.
+			reopened := &FileLedger{path: LedgerPath(dir, "main"), changes: map[string]Change{}}
+			if err := reopened.load(); err != nil {
+				return err
+			}
+			got, ok := reopened.Get(setting)
+			sawEntry = ok && got == want
+			return nil
+		}
+		e, logs := newExecutor(t, srv, l)
+		out := e.Execute(context.Background(), d)
+		if !out.OK {
+			t.Fatalf("outcome %+v", out)
+		}
+		if !sawEntry {
+			t.Error("the ledger entry was not on disk when CONFIG SET ran")
+		}
+		wantCalls := [][]string{{"CONFIG", "GET", policy.SettingStopWrites}, {"CONFIG", "SET", policy.SettingStopWrites, "no"}}
+		if diff := cmp.Diff(wantCalls, srv.Calls()); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+		applied := want
+		applied.Applied = true // marked once the SET succeeded
+		if diff := cmp.Diff([]Change{applied}, l.All()); diff != "" {
+			t.Errorf("ledger (-want +got):\n%s", diff)
+		}
+		if n := countEvents(logs, events.RemedyApplied); n != 1 {
+			t.Errorf("%d remedy_applied events, want 1", n)
+		}
+		if held := e.Held(); held[policy.SettingStopWrites].Original != "yes" || held[policy.SettingStopWrites].Since != when {
+			t.Errorf("Held() = %+v", held)
+		}
+	})
 }
 
 func TestExecuteSetRenamedConfig(t *testing.T) {
@@ -193,32 +200,26 @@ func TestExecuteSetAlreadySet(t *testing.T) {
 }
 
 func TestExecuteSetFailureRemovesEntry(t *testing.T) {
-	t.Parallel()
-	for _, urgent := range []bool{false, true} {
-		t.Run(fmt.Sprintf("urgent=%v", urgent), func(t *testing.T) {
-			t.Parallel()
-			d := setStopWrites
-			d.Urgent = urgent
-			dir := t.TempDir()
-			l := openLedger(t, dir)
-			srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
-			srv.onSet = func(string, string) error {
-				return errors.New("NOPERM User guardian has no permissions to run the 'config|set' command")
-			}
-			e, logs := newExecutor(t, srv, l)
-			out := e.Execute(context.Background(), d)
-			if out.OK || !strings.Contains(out.Err, "NOPERM") {
-				t.Errorf("outcome %+v, want a failure naming NOPERM", out)
-			}
-			if len(l.All()) != 0 {
-				t.Errorf("ledger holds %+v after a failed SET", l.All())
-			}
-			checkFile(t, l.Path(), nil)
-			if n := countEvents(logs, events.RemedyFailed); n != 1 {
-				t.Errorf("%d remedy_failed events, want 1", n)
-			}
-		})
-	}
+	eachUrgency(t, func(t *testing.T, d policy.Decision) {
+		dir := t.TempDir()
+		l := openLedger(t, dir)
+		srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+		srv.onSet = func(string, string) error {
+			return errors.New("NOPERM User guardian has no permissions to run the 'config|set' command")
+		}
+		e, logs := newExecutor(t, srv, l)
+		out := e.Execute(context.Background(), d)
+		if out.OK || !strings.Contains(out.Err, "NOPERM") {
+			t.Errorf("outcome %+v, want a failure naming NOPERM", out)
+		}
+		if len(l.All()) != 0 {
+			t.Errorf("ledger holds %+v after a failed SET", l.All())
+		}
+		checkFile(t, l.Path(), nil)
+		if n := countEvents(logs, events.RemedyFailed); n != 1 {
+			t.Errorf("%d remedy_failed events, want 1", n)
+		}
+	})
 }
 
 func TestExecuteSetGetFails(t *testing.T) {
