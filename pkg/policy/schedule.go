@@ -13,8 +13,8 @@ import (
 // once, and with no log line to wake the guardian only a tick sees it.
 const (
 	// saveDueEarly is how long before the earliest moment a save can start the
-	// close polling begins. Its first tick reads the host again and may toggle on
-	// a prediction, recorded durably first: a ledger fsync on a disk busy with
+	// close polling begins. Its ticks read the host again and may toggle on a
+	// prediction, recorded durably first: a ledger fsync on a disk busy with
 	// Redis's writes takes tens of milliseconds, and the tick must end before the
 	// fork. 50 ms was too little on a loaded machine.
 	saveDueEarly = 250 * time.Millisecond

@@ -259,7 +259,7 @@ func (e *Executor) record(c Change, urgent bool) (sync func() error, err error) 
 	if urgent {
 		return e.Ledger.Stage(c)
 	}
-	return func() error { return nil }, e.Ledger.Record(c)
+	return noSync, e.Ledger.Record(c)
 }
 
 // adopt hands a held change over to another remedy that needs the same value for

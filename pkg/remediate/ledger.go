@@ -77,9 +77,9 @@ type ledgerFile struct {
 
 // FileLedger keeps the ledger in state_dir/<instance>.ledger.json, written by atomic
 // rename after fsync (Stage: fsync after the rename), so a SIGKILL at any moment
-// leaves either the old or the new file. An exclusive lock (state_dir/<instance>.lock) makes its process the only
-// writer, and a reserve file (state_dir/<instance>.reserve) keeps room to write it on
-// a full disk.
+// leaves either the old or the new file. An exclusive lock
+// (state_dir/<instance>.lock) makes its process the only writer, and a reserve file
+// (state_dir/<instance>.reserve) keeps room to write it on a full disk.
 type FileLedger struct {
 	path    string
 	reserve string
