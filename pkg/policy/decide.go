@@ -3,6 +3,7 @@ package policy
 import (
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
@@ -62,9 +63,19 @@ type Decision struct {
 	// FileValue is what the config file says for Setting when a set is decided
 	// ("" unknown), recorded with the change to tell a CONFIG REWRITE later.
 	FileValue string
-	// Urgent says Redis rejects writes until this set is applied: the executor
-	// applies it once its ledger entry is in place and makes the entry durable
-	// right after, instead of waiting for the disk first.
+	// Urgent says the set stops damage that goes on until it is applied, so it
+	// must not wait for the disk: the executor applies it once its ledger entry is
+	// renamed into place (every reader finds it) and fsyncs the entry right after
+	// the CONFIG SET, and Decide orders urgent decisions first in their tick, so
+	// no other remedy's durable write (an fsync on a disk Redis's own writes keep
+	// busy takes tens to hundreds of milliseconds) comes before them. Two are:
+	//   - stop_writes' lift after a failed save: Redis rejects every write until
+	//     it is applied (at 1000 writes/s, each millisecond is a rejected write);
+	//   - rewrite_retry's hold of auto-aof-rewrite-percentage 0 in a rewrite storm:
+	//     every cron tick (100 ms at hz 10) starts another rewrite that fails at
+	//     fork and adds an INCR file until it is applied.
+	// A predicted change (stop_writes before a save that will fail, the hold while
+	// a rewrite would not fit) prevents damage not yet done: it is durable first.
 	Urgent bool
 }
 
@@ -186,7 +197,23 @@ func decide(in Input, st State) ([]Decision, []Finding, State) {
 		ds, fs = append(ds, d...), append(fs, f...)
 		st.remedies[r.Name()] = rs
 	}
+	urgentFirst(ds)
 	return ds, fs, st
+}
+
+// urgentFirst moves a tick's urgent decisions before the others, keeping the
+// Registry's order within each group: the executor runs them in this order, and
+// an urgent one must not wait behind another remedy's durable ledger write.
+func urgentFirst(ds []Decision) {
+	slices.SortStableFunc(ds, func(a, b Decision) int {
+		switch {
+		case a.Urgent == b.Urgent:
+			return 0
+		case a.Urgent:
+			return -1
+		}
+		return 1
+	})
 }
 
 // Observe records the outcomes of executed decisions: successes count against the

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -995,5 +996,71 @@ func TestPredictiveToggleDoesNotFlap(t *testing.T) {
 	step(sec, roomy)
 	if undos != 1 {
 		t.Errorf("not given back after %s with room to spare", dwell)
+	}
+}
+
+// TestUrgentFirst: urgent decisions move before the others; each group keeps the
+// order the remedies decided in.
+func TestUrgentFirst(t *testing.T) {
+	t.Parallel()
+	d := func(remedy string, urgent bool) Decision { return Decision{Remedy: remedy, Urgent: urgent} }
+	for _, tc := range []struct {
+		name     string
+		in, want []Decision
+	}{
+		{name: "none"},
+		{name: "no urgent", in: []Decision{d("a", false), d("b", false)}, want: []Decision{d("a", false), d("b", false)}},
+		{name: "urgent last", in: []Decision{d("a", false), d("b", false), d("c", true)},
+			want: []Decision{d("c", true), d("a", false), d("b", false)}},
+		{name: "stable in both groups", in: []Decision{d("a", false), d("b", true), d("c", false), d("d", true)},
+			want: []Decision{d("b", true), d("d", true), d("a", false), d("c", false)}},
+		{name: "all urgent", in: []Decision{d("a", true), d("b", true)}, want: []Decision{d("a", true), d("b", true)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := slices.Clone(tc.in)
+			urgentFirst(got)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDecideStormHoldFirst: the tick that sees a rewrite storm caused by the
+// process limit also predicts the failure of the next save. stop_writes comes
+// first in the Registry, and its predicted toggle is recorded durably (an fsync
+// on a busy disk): the storm hold, which each cron tick without it costs an INCR
+// file, is urgent and goes first; the MISCONF lift goes before both.
+func TestDecideStormHoldFirst(t *testing.T) {
+	t.Parallel()
+	hold := Decision{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0", Reason: IDAOFRewriteStorm, Urgent: true}
+	for _, tc := range []struct {
+		name  string
+		setup func(in *Input)
+		want  []Decision
+	}{
+		{name: "storm and a predicted save failure", setup: func(in *Input) { nprocAt(in, 64, 64) }, want: []Decision{hold,
+			{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDForkNprocExhausted}}},
+		{name: "storm and a failed save", setup: misconf, want: []Decision{
+			{Remedy: RemedyStopWrites, Action: ActSet, Setting: SettingStopWrites, Value: "no", Reason: IDMisconfRDB, Urgent: true}, hold}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := decideInput()
+			storm(&in)
+			tc.setup(&in)
+			got, _ := Decide(in, State{})
+			// bgsave_retry's retry of a failed save is not what this test is about.
+			got = slices.DeleteFunc(got, func(d Decision) bool { return d.Remedy == RemedyBgsaveRetry })
+			if diff := cmp.Diff(tc.want, got, decisionOpts...); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+			res, _ := Evaluate(in, State{})
+			ev := slices.DeleteFunc(res.Decisions, func(d Decision) bool { return d.Remedy == RemedyBgsaveRetry })
+			if diff := cmp.Diff(got, ev, decisionOpts...); diff != "" {
+				t.Errorf("Evaluate's decisions differ from Decide's (-decide +evaluate):\n%s", diff)
+			}
+		})
 	}
 }

@@ -197,9 +197,12 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 		return nil
 	}
 	var reason, detail string
+	urgent := false
 	switch {
 	case storm:
-		reason = IDAOFRewriteStorm
+		// Every cron tick adds an INCR file until the hold is applied: it goes
+		// first in its tick and does not wait for the ledger's fsync.
+		reason, urgent = IDAOFRewriteStorm, true
 		detail = "automatic AOF rewrites fail at fork and Redis does not count those failures: stop them before every cron tick adds an INCR file"
 	case wontFit:
 		reason = IDAOFRewriteWontFit
@@ -209,7 +212,7 @@ func (st *rewriteRetryState) decide(in Input, r *RewriteRetryConfig, sh *Shared)
 		return nil
 	}
 	return sh.Gate(r.Limits, in.Now, Decision{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0",
-		Reason: reason, Detail: detail})
+		Reason: reason, Detail: detail, Urgent: urgent})
 }
 
 // retry decides the guardian's own BGREWRITEAOF while it holds the percentage:

@@ -17,7 +17,10 @@ func storm(in *Input) { in.Snapshot.Redis.Info.AOFLastBgrewriteStatus = "err" }
 func TestDecideRewriteRetry(t *testing.T) {
 	t.Parallel()
 	set := func(reason string) []Decision {
-		return []Decision{{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0", Reason: reason}}
+		// Only the storm adds an INCR file per cron tick until the hold is applied;
+		// a rewrite that would not fit has not started yet.
+		return []Decision{{Remedy: RemedyRewriteRetry, Action: ActSet, Setting: SettingRewritePercent, Value: "0", Reason: reason,
+			Urgent: reason == IDAOFRewriteStorm}}
 	}
 	undo := []Decision{{Remedy: RemedyRewriteRetry, Action: ActUndo, Setting: SettingRewritePercent, Value: "100", Reason: IDAOFRewriteFailed}}
 	rewrite := []Decision{{Remedy: RemedyRewriteRetry, Action: ActBgrewriteaof, Reason: IDAOFRewriteFailed}}

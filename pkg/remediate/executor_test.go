@@ -7,6 +7,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/events"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -545,5 +546,106 @@ func TestReconcileAndRestoreAll(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]string{policy.SettingStopWrites: "yes", policy.SettingRewritePercent: "50"}, srv.config, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("live config (-want +got):\n%s", diff)
+	}
+}
+
+// spyLedger records the ledger's writes, and when the staged entry is made
+// durable, in the order they come with the CONFIG SETs (step).
+type spyLedger struct {
+	Ledger
+	mu    sync.Mutex
+	steps []string
+}
+
+func (l *spyLedger) step(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.steps = append(l.steps, s)
+}
+
+func (l *spyLedger) Steps() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.steps)
+}
+
+func (l *spyLedger) Record(c Change) error {
+	l.step("record")
+	return l.Ledger.Record(c)
+}
+
+func (l *spyLedger) Stage(c Change) (func() error, error) {
+	l.step("stage")
+	sync, err := l.Ledger.Stage(c)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		l.step("sync")
+		return sync()
+	}, nil
+}
+
+// TestExecuteStormHoldStaged: the hold that stops a rewrite storm, as the policy
+// decides it, is applied as soon as its ledger entry is renamed into place and
+// made durable after the CONFIG SET (each cron tick it waits adds an INCR file);
+// the hold for a rewrite that would not fit prevents damage not yet done, and is
+// durable first.
+func TestExecuteStormHoldStaged(t *testing.T) {
+	t.Parallel()
+	storm := func(in *policy.Input) { in.Snapshot.Redis.Info.AOFLastBgrewriteStatus = "err" }
+	wontFit := func(in *policy.Input) {
+		in.Snapshot.Redis.Info.AOFBaseSize = 64 << 20
+		in.Snapshot.Host.Available = true
+		in.Snapshot.Host.AOFDir = monitor.DirReading{Path: "/var/lib/redis/appendonlydir", Known: true, Total: 1 << 30, Free: 1 << 20}
+	}
+	for _, tc := range []struct {
+		name   string
+		setup  func(in *policy.Input)
+		reason string
+		want   []string
+	}{
+		{name: "storm", setup: storm, reason: policy.IDAOFRewriteStorm, want: []string{"stage", "CONFIG SET", "sync", "record"}},
+		{name: "would not fit", setup: wontFit, reason: policy.IDAOFRewriteWontFit, want: []string{"record", "CONFIG SET", "record"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := policy.Input{
+				Snapshot: monitor.Snapshot{Instance: "main", Time: when, Redis: monitor.RedisReading{
+					Info:   monitor.Info{Role: "master", AOFEnabled: true, AOFLastBgrewriteStatus: "ok", AOFLastWriteStatus: "ok", RDBLastBgsaveStatus: "ok"},
+					Config: monitor.RedisConfig{policy.SettingRewritePercent: "100", "appendonly": "yes", "save": ""}}},
+				Held: map[string]policy.Held{}, Remedies: policy.DefaultRemedies(), Thresholds: policy.DefaultThresholds(), Now: when,
+			}
+			tc.setup(&in)
+			ds, _ := policy.Decide(in, policy.State{})
+			var hold *policy.Decision
+			for i, d := range ds {
+				if d.Remedy == policy.RemedyRewriteRetry && d.Action == policy.ActSet {
+					hold = &ds[i]
+				}
+			}
+			if hold == nil || hold.Reason != tc.reason {
+				t.Fatalf("decisions %+v, want rewrite_retry's hold for %s", ds, tc.reason)
+			}
+			l := &spyLedger{Ledger: openLedger(t, t.TempDir())}
+			srv := newConfigServer(map[string]string{policy.SettingRewritePercent: "100"})
+			srv.onSet = func(string, string) error {
+				if _, ok := l.Get(policy.SettingRewritePercent); !ok {
+					return errors.New("the ledger has no entry for the change")
+				}
+				l.step("CONFIG SET")
+				return nil
+			}
+			e, _ := newExecutor(t, srv, l)
+			if out := e.Execute(context.Background(), *hold); !out.OK {
+				t.Fatalf("outcome %+v", out)
+			}
+			if diff := cmp.Diff(tc.want, l.Steps()); diff != "" {
+				t.Errorf("ledger writes and CONFIG SET (-want +got):\n%s", diff)
+			}
+			if c, ok := l.Get(policy.SettingRewritePercent); !ok || !c.Applied || c.Value != "0" {
+				t.Errorf("ledger entry %+v, %v; want the applied hold", c, ok)
+			}
+		})
 	}
 }
