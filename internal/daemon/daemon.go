@@ -60,7 +60,10 @@ type Instance struct {
 	Ignore     map[string]bool
 	// Blocked, when set, is why remedies are off for this instance (its ledger
 	// cannot be read): the loop still watches and reports, and changes nothing.
-	Blocked  error
+	Blocked error
+	// Insecure, when set, is why the state dir or the ledger can be written by
+	// other users: a warning finding every tick, the remedies stay on.
+	Insecure error
 	Interval time.Duration
 	// FastPoll, when below Interval, is the tick interval while a fork child runs
 	// and around the moment Redis's next automatic save is due (policy.NextPoll):
@@ -264,6 +267,9 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 	if l.Blocked != nil {
 		res.Findings = append([]policy.Finding{policy.LedgerUnreadable(l.Blocked, errors.Is(l.Blocked, remediate.ErrStateDir))}, res.Findings...)
 		res.Decisions = nil
+	}
+	if l.Insecure != nil {
+		res.Findings = append(res.Findings, policy.StateDirInsecure(l.Insecure))
 	}
 	l.reportFindings(res.Findings)
 

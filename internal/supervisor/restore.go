@@ -25,7 +25,7 @@ func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, err
 	var errs []error
 	total := 0
 	for _, in := range cfg.Instances {
-		if _, err := os.Stat(remediate.LedgerPath(cfg.StateDir, in.Name)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(remediate.LedgerPath(cfg.StateDir, in.Name)); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		b, err := instance.Build(cfg, in, instance.Options{Log: log, Timeout: 5 * time.Second})
@@ -38,6 +38,11 @@ func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, err
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if fl, ok := b.Ledger.(*remediate.FileLedger); ok && fl.Insecure() != nil {
+			// Still restored: every entry is one a remedy makes (checked on load).
+			log.Warn("the state dir or ledger can be written by other users: chmod go-w them",
+				zap.String("instance", in.Name), zap.String("ledger", fl.Path()), zap.Error(fl.Insecure()))
 		}
 		total += len(b.Ledger.All())
 		rctx, cancel := context.WithTimeout(ctx, restoreTimeout)

@@ -34,7 +34,9 @@ type fsyncReliefState struct {
 
 func (fsyncRelief) Name() string { return RemedyFsyncRelief }
 
-func (fsyncRelief) Settings() []Setting { return []Setting{{Name: SettingNoFsyncOnRewrite}} }
+func (fsyncRelief) Settings() []Setting {
+	return []Setting{{Name: SettingNoFsyncOnRewrite, Valid: validYesNo}}
+}
 
 func (fsyncRelief) DefaultConfig() RemedyConfig {
 	return &FsyncReliefConfig{Limits: Limits{Enabled: false, MaxPerHour: 12}, Recent: 2 * time.Minute}

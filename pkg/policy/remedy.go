@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +91,10 @@ type Setting struct {
 	Name string
 	// Normalize maps a value to a canonical form; nil means trimmed and lower-cased.
 	Normalize func(string) string
+	// Valid checks a value the remedy may set, or give back as the original: the
+	// ledger that carries both is input from a directory another uid can write, and
+	// restore writes what it says. Every setting has one (a test checks).
+	Valid func(string) error
 }
 
 // Registry is every remedy, in evaluation order. Adding a remedy: its file, its
@@ -196,6 +202,69 @@ func SameValue(setting, a, b string) bool {
 		}
 	}
 	return norm(a) == norm(b)
+}
+
+// CheckHeld says whether a ledger entry names a change some remedy makes: the
+// remedy declares the setting, and both the value set and the original to give
+// back are values of that setting the remedy may write. Anything else (a forged
+// entry naming requirepass, appendonly or save) is refused, never undone.
+func CheckHeld(remedy, setting, original, value string) error {
+	var decl *Setting
+	known := false
+	for _, r := range Registry {
+		if r.Name() != remedy {
+			continue
+		}
+		known = true
+		for _, s := range r.Settings() {
+			if s.Name == setting {
+				decl = &s
+			}
+		}
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("no remedy is named %s", Quote(remedy))
+	case decl == nil:
+		return fmt.Errorf("remedy %s never holds %s", remedy, Quote(setting))
+	case decl.Valid == nil:
+		return fmt.Errorf("remedy %s declares no valid values for %s", remedy, setting)
+	}
+	if err := decl.Valid(value); err != nil {
+		return fmt.Errorf("value %s: %w", Quote(value), err)
+	}
+	if err := decl.Valid(original); err != nil {
+		return fmt.Errorf("original %s: %w", Quote(original), err)
+	}
+	return nil
+}
+
+// Quote quotes text from outside (a ledger, a reply) for a message, cut to 64
+// bytes: a forged entry must not fill a log line or hide control characters.
+func Quote(v string) string {
+	const maxLen = 64
+	if len(v) > maxLen {
+		return fmt.Sprintf("%q… (%d bytes)", v[:maxLen], len(v))
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// validYesNo accepts a boolean setting's values.
+func validYesNo(v string) error {
+	switch defaultNormalize(v) {
+	case "yes", "no":
+		return nil
+	}
+	return errors.New("not yes or no")
+}
+
+// validPercent accepts a non-negative integer (auto-aof-rewrite-percentage).
+func validPercent(v string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return errors.New("not a non-negative integer")
+	}
+	return nil
 }
 
 func defaultNormalize(v string) string { return strings.ToLower(strings.TrimSpace(v)) }

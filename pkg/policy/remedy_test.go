@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
@@ -76,5 +77,65 @@ func TestSameValue(t *testing.T) {
 		if got := SameValue(tc.setting, tc.a, tc.b); got != tc.want {
 			t.Errorf("SameValue(%s, %q, %q) = %v, want %v", tc.setting, tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestEverySettingHasValid: restore writes what a ledger says, so every setting a
+// remedy holds must say which values are its own (CheckHeld refuses the rest).
+func TestEverySettingHasValid(t *testing.T) {
+	t.Parallel()
+	for _, r := range Registry {
+		for _, s := range r.Settings() {
+			if s.Valid == nil {
+				t.Errorf("remedy %s: setting %s has no Valid", r.Name(), s.Name)
+			}
+		}
+	}
+}
+
+// TestCheckHeld: a ledger entry is undone only when a remedy makes that change;
+// a forged entry (the review's requirepass) is refused with a message naming it.
+func TestCheckHeld(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                             string
+		remedy, setting, original, value string
+		wantErr                          string // "" means accepted
+	}{
+		{"stop_writes", RemedyStopWrites, SettingStopWrites, "yes", "no", ""},
+		{"replica_guard", RemedyReplicaGuard, SettingStopWrites, "YES", "no", ""},
+		{"rewrite hold", RemedyRewriteRetry, SettingRewritePercent, "100", "0", ""},
+		{"fsync relief", RemedyFsyncRelief, SettingNoFsyncOnRewrite, "no", "yes", ""},
+		{"replica buffer", RemedyReplicaBuffer, SettingOutputBufferLimit,
+			"normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", "replica 1073741824 268435456 60", ""},
+		{"forged requirepass", RemedyStopWrites, "requirepass", "attacker", "", `never holds "requirepass"`},
+		{"forged save", RemedyStopWrites, "save", "", "3600 1", `never holds "save"`},
+		{"unknown remedy", "evil", SettingStopWrites, "yes", "no", `no remedy is named "evil"`},
+		{"another remedy's setting", RemedyStopWrites, SettingRewritePercent, "100", "0", "never holds"},
+		{"bad original", RemedyStopWrites, SettingStopWrites, "yes\nrequirepass x", "no", "original"},
+		{"bad value", RemedyRewriteRetry, SettingRewritePercent, "100", "-1", "value"},
+		{"bad buffer class", RemedyReplicaBuffer, SettingOutputBufferLimit, "master 1 1 1", "replica 1 1 60", "unknown client class"},
+		{"bad buffer shape", RemedyReplicaBuffer, SettingOutputBufferLimit, "replica 1 1", "replica 1 1 60", "groups"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := CheckHeld(tc.remedy, tc.setting, tc.original, tc.value)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Errorf("accepted, want an error with %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("error %q does not say %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestQuoteBounds(t *testing.T) {
+	t.Parallel()
+	q := Quote(strings.Repeat("x", 1<<20))
+	if len(q) > 100 || !strings.Contains(q, "1048576 bytes") {
+		t.Errorf("Quote of 1 MiB gave %d bytes: %.120s", len(q), q)
 	}
 }

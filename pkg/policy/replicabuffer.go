@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -51,7 +52,7 @@ type fullSyncSample struct {
 func (replicaBuffer) Name() string { return RemedyReplicaBuffer }
 
 func (replicaBuffer) Settings() []Setting {
-	return []Setting{{Name: SettingOutputBufferLimit, Normalize: normalizeReplicaLimit}}
+	return []Setting{{Name: SettingOutputBufferLimit, Normalize: normalizeReplicaLimit, Valid: validOutputBufferLimit}}
 }
 
 func (replicaBuffer) DefaultConfig() RemedyConfig {
@@ -204,6 +205,30 @@ func replicaLimit(v string) (classLimit, bool) {
 		return classLimit{hard: hard, soft: soft, secs: secs}, true
 	}
 	return classLimit{}, false
+}
+
+// validOutputBufferLimit accepts a client-output-buffer-limit value: groups of a
+// client class, a hard and a soft size and seconds (what CONFIG GET answers, and
+// the one replica class the remedy sets).
+func validOutputBufferLimit(v string) error {
+	f := strings.Fields(strings.ToLower(v))
+	if len(f) == 0 || len(f)%4 != 0 {
+		return errors.New("not groups of class, hard limit, soft limit and seconds")
+	}
+	for i := 0; i < len(f); i += 4 {
+		switch f[i] {
+		case "normal", "replica", "slave", "pubsub":
+		default:
+			return fmt.Errorf("unknown client class %s", Quote(f[i]))
+		}
+		_, err1 := parseMem(f[i+1])
+		_, err2 := parseMem(f[i+2])
+		secs, err3 := strconv.Atoi(f[i+3])
+		if err1 != nil || err2 != nil || err3 != nil || secs < 0 {
+			return fmt.Errorf("class %s: the limits are not sizes and seconds", f[i])
+		}
+	}
+	return nil
 }
 
 // normalizeReplicaLimit compares client-output-buffer-limit values by their

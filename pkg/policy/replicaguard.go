@@ -25,7 +25,9 @@ type ReplicaGuardConfig struct {
 
 func (replicaGuard) Name() string { return RemedyReplicaGuard }
 
-func (replicaGuard) Settings() []Setting { return []Setting{{Name: SettingStopWrites}} }
+func (replicaGuard) Settings() []Setting {
+	return []Setting{{Name: SettingStopWrites, Valid: validYesNo}}
+}
 
 func (replicaGuard) DefaultConfig() RemedyConfig {
 	return &ReplicaGuardConfig{Limits: Limits{Enabled: true, MaxPerHour: 30}}

@@ -32,7 +32,7 @@ type rewriteDeferralState struct {
 func (rewriteDeferral) Name() string { return RemedyRewriteDeferral }
 
 func (rewriteDeferral) Settings() []Setting {
-	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt}}
+	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt, Valid: validPercent}}
 }
 
 func (rewriteDeferral) DefaultConfig() RemedyConfig {

@@ -38,7 +38,9 @@ func predictiveMargin(exp int64) int64 { return max(exp/10, 1<<20) }
 
 func (stopWrites) Name() string { return RemedyStopWrites }
 
-func (stopWrites) Settings() []Setting { return []Setting{{Name: SettingStopWrites}} }
+func (stopWrites) Settings() []Setting {
+	return []Setting{{Name: SettingStopWrites, Valid: validYesNo}}
+}
 
 func (stopWrites) DefaultConfig() RemedyConfig {
 	return &StopWritesConfig{

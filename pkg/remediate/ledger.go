@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
 // Change is one setting the guardian changed on a Redis.
@@ -61,6 +65,23 @@ type Ledger interface {
 // fail to record a change at the moment it must make one, so it says so at start.
 var ErrStateDir = errors.New("the state dir is not writable")
 
+// ErrUntrusted means a file in the state dir is not one the guardian may use: a
+// symbolic link, something other than a regular file, a file with other hard
+// links, or one owned by a user other than the guardian's or the state dir's. The
+// state dir belongs to the redis uid, and root runs `restore`: a link planted there
+// must never become root's write or chown.
+var ErrUntrusted = errors.New("refused to use a file in the state dir")
+
+// ErrLedgerRefused means the ledger names a change no remedy makes: a setting no
+// remedy holds, or a value its remedy never sets. The ledger is input from a
+// directory another uid can write; undoing such an entry would let that uid set
+// any CONFIG on Redis (a password, appendonly no) through root's restore.
+var ErrLedgerRefused = errors.New("the ledger names a change no remedy makes")
+
+// maxLedgerSize bounds what is read of a ledger: a real one holds a few entries of a
+// few hundred bytes each.
+const maxLedgerSize = 1 << 20
+
 // ErrLocked means another process (a running guardian, or a restore) holds the ledger.
 var ErrLocked = errors.New("the ledger is in use by another redis-guardian process")
 
@@ -90,6 +111,8 @@ type FileLedger struct {
 	// ReserveErr is why the reserve could not be made (the disk was full at start);
 	// it is made again at the next write that succeeds.
 	reserveErr error
+	// insecure says the state dir or the ledger can be written by group or others.
+	insecure error
 }
 
 var _ Ledger = (*FileLedger)(nil)
@@ -117,8 +140,13 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	l.insecure = insecureMode(stateDir, l.path)
 	removeStaleTemps(stateDir, filepath.Base(l.path))
 	if err := l.makeReserve(); err != nil {
+		if errors.Is(err, ErrUntrusted) {
+			_ = lock.Close()
+			return nil, err
+		}
 		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
 			_ = lock.Close()
 			return nil, fmt.Errorf("%w: %s: %w", ErrStateDir, stateDir, err)
@@ -147,24 +175,130 @@ func removeStaleTemps(stateDir, ledger string) {
 // lockLedger takes the ledger's lock file, writing the holder's pid into it so a
 // refused process can say who holds it.
 func lockLedger(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, created, err := openOwned(path, os.O_RDWR, 0o640)
+	if errors.Is(err, ErrUntrusted) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: open ledger lock: %w", ErrStateDir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
+		holder := make([]byte, 32)
+		n, _ := f.ReadAt(holder, 0)
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (pid %s holds %s)", ErrLocked, strings.TrimSpace(string(holder)), path)
+			return nil, fmt.Errorf("%w (pid %s holds %s)", ErrLocked, strings.TrimSpace(string(holder[:n])), path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	_ = matchDirOwner(f, filepath.Dir(path))
+	if created {
+		_ = matchDirOwner(f, filepath.Dir(path))
+	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }
+
+// openOwned opens a file of the state dir for writing, creating it if missing,
+// and never through a symbolic link: created says the guardian made it now (only
+// then may it be chowned). An existing file must pass trusted; a link, a FIFO or
+// another user's file is ErrUntrusted, and nothing was written.
+func openOwned(path string, flag int, perm os.FileMode) (f *os.File, created bool, err error) {
+	f, err = os.OpenFile(path, flag|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	// O_NONBLOCK: a FIFO planted under the name must not hang the open.
+	f, err = os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENXIO) {
+			return nil, false, untrusted(path, "a symbolic link or a special file")
+		}
+		return nil, false, err
+	}
+	if err := trusted(f, path); err != nil {
+		_ = f.Close()
+		return nil, false, err
+	}
+	return f, false, nil
+}
+
+// openRead opens a file of the state dir for reading with the checks of openOwned.
+func openRead(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, untrusted(path, "a symbolic link")
+		}
+		return nil, err
+	}
+	if err := trusted(f, path); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// trusted checks an open file of the state dir: a regular file with no other
+// hard link (a link to a file elsewhere would make the guardian write that file),
+// owned by the guardian's own user or by the state dir's owner (the service's user
+// when root runs restore).
+func trusted(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return untrusted(path, "not a regular file ("+fi.Mode().Type().String()+")")
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if st.Nlink > 1 {
+		return untrusted(path, fmt.Sprintf("a file with %d hard links", st.Nlink))
+	}
+	if int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	if dfi, err := os.Stat(filepath.Dir(path)); err == nil {
+		if dst, ok := dfi.Sys().(*syscall.Stat_t); ok && dst.Uid == st.Uid {
+			return nil
+		}
+	}
+	return untrusted(path, fmt.Sprintf("owned by uid %d, neither the guardian's nor the state dir's owner", st.Uid))
+}
+
+func untrusted(path, what string) error {
+	return fmt.Errorf("%w: %s is %s; the guardian never follows a link or writes another user's file in its state dir (someone who can write the state dir may have planted it): move it aside, check what it points to, and start again", ErrUntrusted, path, what)
+}
+
+// insecureMode says whether the state dir or the ledger can be written by group or
+// others: anyone who can write them can forge the record restore acts on.
+func insecureMode(stateDir, ledger string) error {
+	var bad []string
+	for _, p := range []string{stateDir, ledger} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			bad = append(bad, fmt.Sprintf("%s (mode %04o)", p, fi.Mode().Perm()))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("writable by group or others: %s", strings.Join(bad, ", "))
+}
+
+// Insecure says why the state dir or the ledger can be written by users other than
+// the guardian's (nil when they cannot).
+func (l *FileLedger) Insecure() error { return l.insecure }
 
 func (l *FileLedger) load() error {
 	changes, err := ReadLedger(l.path)
@@ -181,34 +315,57 @@ func (l *FileLedger) load() error {
 // running guardian holds (status, tests): it never writes. A missing file is an
 // empty ledger.
 func ReadLedger(path string) ([]Change, error) {
-	b, err := os.ReadFile(path)
+	f, err := openRead(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
-	var f ledgerFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLedgerSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	if len(b) > maxLedgerSize {
+		return nil, fmt.Errorf("ledger %s is larger than %d bytes: no guardian writes one that big (fix or move it aside after checking the settings it names)", path, maxLedgerSize)
+	}
+	var lf ledgerFile
+	if err := json.Unmarshal(b, &lf); err != nil {
 		return nil, fmt.Errorf("ledger %s is corrupt (fix or move it aside after checking the settings it names): %w", path, err)
 	}
-	if f.Version != 1 {
-		return nil, fmt.Errorf("ledger %s has version %d; this guardian reads version 1 (a newer guardian wrote it: upgrade, or restore with that version)", path, f.Version)
+	if lf.Version != 1 {
+		return nil, fmt.Errorf("ledger %s has version %d; this guardian reads version 1 (a newer guardian wrote it: upgrade, or restore with that version)", path, lf.Version)
 	}
-	return f.Changes, nil
+	for i, c := range lf.Changes {
+		if err := policy.CheckHeld(c.Remedy, c.Setting, c.Original, c.Value); err != nil {
+			return nil, fmt.Errorf("%w: ledger %s, entry %d (setting %s, remedy %s): %w; nothing in it is undone: check the settings it names against the live Redis, and who can write the state dir",
+				ErrLedgerRefused, path, i+1, policy.Quote(c.Setting), policy.Quote(c.Remedy), err)
+		}
+	}
+	return lf.Changes, nil
 }
 
 // makeReserve makes sure the reserve file exists with its full size, its blocks
 // allocated (written and fsynced, so a filesystem without fallocate gets them too).
 func (l *FileLedger) makeReserve() error {
-	if st, err := os.Stat(l.reserve); err == nil && st.Size() >= reserveSize {
-		return nil
+	f, created, err := openOwned(l.reserve, os.O_WRONLY, 0o640)
+	if errors.Is(err, ErrUntrusted) {
+		return err
 	}
-	f, err := os.OpenFile(l.reserve, os.O_WRONLY|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("create ledger reserve: %w", err)
 	}
-	_ = matchDirOwner(f, filepath.Dir(l.reserve))
+	if !created {
+		if fi, err := f.Stat(); err == nil && fi.Size() >= reserveSize {
+			return f.Close()
+		}
+	} else {
+		_ = matchDirOwner(f, filepath.Dir(l.reserve))
+	}
 	_, werr := f.WriteAt(make([]byte, reserveSize), 0)
 	if werr == nil {
 		werr = f.Sync()
@@ -316,7 +473,9 @@ func sorted(m map[string]Change) []Change {
 
 // matchDirOwner gives a ledger written by root (`sudo redis-guardian restore`,
 // the package's removal script) the owner of the state dir, so the service, which
-// runs as that user, can still read and rewrite it afterwards.
+// runs as that user, can still read and rewrite it afterwards. It is called only
+// on a file the guardian has just created itself (O_EXCL): never on a name another
+// user could have planted.
 func matchDirOwner(f *os.File, dir string) error {
 	if os.Geteuid() != 0 {
 		return nil
@@ -432,7 +591,7 @@ func noSync() error { return nil }
 // its directory entry. A newer write may have replaced it meanwhile; syncing
 // that one is as good (it holds this change too, or its removal).
 func syncFile(path, dir string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
