@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,6 +29,29 @@ func ParseConfigReply(kv []string) RedisConfig {
 		c[strings.ToLower(kv[i])] = kv[i+1]
 	}
 	return c
+}
+
+// CheckConfigReply turns the reply of CONFIG GET asked (exact names, no
+// patterns) into a RedisConfig, and refuses a reply that does not answer the
+// question: an unpaired element, a name that was not asked for, or a name twice.
+// A value is trusted only under the name it was asked by; a parameter the server
+// does not know is simply absent. The error matches ErrInvalidReply.
+func CheckConfigReply(asked []string, kv []string) (RedisConfig, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("%w: CONFIG GET answered %d elements, not name/value pairs", ErrInvalidReply, len(kv))
+	}
+	c := make(RedisConfig, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		name := strings.ToLower(kv[i])
+		if !slices.ContainsFunc(asked, func(a string) bool { return strings.EqualFold(a, name) }) {
+			return nil, fmt.Errorf("%w: CONFIG GET answered %.64q, which was not asked for", ErrInvalidReply, kv[i])
+		}
+		if _, dup := c[name]; dup {
+			return nil, fmt.Errorf("%w: CONFIG GET answered %.64q twice", ErrInvalidReply, kv[i])
+		}
+		c[name] = kv[i+1]
+	}
+	return c, nil
 }
 
 // Get returns a parameter and whether the server reported it.

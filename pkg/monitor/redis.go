@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -85,7 +86,12 @@ func NewRedisClient(o RedisOptions) (*redis.Client, error) {
 	opts.MaxRetries = -1
 	opts.PoolSize = 2
 	opts.MinIdleConns = 0
-	return redis.NewClient(opts), nil
+	// Every reply is bounded before go-redis allocates for it (replylimit.go),
+	// and every error text before anyone logs it.
+	opts.Dialer = boundedDialer(opts)
+	c := redis.NewClient(opts)
+	c.AddHook(boundErrors{})
+	return c, nil
 }
 
 // clientOptions turns an address in any accepted form into go-redis options.
@@ -219,7 +225,7 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	raw, full, err := r.info(ctx, now)
 	rd := RedisReading{Latency: time.Since(start)}
 	if err != nil {
-		rd.Err = fmt.Errorf("INFO: %w", err)
+		rd.Err = fmt.Errorf("INFO: %w", BoundError(err))
 		rd.ErrKind = ClassifyError(err)
 		r.mu.Lock()
 		r.fullStale = true
@@ -248,7 +254,7 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 		r.configTime = now
 		r.stale = false
 		if err != nil {
-			r.configErr = fmt.Errorf("%s GET: %w", r.opts.ConfigCommand, err)
+			r.configErr = fmt.Errorf("%s GET: %w", r.opts.ConfigCommand, BoundError(err))
 			r.configKind = ClassifyError(err)
 		} else {
 			r.config, r.configErr, r.configKind = cfg, nil, ErrNone
@@ -312,7 +318,7 @@ func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
 		args := append([]any{r.opts.ConfigCommand, "GET"}, stringsToAny(params)...)
 		kv, err := r.client.Do(ctx, args...).StringSlice()
 		if err == nil {
-			return ParseConfigReply(kv), nil
+			return CheckConfigReply(params, kv)
 		}
 		if !isArgsError(err) {
 			return nil, err
@@ -330,15 +336,19 @@ func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {
 	if _, err := pipe.Exec(ctx); err != nil && !isRedisReplyError(err) {
 		return nil, err
 	}
-	var kv []string
-	for _, c := range cmds {
-		s, err := c.StringSlice()
+	cfg := RedisConfig{}
+	for i, c := range cmds {
+		kv, err := c.StringSlice()
 		if err != nil {
 			return nil, err
 		}
-		kv = append(kv, s...)
+		one, err := CheckConfigReply(params[i:i+1], kv)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(cfg, one)
 	}
-	return ParseConfigReply(kv), nil
+	return cfg, nil
 }
 
 func stringsToAny(ss []string) []any {
@@ -353,6 +363,9 @@ func stringsToAny(ss []string) []any {
 func ClassifyError(err error) ErrKind {
 	if err == nil {
 		return ErrNone
+	}
+	if errors.Is(err, ErrInvalidReply) {
+		return ErrReplyInvalid
 	}
 	msg := err.Error()
 	switch {

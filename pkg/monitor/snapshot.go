@@ -30,7 +30,11 @@ const (
 	ErrUnreachable        ErrKind = "unreachable"
 	ErrAuth               ErrKind = "auth"
 	ErrCommandUnavailable ErrKind = "command_unavailable"
-	ErrOther              ErrKind = "other"
+	// ErrReplyInvalid: the reply broke the bounds or framing of a reply
+	// (ErrInvalidReply), or did not answer what was asked: whatever answers is
+	// not a sane Redis.
+	ErrReplyInvalid ErrKind = "reply_invalid"
+	ErrOther        ErrKind = "other"
 )
 
 // RedisReading is what one tick learned from Redis itself.
