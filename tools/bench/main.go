@@ -35,6 +35,8 @@ type params struct {
 	predictReps              int
 	replRounds               int
 	stormWindow              time.Duration
+	stormLoadWindow          time.Duration
+	stormLoadReps            int
 	sideWindow               time.Duration
 	sideRepeats              int
 }
@@ -45,7 +47,7 @@ var (
 		rtWindow:  20 * time.Second,
 		resWindow: 20 * time.Second, resRepeats: 3,
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
-		replRounds: 10, stormWindow: 60 * time.Second,
+		replRounds: 10, stormWindow: 60 * time.Second, stormLoadWindow: 10 * time.Second, stormLoadReps: 5,
 		sideWindow: 30 * time.Second, sideRepeats: 2,
 	}
 	quickParams = params{
@@ -53,7 +55,7 @@ var (
 		rtWindow:  2 * time.Second,
 		resWindow: 2 * time.Second, resRepeats: 1,
 		writableReps: 1, noGuardianReps: 1, noGuardianHold: time.Second, predictReps: 1,
-		replRounds: 1, stormWindow: 3 * time.Second,
+		replRounds: 1, stormWindow: 3 * time.Second, stormLoadWindow: 3 * time.Second, stormLoadReps: 1,
 		sideWindow: 3 * time.Second, sideRepeats: 1,
 	}
 )
@@ -72,7 +74,7 @@ func run(args []string) int {
 	goBench := fs.String("gobench", "", "go test -bench output to include")
 	benchstat := fs.String("benchstat", "", "benchstat output (before vs after) to include")
 	verbose := fs.Bool("v", false, "log each step to stderr")
-	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication, storm, exporter), e.g. to compare two binaries' CPU with -guardian-before")
+	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication, storm, stormload, exporter), e.g. to compare two binaries' CPU with -guardian-before")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +121,9 @@ func run(args []string) int {
 	step("time to writable", func(t *benchT) { r.writable = measureWritable(t, p, *verbose) })
 	step("replicas and sentinel", func(t *benchT) { r.repl = measureReplication(t, p.replRounds, *verbose) })
 	step("aof rewrite storm", func(t *benchT) { r.storm = measureStorm(t, p.stormWindow, *quick, *verbose) })
+	step("aof rewrite storm under fsync load", func(t *benchT) {
+		r.stormLoad = measureStormLoad(t, p.stormLoadWindow, p.stormLoadReps, *verbose)
+	})
 	step("beside the exporter", func(t *benchT) { r.side = measureSideBySide(t, *bin, p.sideWindow, p.sideRepeats, sideSizes) })
 
 	if err := r.writePlot(); err != nil {
@@ -139,7 +144,8 @@ func run(args []string) int {
 var stepKeys = map[string]string{
 	"cost to redis": "cost", "round trips per tick": "roundtrips", "guardian cpu and rss": "resources",
 	"time to writable": "writable", "replicas and sentinel": "replication", "aof rewrite storm": "storm",
-	"beside the exporter": "exporter",
+	"aof rewrite storm under fsync load": "stormload",
+	"beside the exporter":                "exporter",
 }
 
 func measureAllResources(t *benchT, bin, before string, p params) []resourceRun {
