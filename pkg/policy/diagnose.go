@@ -72,15 +72,26 @@ func (d *diag) redisError() {
 	case monitor.ErrCommandUnavailable:
 		d.add(IDCommandUnavailable, Critical, "Redis refuses INFO to the guardian", cause,
 			"grant the guardian's ACL user +info (and +config|get +config|set +bgsave +bgrewriteaof), or undo rename-command for INFO")
+	case monitor.ErrReplyInvalid:
+		d.add(IDRedisReplyInvalid, Critical, "what answers at Redis's address is not a sane Redis: its reply was refused unread", cause, replyInvalidFix)
 	default:
 		d.add(IDRedisUnreachable, Critical, "Redis does not answer", cause,
 			"check that redis-server runs (systemctl status redis-server), listens on this address, and is not stuck loading or swapping")
 	}
 }
 
+// replyInvalidFix is the advice for a reply refused by the bounds (see
+// monitor.MaxBulkLen and the rest).
+const replyInvalidFix = "check what listens on the address (ss -ltnp, or the unix socket's owner): another process may hold the port while redis-server restarts; " +
+	"use TLS (rediss://) when the path to Redis is not trusted. The guardian drops the connection and reads again at the next tick"
+
 func (d *diag) configError() {
 	r := d.s.Redis
 	cause := r.ConfigErr.Error()
+	if r.ConfigErrKind == monitor.ErrReplyInvalid {
+		d.add(IDRedisReplyInvalid, Critical, "Redis's reply to CONFIG GET was refused: settings are unknown and remedies cannot run", cause, replyInvalidFix)
+		return
+	}
 	sum := "CONFIG GET failed: settings are unknown and remedies cannot run"
 	rem := "if CONFIG was renamed (rename-command), set the instance's config_command to the new name; if an ACL user lacks rights, grant +config|get +config|set"
 	if r.ConfigErrKind != monitor.ErrCommandUnavailable {

@@ -246,6 +246,33 @@ func diagCases() []diagCase {
 			},
 		},
 		{
+			name: "reply refused by the bounds",
+			snap: func(s *monitor.Snapshot) {
+				rdbFailed(s)
+				s.Redis.Err = fmt.Errorf("INFO: %w", &monitor.ReplyError{Header: "$2147483647", Reason: "bulk length over the limit of 67108864 bytes"})
+				s.Redis.ErrKind = monitor.ErrReplyInvalid
+			},
+			want: []idSev{crit(IDRedisReplyInvalid)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", fs[0].Cause, "$2147483647", "bulk length over")
+				contains(t, "fix", fs[0].Fix, "ss -ltnp", "TLS")
+			},
+		},
+		{
+			name: "CONFIG GET reply refused: critical, plus the rest",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.ConfigErr = fmt.Errorf("CONFIG GET: %w: CONFIG GET answered \"dbfilename\", which was not asked for", monitor.ErrInvalidReply)
+				s.Redis.ConfigErrKind = monitor.ErrReplyInvalid
+				s.Redis.Info.MaxMemory = 0
+			},
+			want: []idSev{crit(IDRedisReplyInvalid), warn(IDMaxmemoryUnset)},
+			check: func(t *testing.T, fs []Finding) {
+				f := find(t, fs, IDRedisReplyInvalid)
+				contains(t, "summary", f.Summary, "CONFIG GET", "remedies cannot run")
+				contains(t, "cause", f.Cause, "not asked for")
+			},
+		},
+		{
 			name: "CONFIG GET failed otherwise",
 			snap: func(s *monitor.Snapshot) {
 				s.Redis.ConfigErr = errors.New("i/o timeout")

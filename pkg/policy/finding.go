@@ -30,6 +30,7 @@ type Finding struct {
 // Finding ids. They are part of the product's interface: never rename one.
 const (
 	IDRedisUnreachable       = "redis_unreachable"
+	IDRedisReplyInvalid      = "redis_reply_invalid"
 	IDAuthFailed             = "auth_failed"
 	IDCommandUnavailable     = "command_unavailable"
 	IDMisconfRDB             = "misconf_rdb"
@@ -124,7 +125,7 @@ func HumanBytes(n int64) string {
 
 // KnownIDs lists every finding id, for validating configuration that names them.
 var KnownIDs = []string{
-	IDRedisUnreachable, IDAuthFailed, IDCommandUnavailable, IDMisconfRDB, IDMisconfAOF,
+	IDRedisUnreachable, IDRedisReplyInvalid, IDAuthFailed, IDCommandUnavailable, IDMisconfRDB, IDMisconfAOF,
 	IDBgsaveFailed, IDAOFWriteFailed, IDAOFRewriteFailed, IDDiskSpaceLow, IDSnapshotWontFit,
 	IDDatadirNotWritable, IDStaleTempFiles, IDForkHeadroomLow, IDOvercommitNotEnabled,
 	IDTHPEnabled, IDCgroupMemoryTight, IDMaxmemoryUnset, IDMaxmemoryNearLimit,
