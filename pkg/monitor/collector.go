@@ -62,9 +62,7 @@ func NewCollector(o CollectorOptions) *Collector {
 	if o.LogPoll == 0 {
 		o.LogPoll = 50 * time.Millisecond
 	}
-	if o.ProcRoot == "" {
-		o.ProcRoot = "/proc"
-	}
+	o.ProcRoot = procRootOr(o.ProcRoot)
 	return &Collector{opts: o, wake: make(chan struct{}, 1)}
 }
 
@@ -211,13 +209,13 @@ func (c *Collector) logTarget(r RedisReading, h HostReading) (src LogSource, pat
 	src, path = LogSourceFromConfig(r.Config["logfile"], r.Config["syslog-enabled"] == "yes")
 	if src == LogFile && !filepath.IsAbs(path) && h.PID > 0 {
 		// Redis opens a relative logfile against its working directory at start.
-		cwd, err := os.Readlink(filepath.Join(c.opts.ProcRoot, fmt.Sprint(h.PID), "cwd"))
+		abs, err := resolveAgainstCwd(c.opts.ProcRoot, h.PID, path)
 		if err != nil {
 			// Resolving it against the guardian's own directory would follow the
 			// wrong file, and flip between paths from tick to tick.
 			return LogUnavailable, ""
 		}
-		path = filepath.Join(cwd, path)
+		path = abs
 	}
 	return src, path
 }

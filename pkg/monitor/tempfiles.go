@@ -22,9 +22,7 @@ const DefaultAppendFilename = "appendonly.aof"
 // deletion. PIDAlive is looked up under procRoot. It returns what it found together
 // with any error, so one unreadable entry does not hide the others.
 func ScanTempFiles(dir, aofDir, appendFilename string, procRoot string) ([]TempFile, error) {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
+	procRoot = procRootOr(procRoot)
 	if appendFilename == "" {
 		appendFilename = DefaultAppendFilename
 	}
@@ -116,9 +114,7 @@ var ErrNotTempFile = errors.New("not a Redis temp file")
 // error matching fs.ErrNotExist; anything else that is not a temp file,
 // ErrNotTempFile.
 func StatTempFile(path, procRoot string) (TempFile, error) {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
+	procRoot = procRootOr(procRoot)
 	name := filepath.Base(path)
 	kind, pid, ok := ParseTempFileName(name)
 	if !ok && strings.HasPrefix(name, "temp-") && !strings.ContainsAny(name, "/\\\x00") {
@@ -157,4 +153,80 @@ func pidAlive(procRoot string, pid int) Tri {
 	default:
 		return Unknown
 	}
+}
+
+// ParseTempFileName recognises the temp files Redis writes in its `dir`, by their
+// exact names: temp-<pid>.rdb (BGSAVE child, or SAVE), temp-<unixtime>.<pid>.rdb
+// (replica full sync, pid of the main process), temp-rewriteaof-bg-<pid>.aof and
+// temp-rewriteaof-<pid>.aof. Numbers are what Redis prints with %d: digits only,
+// no sign, no leading zero. Anything else, including a name with a path separator,
+// is rejected, because a match may end up deleted. The AOF directory's temp files
+// depend on appendfilename and are matched by ScanTempFiles.
+func ParseTempFileName(name string) (kind TempFileKind, pid int, ok bool) {
+	if strings.ContainsAny(name, "/\\\x00") {
+		return "", 0, false
+	}
+	if rest, found := strings.CutPrefix(name, "temp-rewriteaof-bg-"); found {
+		if num, found := strings.CutSuffix(rest, ".aof"); found {
+			if p, ok := parsePID(num); ok {
+				return TempRewriteBg, p, true
+			}
+		}
+		return "", 0, false
+	}
+	if rest, found := strings.CutPrefix(name, "temp-rewriteaof-"); found {
+		if num, found := strings.CutSuffix(rest, ".aof"); found {
+			if p, ok := parsePID(num); ok {
+				return TempRewrite, p, true
+			}
+		}
+		return "", 0, false
+	}
+	rest, found := strings.CutPrefix(name, "temp-")
+	if !found {
+		return "", 0, false
+	}
+	nums, found := strings.CutSuffix(rest, ".rdb")
+	if !found {
+		return "", 0, false
+	}
+	if first, second, two := strings.Cut(nums, "."); two {
+		if _, ok := parseDecimal(first); !ok {
+			return "", 0, false
+		}
+		if p, ok := parsePID(second); ok {
+			return TempReplSync, p, true
+		}
+		return "", 0, false
+	}
+	if p, ok := parsePID(nums); ok {
+		return TempBgsave, p, true
+	}
+	return "", 0, false
+}
+
+// parsePID parses a pid as Redis prints it; 0 is no pid.
+func parsePID(s string) (int, bool) {
+	v, ok := parseDecimal(s)
+	if !ok || v == 0 {
+		return 0, false
+	}
+	return v, true
+}
+
+// parseDecimal accepts only what printf %d prints for a non-negative int32.
+func parseDecimal(s string) (int, bool) {
+	if s == "" || len(s) > 10 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int(v), true
 }
