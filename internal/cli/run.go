@@ -71,6 +71,9 @@ func runDaemon(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return 2
 	}
+	if w := config.PprofWildcardWarning(o.pprofAddr); w != "" {
+		fmt.Fprintf(env.Stderr, "redis-guardian: warning: %s\n", w)
+	}
 	n, err := notify.New()
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

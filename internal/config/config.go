@@ -267,6 +267,8 @@ func (c *Config) Apply(o Overrides) error {
 			in.Name = defaultName(o.Addr, 0)
 		}
 		in.Addr = o.Addr
+		// The file's address is no longer used: its warnings give way to the flag's.
+		c.Warnings = append(dropWarnings(c.Warnings, "instances[0].addr:"), addrWarnings("--addr", o.Addr, true)...)
 	}
 	if o.Interval != 0 {
 		c.Interval = o.Interval
@@ -279,8 +281,33 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.MetricsListen != nil {
 		c.MetricsListen = *o.MetricsListen
+		c.Warnings = dropWarnings(c.Warnings, "metrics_listen:")
+		if w := metricsWildcardWarning("--metrics-listen", c.MetricsListen); w != "" {
+			c.Warnings = append(c.Warnings, w)
+		}
 	}
 	return nil
+}
+
+// dropWarnings returns ws without those about the setting prefix names.
+func dropWarnings(ws []string, prefix string) []string {
+	var out []string
+	for _, w := range ws {
+		if !strings.HasPrefix(w, prefix) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// PprofWildcardWarning is the warning for --pprof-listen on every interface
+// (WildcardListen), "" otherwise: profiles, goroutine stacks and the command line
+// (which may hold --addr's password) would answer anyone who can reach the port.
+func PprofWildcardWarning(addr string) string {
+	if !WildcardListen(addr) {
+		return ""
+	}
+	return fmt.Sprintf("--pprof-listen: %s listens on every interface: /debug/pprof (profiles, goroutine stacks, the command line) answers anyone who can reach it, without authentication; listen on 127.0.0.1", addr)
 }
 
 // checkStateDir insists on an absolute path: a relative one would move with the

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,7 +131,7 @@ info_refresh: 5s
 fast_poll: 20ms
 mode: dry-run
 state_dir: /srv/guardian
-metrics_listen: "0.0.0.0:9999"
+metrics_listen: "192.0.2.10:9999"
 thresholds:
   fragmentation_ratio: 2.5
   fragmentation_min_bytes: 1gb
@@ -245,7 +246,7 @@ instances:
 		FastPoll:      20 * time.Millisecond,
 		Mode:          ModeDryRun,
 		StateDir:      "/srv/guardian",
-		MetricsListen: "0.0.0.0:9999",
+		MetricsListen: "192.0.2.10:9999",
 		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 		Instances: []Instance{
 			{
@@ -437,9 +438,17 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`instances[0].ignore_findings[0]: "swap" is not a finding id`},
 		},
 		{name: "password and password_file", doc: "instances:\n  - {addr: 'h:1', password: x, password_file: " + missing + "}\n",
-			want: []string{"instances[0].password: set either password or password_file, not both", "instances[0].password_file: stat " + missing}},
-		{name: "missing password_file", doc: "instances:\n  - {addr: 'h:1', password_file: " + missing + "}\n", want: []string{"instances[0].password_file: stat " + missing + ": no such file or directory"}},
-		{name: "password_file is a directory", doc: "instances:\n  - {addr: 'h:1', password_file: " + dir + "}\n", want: []string{"instances[0].password_file: " + dir + " is a directory"}},
+			want: []string{"instances[0].password: set either password or password_file, not both", "instances[0].password_file: cannot read the file named there"}},
+		{name: "missing password_file", doc: "instances:\n  - {addr: 'h:1', password_file: " + missing + "}\n", want: []string{"instances[0].password_file: cannot read the file named there (no such file or directory)"}},
+		{name: "password_file is a directory", doc: "instances:\n  - {addr: 'h:1', password_file: " + dir + "}\n", want: []string{"instances[0].password_file: the file named there is a directory, not a regular file"}},
+		// YAML reads .nan and .inf as floats; a NaN threshold compares false with
+		// everything, so its finding could never fire.
+		{name: "threshold percent NaN", doc: "thresholds:\n  maxmemory_used_percent: .nan\n", want: []string{"thresholds.maxmemory_used_percent: NaN is not a finite number"}},
+		{name: "threshold ratio NaN", doc: "thresholds:\n  fragmentation_ratio: .NaN\n", want: []string{"thresholds.fragmentation_ratio: NaN is not a finite number"}},
+		{name: "threshold ratio +Inf", doc: "thresholds:\n  aof_growth_ratio: .inf\n", want: []string{"thresholds.aof_growth_ratio: +Inf is not a finite number"}},
+		{name: "threshold percent -Inf", doc: "thresholds:\n  disk_used_percent: -.inf\n", want: []string{"thresholds.disk_used_percent: -Inf is not a finite number"}},
+		{name: "instance threshold NaN", doc: "instances:\n  - addr: h:1\n    thresholds: {maxmemory_used_percent: .nan}\n", want: []string{"instances[0].thresholds.maxmemory_used_percent: NaN is not a finite number"}},
+		{name: "remedy number NaN", doc: "remedies:\n  rewrite_deferral: {high_ops: .nan}\n", want: []string{"remedies.rewrite_deferral.high_ops: NaN is not a finite number"}},
 		{name: "tls cert without key", doc: "instances:\n  - addr: h:1\n    tls: {cert: " + missing + "}\n",
 			want: []string{"instances[0].tls: cert and key must be given together", "instances[0].tls.cert: stat " + missing}},
 		{name: "empty config_command", doc: "instances:\n  - {addr: 'h:1', config_command: ''}\n", want: []string{`instances[0].config_command: "" must be the single word`}},
@@ -561,6 +570,29 @@ func TestParseWarnings(t *testing.T) {
 			doc:  "instances:\n  - addr: h:1\n    tls: {insecure_skip_verify: true}\n",
 			want: []string{"instances[0].tls.insecure_skip_verify: the server certificate is not verified"},
 		},
+		{
+			name: "skip_verify in a rediss URL",
+			doc:  "instances:\n  - addr: rediss://h:1?skip_verify=true\n",
+			want: []string{"instances[0].addr: skip_verify=true: the server certificate is not verified"},
+		},
+		{
+			name: "skip_verify=1 and a password in a rediss URL",
+			doc:  "instances:\n  - addr: rediss://u:hunter2@h:1?skip_verify=1\n",
+			want: []string{"instances[0].addr: the URL carries a password", "instances[0].addr: skip_verify=1: the server certificate is not verified"},
+		},
+		{name: "skip_verify=false", doc: "instances:\n  - addr: rediss://h:1?skip_verify=false\n"},
+		{
+			name: "metrics on every interface, IPv4",
+			doc:  "metrics_listen: 0.0.0.0:9637\n",
+			want: []string{"metrics_listen: 0.0.0.0:9637 listens on every interface: /metrics, /-/status, /-/healthy and /-/ready answer anyone who can reach it, without authentication"},
+		},
+		{
+			name: "metrics on every interface, IPv6",
+			doc:  "metrics_listen: '[::]:9637'\n",
+			want: []string{"metrics_listen: [::]:9637 listens on every interface"},
+		},
+		{name: "metrics on loopback", doc: "metrics_listen: 127.0.0.1:9100\n"},
+		{name: "metrics on one address", doc: "metrics_listen: 10.1.2.3:9100\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -725,7 +757,37 @@ func TestApply(t *testing.T) {
 		{name: "state dir", o: Overrides{StateDir: "/tmp/g"}, edit: func(c *Config) { c.StateDir = "/tmp/g" }},
 		{name: "relative state dir", o: Overrides{StateDir: "g"}, wantErr: `--state-dir: "g" must be an absolute path`},
 		{name: "metrics off", o: Overrides{MetricsListen: ptr("")}, edit: func(c *Config) { c.MetricsListen = "" }},
-		{name: "metrics everywhere", o: Overrides{MetricsListen: ptr("0.0.0.0:9100")}, edit: func(c *Config) { c.MetricsListen = "0.0.0.0:9100" }},
+		{
+			name: "metrics everywhere",
+			o:    Overrides{MetricsListen: ptr("0.0.0.0:9100")},
+			edit: func(c *Config) {
+				c.MetricsListen = "0.0.0.0:9100"
+				c.Warnings = []string{metricsWildcardWarning("--metrics-listen", "0.0.0.0:9100")}
+			},
+		},
+		{
+			name: "metrics flag replaces the file's wildcard and its warning",
+			doc:  "metrics_listen: 0.0.0.0:9100\n",
+			o:    Overrides{MetricsListen: ptr("127.0.0.1:9100")},
+			edit: func(c *Config) { c.MetricsListen, c.Warnings = "127.0.0.1:9100", nil },
+		},
+		{
+			name: "addr with a password is warned about: ps shows it",
+			o:    Overrides{Addr: "redis://u:hunter2@10.1.2.3:6380"},
+			edit: func(c *Config) {
+				c.Instances[0].Addr, c.Instances[0].Name = "redis://u:hunter2@10.1.2.3:6380", "10.1.2.3_6380"
+				c.Warnings = []string{"--addr: the URL carries a password, which every local user can read in ps (/proc/PID/cmdline); prefer password_file with mode 0600 in the config file"}
+			},
+		},
+		{
+			name: "addr with skip_verify replaces the file's addr warnings",
+			doc:  "instances:\n  - {name: main, addr: 'redis://u:hunter2@h:1'}\n",
+			o:    Overrides{Addr: "rediss://h:2?skip_verify=true"},
+			edit: func(c *Config) {
+				c.Instances[0].Addr = "rediss://h:2?skip_verify=true"
+				c.Warnings = []string{"--addr: skip_verify=true: the server certificate is not verified"}
+			},
+		},
 		{name: "metrics without host", o: Overrides{MetricsListen: ptr(":9100")}, wantErr: `--metrics-listen: ":9100" has no host`},
 		{name: "metrics bad port", o: Overrides{MetricsListen: ptr("localhost:http")}, wantErr: `--metrics-listen: "localhost:http": port "http" is not a number`},
 	} {
@@ -761,3 +823,133 @@ func TestIgnoreSet(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAddrErrorsHideThePassword: an address that does not parse is named in the
+// problem, which check prints to the monitoring system and a reload to the
+// journal; the parser's own error quotes the URL whole, and can quote a piece of
+// a password that breaks the URL. No piece of the password may be printed.
+func TestAddrErrorsHideThePassword(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		addr string
+		// secrets must appear in no error; want is a substring of each.
+		secrets []string
+		want    string
+	}{
+		{
+			name:    "bad port",
+			addr:    "redis://u:hunter2@127.0.0.1:port",
+			secrets: []string{"hunter2"},
+			want:    `redis://u:xxxxx@127.0.0.1:port: parse address URL: parse "redis://u:xxxxx@127.0.0.1:port": invalid port ":port" after host`,
+		},
+		{
+			name:    "password only, bad port",
+			addr:    "rediss://:hunter2@[::1]:99999x",
+			secrets: []string{"hunter2"},
+			want:    `rediss://:xxxxx@[::1]:99999x`,
+		},
+		{
+			name:    "bad database in the path",
+			addr:    "redis://u:hunter2@h:1/zero",
+			secrets: []string{"hunter2"},
+			want:    `invalid database number: "zero"`,
+		},
+		{
+			// url.Parse ends the host at '/': `invalid port ":hun" after host`.
+			name:    "unescaped slash in the password",
+			addr:    "redis://u:hun/ter2@h:1",
+			secrets: []string{"hun", "ter2"},
+			want:    "percent-encode / ? # % @ : in the password",
+		},
+		{
+			// The host ends at '/' and a numeric piece passes as a port; go-redis
+			// then quotes the rest as a database number.
+			name:    "password piece taken for a database",
+			addr:    "redis://u:12/x9q@h:1",
+			secrets: []string{"x9q"},
+			want:    "percent-encode",
+		},
+		{
+			name:    "bad escape in the password",
+			addr:    "redis://u:pw%zzsecret@h:1",
+			secrets: []string{"%zz", "secret"},
+			want:    "percent-encode",
+		},
+		{
+			name:    "credentials without a scheme",
+			addr:    "u:hunter2@127.0.0.1:6379",
+			secrets: []string{"hunter2"},
+			want:    `"xxxxx@127.0.0.1:6379" is not host:port: credentials go in a redis:// URL`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse(strings.NewReader(fmt.Sprintf("instances:\n  - addr: %q\n", tc.addr)))
+			if err == nil {
+				t.Fatalf("Parse accepted addr %q", tc.addr)
+			}
+			flagErr := Default().Apply(Overrides{Addr: tc.addr})
+			if flagErr == nil {
+				t.Fatalf("Apply accepted --addr %q", tc.addr)
+			}
+			for _, e := range []error{err, flagErr} {
+				msg := e.Error()
+				if !strings.Contains(msg, tc.want) {
+					t.Errorf("error %q does not contain %q", msg, tc.want)
+				}
+				for _, s := range tc.secrets {
+					if strings.Contains(msg, s) {
+						t.Errorf("error %q prints %q, a piece of the password", msg, s)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPasswordFileValueNotEchoed: a password written where the path of its file
+// goes must not be printed back in the "no such file" problem.
+func TestPasswordFileValueNotEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := Parse(strings.NewReader("instances:\n  - {addr: 'h:1', password_file: 'S3cr3t-hunter2'}\n"))
+	if err == nil {
+		t.Fatal("Parse accepted a password_file that does not exist")
+	}
+	if strings.Contains(err.Error(), "S3cr3t-hunter2") {
+		t.Errorf("the problem prints the value of password_file: %q", err)
+	}
+	if !strings.Contains(err.Error(), "instances[0].password_file: cannot read the file named there (no such file or directory)") {
+		t.Errorf("the problem does not name the key and the reason: %q", err)
+	}
+}
+
+func TestPasswordFileMustBeRegular(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "pass.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse(strings.NewReader("instances:\n  - {addr: 'h:1', password_file: '" + fifo + "'}\n"))
+	if err == nil || !strings.Contains(err.Error(), "instances[0].password_file: the file named there is a FIFO, not a regular file") {
+		t.Errorf("Parse with a FIFO as password_file = %v, want it refused", err)
+	}
+}
+
+func TestWildcardListen(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		":9637": true, "0.0.0.0:9637": true, "[::]:9637": true, "[0:0:0:0:0:0:0:0]:1": true,
+		"127.0.0.1:9637": false, "[::1]:9637": false, "localhost:9637": false, "10.0.0.1:1": false, "": false, "junk": false,
+	} {
+		if got := WildcardListen(addr); got != want {
+			t.Errorf("WildcardListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	if w := PprofWildcardWarning(":6060"); !strings.Contains(w, "--pprof-listen: :6060 listens on every interface") {
+		t.Errorf("PprofWildcardWarning(:6060) = %q", w)
+	}
+	if w := PprofWildcardWarning("127.0.0.1:6060"); w != "" {
+		t.Errorf("PprofWildcardWarning(127.0.0.1:6060) = %q, want none", w)
+	}
+}

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -204,6 +208,9 @@ func (r *rawConfig) validate() (*Config, error) {
 			v.addf("metrics_listen", "%v", err)
 		} else {
 			c.MetricsListen = *r.MetricsListen
+			if w := metricsWildcardWarning("metrics_listen", c.MetricsListen); w != "" {
+				v.warnings = append(v.warnings, w)
+			}
 		}
 	}
 
@@ -247,6 +254,8 @@ func (r *rawConfig) validate() (*Config, error) {
 			v.addf(p+".addr", "required: host:port, a unix socket path, or a redis:// or rediss:// URL")
 		} else if err := checkAddr(in.Addr); err != nil {
 			v.addf(p+".addr", "%v", err)
+		} else {
+			v.warnings = append(v.warnings, addrWarnings(p+".addr", in.Addr, false)...)
 		}
 		if in.Name == "" {
 			in.Name = defaultName(in.Addr, i)
@@ -266,11 +275,6 @@ func (r *rawConfig) validate() (*Config, error) {
 		}
 		if in.PasswordFile != "" {
 			v.passwordFile(p+".password_file", in.PasswordFile)
-		}
-		if i := strings.Index(in.Addr, "://"); i >= 0 {
-			if at := strings.LastIndex(in.Addr, "@"); at > i && strings.Contains(in.Addr[i+3:at], ":") {
-				v.warnings = append(v.warnings, p+".addr: the URL carries a password; prefer password_file with mode 0600")
-			}
 		}
 		if ri.TLS != nil {
 			in.TLS = &TLS{CA: ri.TLS.CA, Cert: ri.TLS.Cert, Key: ri.TLS.Key, ServerName: ri.TLS.ServerName, InsecureSkipVerify: ri.TLS.InsecureSkipVerify}
@@ -318,14 +322,24 @@ func (r *rawConfig) validate() (*Config, error) {
 	return c, nil
 }
 
+// passwordFile checks the file named by password_file. Its value is never echoed
+// in a problem: a password written where its file's path goes would otherwise be
+// printed on the terminal, by check to the monitoring system and by a reload to
+// the journal. A file that is not regular (a FIFO would hang every connect that
+// reads it) is refused.
 func (v *validator) passwordFile(path, file string) {
 	st, err := os.Stat(file)
 	if err != nil {
-		v.addf(path, "%v", err)
+		why := "cannot stat it"
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			why = pe.Err.Error()
+		}
+		v.addf(path, "cannot read the file named there (%s); the value is not shown, in case it is the password itself", why)
 		return
 	}
-	if st.IsDir() {
-		v.addf(path, "%s is a directory", file)
+	if !st.Mode().IsRegular() {
+		v.addf(path, "the file named there is a %s, not a regular file", monitor.FileTypeName(st.Mode()))
 		return
 	}
 	if st.Mode().Perm()&0o004 != 0 {
@@ -360,11 +374,16 @@ func checkAddr(addr string) error {
 	switch {
 	case strings.HasPrefix(addr, "redis://"), strings.HasPrefix(addr, "rediss://"), strings.HasPrefix(addr, "unix://"):
 		if err := monitor.CheckAddr(addr); err != nil {
-			return fmt.Errorf("%s: %w", monitor.RedactAddr(addr), err)
+			// The parser's error quotes the URL, password and all.
+			return fmt.Errorf("%s: %w", monitor.RedactAddr(addr), monitor.RedactError(addr, err))
 		}
 		return nil
 	case strings.HasPrefix(addr, "/"):
 		return nil
+	case strings.Contains(addr, "@"):
+		// user:password@host:port without a scheme: not an address, and the part
+		// before '@' is likely a password, so it is not echoed.
+		return fmt.Errorf("%q is not host:port: credentials go in a redis:// URL (redis://user:password@host:port) or in username and password_file", "xxxxx"+addr[strings.LastIndex(addr, "@"):])
 	}
 	// net.SplitHostPort, as the client will: an IPv6 host needs brackets.
 	host, port, err := net.SplitHostPort(addr)
@@ -420,6 +439,9 @@ func (v *validator) positive(path string, f *float64, dst *float64) {
 	if f == nil {
 		return
 	}
+	if !finite(path, f, v) {
+		return
+	}
 	if *f <= 0 {
 		v.addf(path, "%v must be greater than 0", *f)
 		return
@@ -431,11 +453,77 @@ func (v *validator) percent(path string, f *float64, dst *float64) {
 	if f == nil {
 		return
 	}
+	if !finite(path, f, v) {
+		return
+	}
 	if *f <= 0 || *f > 100 {
 		v.addf(path, "%v must be a percentage in (0, 100]", *f)
 		return
 	}
 	*dst = *f
+}
+
+// finite reports whether *f is a finite number, and reports the problem if not:
+// YAML accepts .nan and .inf, and a NaN threshold compares false with every value,
+// so the finding it guards could never fire.
+func finite(path string, f *float64, v *validator) bool {
+	if math.IsNaN(*f) || math.IsInf(*f, 0) {
+		v.addf(path, "%v is not a finite number", *f)
+		return false
+	}
+	return true
+}
+
+// addrWarnings are what an address that is valid still deserves a word about: a
+// password in a URL (kept in the config file, and readable by every local user in
+// ps when given as --addr: asFlag) and a rediss:// URL whose skip_verify turns
+// certificate checks off, as tls.insecure_skip_verify does.
+func addrWarnings(path, addr string, asFlag bool) []string {
+	if !strings.HasPrefix(addr, "redis://") && !strings.HasPrefix(addr, "rediss://") && !strings.HasPrefix(addr, "unix://") {
+		return nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil // checkAddr has accepted it; the client reads it the same way
+	}
+	var ws []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		if asFlag {
+			ws = append(ws, path+": the URL carries a password, which every local user can read in ps (/proc/PID/cmdline); prefer password_file with mode 0600 in the config file")
+		} else {
+			ws = append(ws, path+": the URL carries a password; prefer password_file with mode 0600")
+		}
+	}
+	if u.Scheme == "rediss" {
+		// go-redis reads the last value, as true or 1.
+		if vs := u.Query()["skip_verify"]; len(vs) > 0 && (vs[len(vs)-1] == "true" || vs[len(vs)-1] == "1") {
+			ws = append(ws, path+": skip_verify="+vs[len(vs)-1]+": the server certificate is not verified")
+		}
+	}
+	return ws
+}
+
+// WildcardListen reports whether a listen address takes every interface: an empty
+// or unspecified host (":9637", "0.0.0.0:9637", "[::]:9637").
+func WildcardListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// metricsWildcardWarning says that the metrics port on every interface serves
+// what it serves to anyone who reaches it: the default (loopback) stays quiet.
+func metricsWildcardWarning(path, addr string) string {
+	if !WildcardListen(addr) {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s listens on every interface: /metrics, /-/status, /-/healthy and /-/ready answer anyone who can reach it, without authentication (they name instances, addresses and held settings); listen on 127.0.0.1 or firewall the port", path, addr)
 }
 
 // ParseSize reads a byte size: a plain number of bytes or a number with a unit

@@ -93,7 +93,8 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 	}
 	client, err := monitor.NewRedisClient(ro)
 	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+		// An address that does not parse is quoted whole, password included.
+		return nil, fmt.Errorf("instance %s: %w", in.Name, monitor.RedactError(in.Addr, err))
 	}
 	col := monitor.NewCollector(monitor.CollectorOptions{
 		Name: in.Name, Addr: monitor.RedactAddr(in.Addr), Redis: monitor.NewRedisSource(client, ro), Host: o.Host,

@@ -223,15 +223,13 @@ func (c *Collector) logTarget(r RedisReading, h HostReading) (src LogSource, pat
 // ScanLogTail reads the last n bytes of a Redis log and returns the newest event of
 // each kind, for a one-shot check that has no follower running.
 func ScanLogTail(path string, n int64, loc *time.Location) (map[LogKind]LogEvent, error) {
-	f, err := os.Open(path)
+	// Never a plain open: a FIFO at the path would block it, and the tick (or the
+	// one-shot check) with it, past any deadline (see openRegular).
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("open redis log: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat redis log: %w", err)
-	}
 	// Start one byte early: if that byte is a newline, the first full line is kept.
 	off := st.Size() - n - 1
 	if off < 0 {

@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -42,17 +41,14 @@ const maxConfigFileBytes = 4 << 20
 // main file.
 func ReadConfigFile(path string, settings []string) ConfigFileReading {
 	r := ConfigFileReading{Path: path}
-	f, err := os.Open(path)
+	// Redis read it at start, so it was a regular file then; the path may name
+	// something else now, which must not block the tick.
+	f, st, err := openRegular(path)
 	if err != nil {
 		r.Err = fmt.Errorf("read redis config file: %w", err)
 		return r
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		r.Err = fmt.Errorf("read redis config file: %w", err)
-		return r
-	}
 	if st.Size() > maxConfigFileBytes {
 		r.Err = fmt.Errorf("read redis config file %s: %d bytes is too large for a Redis config file", path, st.Size())
 		return r

@@ -301,14 +301,10 @@ func (t *tailer) fail(err error) {
 // the same file, the start of a new file, or the end (after the backscan) of a
 // file we are seeing for the first time. It reports whether a file is open.
 func (t *tailer) open(ctx context.Context) bool {
-	file, err := os.Open(t.f.opts.Path)
+	// Never a plain open: a FIFO at the path would block it, and with it the
+	// follower's shutdown (see openRegular).
+	file, info, err := openRegular(t.f.opts.Path)
 	if err != nil {
-		t.fail(err)
-		return false
-	}
-	info, err := file.Stat()
-	if err != nil {
-		_ = file.Close() // read-only
 		t.fail(err)
 		return false
 	}

@@ -263,6 +263,10 @@ func truncateUTF8(s string, n int) string {
 // Redis) should join the two.
 func LogSourceFromConfig(logfile string, syslogEnabled bool) (source LogSource, path string) {
 	switch {
+	case logfile == "/dev/stdout" || logfile == "/dev/stderr":
+		// Redis's own stdout or stderr (container images set this): not a file
+		// anyone can follow, and the path would name the guardian's own.
+		return LogStdout, ""
 	case logfile != "":
 		// Redis writes the file even when syslog is also enabled; the file is
 		// the one we can read.

@@ -423,6 +423,8 @@ func TestLogSourceFromConfig(t *testing.T) {
 		{"file", "/var/log/redis/redis-server.log", false, "file", "/var/log/redis/redis-server.log"},
 		{"file wins over syslog", "/var/log/redis/redis-server.log", true, "file", "/var/log/redis/redis-server.log"},
 		{"relative file as is", "redis.log", false, "file", "redis.log"},
+		{"dev stdout is stdout", "/dev/stdout", false, "stdout", ""},
+		{"dev stderr is stdout", "/dev/stderr", true, "stdout", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

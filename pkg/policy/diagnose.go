@@ -55,6 +55,7 @@ func (d *diag) run() {
 	if d.s.Redis.ConfigErr != nil {
 		d.configError()
 	}
+	d.logFile()
 	d.persistence()
 	d.aof()
 	d.host()

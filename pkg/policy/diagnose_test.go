@@ -951,6 +951,25 @@ func diagCases() []diagCase {
 			want: []idSev{},
 		},
 
+		// The log.
+		{
+			name: "log file is a FIFO",
+			snap: func(s *monitor.Snapshot) {
+				s.Log.Err = fmt.Errorf("follow redis log: %w", &monitor.NotRegularError{Path: "/var/log/redis/redis-server.log", Type: "FIFO"})
+			},
+			want: []idSev{warn(IDLogFileNotRegular)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "summary", fs[0].Summary, "/var/log/redis/redis-server.log is a FIFO, not a regular file")
+			},
+		},
+		{
+			name: "log file missing is no finding",
+			snap: func(s *monitor.Snapshot) {
+				s.Log.Err = fmt.Errorf("follow redis log: %w", syscall.ENOENT)
+			},
+			want: []idSev{},
+		},
+
 		// Ignoring and ordering.
 		{
 			name: "ignored findings are dropped",

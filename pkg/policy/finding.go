@@ -59,6 +59,7 @@ const (
 	IDReplicationLinkDown    = "replication_link_down"
 	IDReplicaBufferOverflow  = "replica_buffer_overflow"
 	IDHostChecksUnavailable  = "host_checks_unavailable"
+	IDLogFileNotRegular      = "log_file_not_regular"
 	IDRewriteDeferredTooLong = "rewrite_deferred_too_long"
 	IDLedgerUnreadable       = "ledger_unreadable"
 	IDLedgerStranded         = "ledger_stranded"
@@ -131,7 +132,7 @@ var KnownIDs = []string{
 	IDTHPEnabled, IDCgroupMemoryTight, IDMaxmemoryUnset, IDMaxmemoryNearLimit,
 	IDMaxmemoryExceedsHost, IDOOMRejections, IDEvictionPolicyMismatch, IDFragmentationHigh,
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
-	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDRewriteDeferredTooLong,
+	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDLogFileNotRegular, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
 	IDForkNprocExhausted, IDForkCommitExhausted,
