@@ -59,6 +59,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		f.cgroupFile("/system.slice/redis-server.service", "memory.max"):     hostFixture(t, "memory.max-unlimited"),
 		f.cgroupFile("/system.slice/redis-server.service", "memory.current"): hostFixture(t, "memory.current"),
 		f.cgroupFile("/system.slice/redis-server.service", "memory.events"):  hostFixture(t, "memory.events"),
+		f.cgroupFile("/system.slice/redis-server.service", "memory.stat"):    hostFixture(t, "memory.stat"),
 		f.cgroupFile("/system.slice", "memory.max"):                          hostFixture(t, "memory.max-1g"),
 		f.cgroupFile("/system.slice", "memory.current"):                      "900000000\n",
 		f.cgroupFile("/", "cgroup.controllers"):                              "cpu io memory pids\n",
@@ -85,6 +86,32 @@ func (f *fakeHost) procFile(name string) string {
 
 func (f *fakeHost) cgroupFile(cg, name string) string {
 	return filepath.Join(f.sys, "fs", "cgroup", cg, name)
+}
+
+// cgroupV1 moves the fake Redis into the v1 memory cgroup of cgroup-hybrid, a
+// group of this machine's, with the v1 fixtures captured from it (the files
+// named v1-<file><suffix>), and returns its path. Its parent and the root have
+// no limit.
+func (f *fakeHost) cgroupV1(t *testing.T, suffix string) string {
+	t.Helper()
+	const own = "/process_api/0be81f01546c2a6feca45f6287b05ee3"
+	hostWriteFile(t, f.procFile("cgroup"), hostFixture(t, "cgroup-hybrid"))
+	for _, name := range []string{"memory.usage_in_bytes", "memory.limit_in_bytes", "memory.stat", "memory.oom_control", "memory.failcnt"} {
+		fixture := "v1-" + name
+		if name == "memory.oom_control" || name == "memory.failcnt" {
+			fixture += suffix
+		}
+		hostWriteFile(t, f.cgroupV1File(own, name), hostFixture(t, fixture))
+	}
+	for _, cg := range []string{"/process_api", "/"} {
+		hostWriteFile(t, f.cgroupV1File(cg, "memory.limit_in_bytes"), hostFixture(t, "v1-memory.limit_in_bytes-unlimited"))
+		hostWriteFile(t, f.cgroupV1File(cg, "memory.usage_in_bytes"), "900000000\n")
+	}
+	return own
+}
+
+func (f *fakeHost) cgroupV1File(cg, name string) string {
+	return filepath.Join(f.sys, "fs", "cgroup", "memory", cg, name)
 }
 
 func (f *fakeHost) source() *HostSource {
@@ -129,10 +156,14 @@ func wantFakeReading(f *fakeHost) HostReading {
 		CommittedAS:       -1,
 		Cgroup: CgroupReading{
 			Known:         true,
+			Version:       2,
 			Path:          "/system.slice/redis-server.service",
 			MemoryMax:     1 << 30,
+			LimitPath:     "/system.slice",
 			MemoryCurrent: 734003200,
+			WorkingSet:    734003200 - 94371840, // inactive_file of memory.stat
 			OOMKill:       2,
+			Failcnt:       12, // max of memory.events
 		},
 		TempFiles: []TempFile{
 			{Path: filepath.Join(f.data, "temp-4242.rdb"), Kind: TempBgsave, Size: 4, PID: fakePID, PIDAlive: Yes},
@@ -233,16 +264,44 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 		{
 			name: "cgroup v1",
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
-				hostWriteFile(t, f.procFile("cgroup"), hostFixture(t, "cgroup-hybrid"))
-				want.Cgroup = CgroupReading{}
+				own := f.cgroupV1(t, "")
+				want.Cgroup = CgroupReading{Known: true, Version: 1, Path: own, MemoryMax: 64 << 20, LimitPath: own,
+					MemoryCurrent: 66281472, WorkingSet: 66281472 - 8388608}
 			},
-			wantErrors: []string{"cgroup: cgroup v1 not supported"},
+		},
+		{
+			name: "cgroup v1 after an OOM kill, the parent's limit tighter",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				own := f.cgroupV1(t, "-oom")
+				hostWriteFile(t, f.cgroupV1File("/process_api", "memory.limit_in_bytes"), "33554432\n")
+				want.Cgroup = CgroupReading{Known: true, Version: 1, Path: own, MemoryMax: 32 << 20, LimitPath: "/process_api",
+					MemoryCurrent: 66281472, WorkingSet: 66281472 - 8388608, OOMKill: 1, Failcnt: 113}
+			},
+		},
+		{
+			name: "cgroup v1 without its memory files",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				own := f.cgroupV1(t, "")
+				removeAll(t, filepath.Join(f.sys, "fs", "cgroup", "memory", own))
+				want.Cgroup = CgroupReading{Version: 1, Path: own}
+			},
+			wantErrors: []string{"cgroup: no memory controller for cgroup v1 /process_api/"},
+		},
+		{
+			name: "cgroup v1 on a kernel before 4.13 counts no OOM kills",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				own := f.cgroupV1(t, "")
+				hostWriteFile(t, f.cgroupV1File(own, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\n")
+				want.Cgroup = CgroupReading{Known: true, Version: 1, Path: own, MemoryMax: 64 << 20, LimitPath: own,
+					MemoryCurrent: 66281472, WorkingSet: 66281472 - 8388608}
+			},
 		},
 		{
 			name: "own limit smaller than the parent's",
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
 				hostWriteFile(t, f.cgroupFile("/system.slice/redis-server.service", "memory.max"), "536870912\n")
 				want.Cgroup.MemoryMax = 512 << 20
+				want.Cgroup.LimitPath = "/system.slice/redis-server.service"
 			},
 		},
 		{
@@ -250,6 +309,7 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
 				hostWriteFile(t, f.cgroupFile("/system.slice", "memory.max"), "max\n")
 				want.Cgroup.MemoryMax = 0
+				want.Cgroup.LimitPath = ""
 			},
 		},
 		{
@@ -265,14 +325,14 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 			name: "process in the root cgroup",
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
 				hostWriteFile(t, f.procFile("cgroup"), "0::/\n")
-				want.Cgroup = CgroupReading{Known: true, Path: "/"}
+				want.Cgroup = CgroupReading{Known: true, Version: 2, Path: "/"}
 			},
 		},
 		{
 			name: "cgroup outside the namespace",
 			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
 				hostWriteFile(t, f.procFile("cgroup"), "0::/../../system.slice/redis-server.service\n")
-				want.Cgroup = CgroupReading{Path: "/../../system.slice/redis-server.service"}
+				want.Cgroup = CgroupReading{Version: 2, Path: "/../../system.slice/redis-server.service"}
 			},
 			wantErrors: []string{"cgroup: cgroup /../../system.slice/redis-server.service is outside"},
 		},
@@ -282,8 +342,18 @@ func TestHostSourceReadFakeTree(t *testing.T) {
 				hostWriteFile(t, f.cgroupFile("/system.slice/redis-server.service", "memory.events"), "oom_kill many\n")
 				want.Cgroup.Known = false
 				want.Cgroup.OOMKill = 0
+				want.Cgroup.Failcnt = 0
 			},
 			wantErrors: []string{"cgroup: parse memory.events oom_kill"},
+		},
+		{
+			name: "bad memory.stat",
+			edit: func(t *testing.T, f *fakeHost, tg *HostTarget, want *HostReading) {
+				hostWriteFile(t, f.cgroupFile("/system.slice/redis-server.service", "memory.stat"), "inactive_file lots\n")
+				want.Cgroup.Known = false
+				want.Cgroup.WorkingSet = 0
+			},
+			wantErrors: []string{"cgroup: parse memory.stat inactive_file"},
 		},
 	}
 	for _, tt := range tests {

@@ -160,14 +160,35 @@ type DirReading struct {
 	WritableReason string
 }
 
-// CgroupReading is the cgroup v2 memory state of the Redis process's cgroup.
+// CgroupReading is the memory state of the Redis process's memory cgroup, on
+// cgroup v1 or v2: the same facts under other file names.
 type CgroupReading struct {
 	Known bool
-	Path  string // e.g. /system.slice/redis-server.service
-	// MemoryMax is memory.max in bytes, 0 when "max" (no limit).
-	MemoryMax     uint64
+	// Version is the cgroup version holding the memory controller, 1 or 2; 0
+	// when unknown.
+	Version int
+	// Path is the process's cgroup in that hierarchy, e.g.
+	// /system.slice/redis-server.service.
+	Path string
+	// MemoryMax is the tightest limit from Path up to the root, in bytes (v2
+	// memory.max, v1 memory.limit_in_bytes), 0 when there is none ("max", or
+	// v1's huge unlimited value). LimitPath is the cgroup that sets it.
+	MemoryMax uint64
+	LimitPath string
+	// MemoryCurrent is the usage charged to the cgroup (v2 memory.current, v1
+	// memory.usage_in_bytes), page cache included.
 	MemoryCurrent uint64
-	OOMKill       uint64 // oom_kill in memory.events
+	// WorkingSet is MemoryCurrent minus the inactive file pages (v2
+	// inactive_file, v1 total_inactive_file of memory.stat), as the kubelet
+	// counts it: what the kernel cannot cheaply drop when the limit is reached.
+	WorkingSet uint64
+	// OOMKill counts the processes the OOM killer took in the cgroup since it was
+	// made (oom_kill of v2 memory.events, of v1 memory.oom_control on kernel
+	// 4.13+): a counter, so only a rise means something.
+	OOMKill uint64
+	// Failcnt counts the times usage hit the limit (v1 memory.failcnt, v2
+	// memory.events max).
+	Failcnt uint64
 }
 
 // TempFileKind names which Redis code path wrote a temp file.
