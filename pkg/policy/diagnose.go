@@ -441,15 +441,7 @@ func (d *diag) forkMemory() {
 // processMemory: the cgroup limit, swap, and maxmemory against what Redis can get.
 func (d *diag) processMemory() {
 	h, in := d.s.Host, d.info
-	if cg := h.Cgroup; cg.Known && cg.MemoryMax > 0 && in.UsedMemoryRSS > 0 &&
-		float64(cg.MemoryMax) < d.t.CgroupForkFactor*float64(in.UsedMemoryRSS) {
-		cause := fmt.Sprintf("cgroup %s memory.max %s, Redis RSS %s, memory.current %s", cg.Path, HumanBytes(int64(cg.MemoryMax)), HumanBytes(in.UsedMemoryRSS), HumanBytes(int64(cg.MemoryCurrent)))
-		if cg.OOMKill > 0 {
-			cause += fmt.Sprintf(", %d OOM kills so far", cg.OOMKill)
-		}
-		d.add(IDCgroupMemoryTight, Warning, "the cgroup memory limit leaves no room for a fork's copy-on-write", cause,
-			fmt.Sprintf("raise MemoryMax of the Redis unit to at least %.0fx the RSS, or lower maxmemory", d.t.CgroupForkFactor))
-	}
+	d.cgroupMemory() // cgroupmem.go
 	if h.ProcSwap > d.t.SwapBytes {
 		d.add(IDSwapping, Warning, "part of Redis is swapped out: latency spikes follow",
 			fmt.Sprintf("VmSwap %s of the Redis process", HumanBytes(h.ProcSwap)),

@@ -387,9 +387,9 @@ func diagCases() []diagCase {
 				prev.Host.Cgroup.OOMKill = 2
 				h.Prev = &prev
 			},
-			want: []idSev{crit(IDMisconfRDB)},
+			want: []idSev{crit(IDCgroupOOMKill), crit(IDMisconfRDB)},
 			check: func(t *testing.T, fs []Finding) {
-				contains(t, "cause", fs[0].Cause, "cgroup /system.slice/redis-server.service recorded 3 OOM kills")
+				contains(t, "cause", find(t, fs, IDMisconfRDB).Cause, "cgroup /system.slice/redis-server.service recorded 3 OOM kills")
 			},
 		},
 		{
@@ -742,6 +742,87 @@ func diagCases() []diagCase {
 				contains(t, "cause", fs[0].Cause, "memory.max 200.0 MiB", "1 OOM kills so far")
 				contains(t, "fix", fs[0].Fix, "2x")
 			},
+		},
+		{
+			// Three redis-servers in one v1 group: Redis's own RSS is far below the
+			// limit, the group's working set is not.
+			name: "cgroup v1 limit too tight for the group's working set and a fork",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.MaxMemory = 150 * mib
+				s.Host.Cgroup = monitor.CgroupReading{Known: true, Version: 1, Path: "/redis", LimitPath: "/redis",
+					MemoryMax: uint64(400 * mib), MemoryCurrent: uint64(380 * mib), WorkingSet: uint64(360 * mib)}
+			},
+			want: []idSev{warn(IDCgroupMemoryTight)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", fs[0].Cause, "cgroup /redis (v1): memory.limit_in_bytes 400.0 MiB", "working set 360.0 MiB", "memory.usage_in_bytes 380.0 MiB")
+				contains(t, "fix", fs[0].Fix, "at least 480.0 MiB")
+			},
+		},
+		{
+			// The usage is near the limit, but most of it is inactive page cache
+			// (the RDB just written) that the kernel drops before it kills.
+			name: "cgroup v1 usage near the limit in page cache is room",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.MaxMemory = 150 * mib
+				s.Host.Cgroup = monitor.CgroupReading{Known: true, Version: 1, Path: "/redis", LimitPath: "/redis",
+					MemoryMax: uint64(300 * mib), MemoryCurrent: uint64(290 * mib), WorkingSet: uint64(130 * mib)}
+			},
+			want: []idSev{},
+		},
+		{
+			name: "cgroup v1 OOM kill since the last reading",
+			snap: func(s *monitor.Snapshot) {
+				s.Host.Cgroup = monitor.CgroupReading{Known: true, Version: 1, Path: "/redis", MemoryCurrent: uint64(200 * mib), WorkingSet: uint64(190 * mib), OOMKill: 3}
+			},
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Time = now.Add(-time.Second)
+				prev.Host.Cgroup.OOMKill = 1
+				h.Prev = &prev
+			},
+			want: []idSev{crit(IDCgroupOOMKill)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "summary", fs[0].Summary, "killed 2 process(es)")
+				contains(t, "cause", fs[0].Cause, "cgroup /redis (v1)", "memory.oom_control rose by 2", "3 since the group was made")
+				contains(t, "fix", fs[0].Fix, "copy-on-write", "oom-score-adj")
+			},
+		},
+		{
+			name: "cgroup v2 OOM kill since the last reading",
+			snap: func(s *monitor.Snapshot) { s.Host.Cgroup.Version, s.Host.Cgroup.OOMKill = 2, 1 },
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Host.Cgroup.OOMKill = 0
+				h.Prev = &prev
+			},
+			want: []idSev{crit(IDCgroupOOMKill)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "cause", fs[0].Cause, "/system.slice/redis-server.service (v2): oom_kill of memory.events rose by 1")
+			},
+		},
+		{
+			// The counter runs from the group's creation: old kills are no news.
+			name: "cgroup OOM kills from before the first reading",
+			snap: func(s *monitor.Snapshot) { s.Host.Cgroup.OOMKill = 5 },
+			want: []idSev{},
+		},
+		{
+			name: "cgroup OOM kills unchanged",
+			snap: func(s *monitor.Snapshot) { s.Host.Cgroup.OOMKill = 5 },
+			hist: func(h *History, s monitor.Snapshot) { prev := s; h.Prev = &prev },
+			want: []idSev{},
+		},
+		{
+			// Redis moved to another group (or its unit made a fresh one): its
+			// counter is not the old group's.
+			name: "cgroup OOM kills of another group",
+			snap: func(s *monitor.Snapshot) { s.Host.Cgroup.OOMKill = 5 },
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Host.Cgroup.Path, prev.Host.Cgroup.OOMKill = "/system.slice/other.service", 0
+				h.Prev = &prev
+			},
+			want: []idSev{},
 		},
 		{
 			name: "swapping",

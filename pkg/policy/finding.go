@@ -46,6 +46,7 @@ const (
 	IDOvercommitNotEnabled   = "overcommit_not_enabled"
 	IDTHPEnabled             = "thp_enabled"
 	IDCgroupMemoryTight      = "cgroup_memory_tight"
+	IDCgroupOOMKill          = "cgroup_oom_kill"
 	IDMaxmemoryUnset         = "maxmemory_unset"
 	IDMaxmemoryNearLimit     = "maxmemory_near_limit"
 	IDMaxmemoryExceedsHost   = "maxmemory_exceeds_host"
@@ -129,7 +130,7 @@ var KnownIDs = []string{
 	IDRedisUnreachable, IDRedisReplyInvalid, IDAuthFailed, IDCommandUnavailable, IDMisconfRDB, IDMisconfAOF,
 	IDBgsaveFailed, IDAOFWriteFailed, IDAOFRewriteFailed, IDDiskSpaceLow, IDSnapshotWontFit,
 	IDDatadirNotWritable, IDStaleTempFiles, IDForkHeadroomLow, IDOvercommitNotEnabled,
-	IDTHPEnabled, IDCgroupMemoryTight, IDMaxmemoryUnset, IDMaxmemoryNearLimit,
+	IDTHPEnabled, IDCgroupMemoryTight, IDCgroupOOMKill, IDMaxmemoryUnset, IDMaxmemoryNearLimit,
 	IDMaxmemoryExceedsHost, IDOOMRejections, IDEvictionPolicyMismatch, IDFragmentationHigh,
 	IDSwapping, IDAOFGrowthHigh, IDAOFFsyncSlow, IDForkSlow, IDReplicationLinkDown,
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDLogFileNotRegular, IDRewriteDeferredTooLong,

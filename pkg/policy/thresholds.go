@@ -20,8 +20,10 @@ type Thresholds struct {
 	DiskUsedPercent float64
 	// ForkSlow: latest_fork_usec above it is fork_slow (every fork stalls all clients).
 	ForkSlow time.Duration
-	// CgroupForkFactor: a cgroup memory.max below factor x used_memory_rss is
-	// cgroup_memory_tight, because a fork child under write load can double the RSS.
+	// CgroupForkFactor: a cgroup memory limit below the group's working set plus
+	// (factor - 1) x used_memory_rss (factor x the RSS for Redis alone in its
+	// group) is cgroup_memory_tight, because a fork child under write load can
+	// double the RSS.
 	CgroupForkFactor float64
 	// ForkHeadroomFactor: with vm.overcommit_memory != 1, available memory (RAM and
 	// swap) below factor x used_memory_rss is fork_headroom_low.
