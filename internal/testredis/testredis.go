@@ -66,6 +66,9 @@ type Options struct {
 	ConfigText string
 	// Build is the server to run (see Matrix); the zero value is HostRedis.
 	Build Build
+	// MemCgroup, when set, is the memory cgroup the server runs in from its
+	// start (see MemoryCgroup), and every fork child with it.
+	MemCgroup *MemCgroup
 }
 
 // Server is a running redis-server owned by one test. Its fields are read-only for callers.
@@ -392,24 +395,36 @@ func (s *Server) serverArgs() []string {
 // under chroot, with the test's directory bind-mounted at the same path inside, so
 // the guardian on the host and the server see the same files.
 func (s *Server) serverCommand() (*exec.Cmd, error) {
+	name, args, err := s.serverArgv()
+	if err != nil {
+		return nil, err
+	}
+	if c := s.opts.MemCgroup; c != nil {
+		name, args = c.joinCgroup(name, args)
+	}
+	return exec.Command(name, args...), nil
+}
+
+// serverArgv is the program and arguments serverCommand runs.
+func (s *Server) serverArgv() (string, []string, error) {
 	b := s.opts.Build
 	if b.Root == "" {
 		args := append(asRedis(), "--pdeathsig", "KILL", b.Bin)
-		return exec.Command("setpriv", append(args, s.serverArgs()...)...), nil
+		return "setpriv", append(args, s.serverArgs()...), nil
 	}
 	if s.bound == "" {
 		inside := filepath.Join(b.Root, s.Dir)
 		if err := os.MkdirAll(inside, 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", inside, err)
+			return "", nil, fmt.Errorf("create %s: %w", inside, err)
 		}
 		if err := run("mount", "--rbind", s.Dir, inside); err != nil {
-			return nil, fmt.Errorf("bind %s into %s: %w", s.Dir, b.Root, err)
+			return "", nil, fmt.Errorf("bind %s into %s: %w", s.Dir, b.Root, err)
 		}
 		s.bound = inside
 	}
 	args := []string{b.Root, "setpriv", "--reuid=" + strconv.Itoa(s.uid), "--regid=" + strconv.Itoa(s.gid), "--clear-groups",
 		"--pdeathsig", "KILL", b.Bin}
-	return exec.Command("chroot", append(args, s.serverArgs()...)...), nil
+	return "chroot", append(args, s.serverArgs()...), nil
 }
 
 // asRedis is the setpriv prefix that runs a command as the redis user.
