@@ -109,9 +109,10 @@ const MaxErrorText = 512
 
 // BoundError returns err with its text cut to MaxErrorText bytes and marked
 // "... (N bytes)"; errors.Is and errors.As still see err. A short error is
-// returned as it is.
+// returned as it is, and so is one bounded already (the hook below bounds every
+// command's error, and callers bound again what they log).
 func BoundError(err error) error {
-	if err == nil || len(err.Error()) <= MaxErrorText {
+	if err == nil || isBounded(err) || len(err.Error()) <= MaxErrorText {
 		return err
 	}
 	var rerr redis.Error

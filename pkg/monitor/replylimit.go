@@ -45,8 +45,10 @@ func (e *ReplyError) Error() string {
 	return fmt.Sprintf("%s: %q: %s", ErrInvalidReply, e.Header, e.Reason)
 }
 
-// Unwrap makes errors.Is(err, ErrInvalidReply) hold.
-func (e *ReplyError) Unwrap() error { return ErrInvalidReply }
+// Is makes errors.Is(err, ErrInvalidReply) hold. It is not Unwrap: go-redis
+// unwraps an error of the connection's handshake once, which would leave the
+// sentinel without the header and the reason.
+func (e *ReplyError) Is(target error) bool { return target == ErrInvalidReply }
 
 // headKeep is how much of a line a ReplyError quotes.
 const headKeep = 40
@@ -80,6 +82,7 @@ type replyValidator struct {
 	lineLen int
 	head    [headKeep]byte
 	headN   int
+	more    bool // the line goes on past head
 	prevCR  bool
 	num     int64
 	digits  int
@@ -112,7 +115,7 @@ func (v *replyValidator) Feed(p []byte) error {
 				return v.fail(fmt.Sprintf("unknown reply type byte %q", b))
 			}
 			v.typ, v.state = b, stLine
-			v.lineLen, v.headN, v.prevCR = 1, 0, false
+			v.lineLen, v.headN, v.prevCR, v.more = 1, 0, false, false
 			v.num, v.digits, v.neg = 0, 0, false
 			v.keep(b)
 			v.replyBytes++
@@ -138,8 +141,14 @@ func (v *replyValidator) Feed(p []byte) error {
 				continue
 			}
 			if isLengthType(v.typ) {
-				if err := v.headerByte(b); err != nil {
-					return err
+				if reason := v.headerByte(b); reason != "" {
+					// Name the whole number, not the digits that broke the bound.
+					j := i
+					for ; j < len(p) && p[j] >= '0' && p[j] <= '9'; j++ {
+						v.keep(p[j])
+					}
+					v.more = j == len(p) // more digits may follow
+					return v.fail(reason)
 				}
 			}
 			v.prevCR = b == '\r'
@@ -170,34 +179,34 @@ func (v *replyValidator) Feed(p []byte) error {
 	return nil
 }
 
-// headerByte takes one byte of a length header (before its CRLF).
-func (v *replyValidator) headerByte(b byte) error {
+// headerByte takes one byte of a length header (before its CRLF) and says
+// what is wrong with it, if anything.
+func (v *replyValidator) headerByte(b byte) string {
 	switch {
 	case v.prevCR:
-		return v.fail("CR inside a length header")
+		return "CR inside a length header"
 	case b == '\r':
-		return nil
+		return ""
 	case b == '-' && v.lineLen == 2:
 		v.neg = true
-		return nil
+		return ""
 	case b < '0' || b > '9':
-		return v.fail(fmt.Sprintf("length header has a non-digit byte %q", b))
+		return fmt.Sprintf("length header has a non-digit byte %q", b)
 	}
 	v.digits++
 	v.num = v.num*10 + int64(b-'0')
-	// Checked at every digit: a length over its bound is rejected before its
+	// Checked at every digit: a length over its bound is refused before its
 	// line is complete, and num never overflows.
-	if !v.neg {
-		if isBulkType(v.typ) && v.num > MaxBulkLen {
-			return v.fail(fmt.Sprintf("bulk length over the limit of %d bytes", MaxBulkLen))
-		}
-		if !isBulkType(v.typ) && v.num > MaxAggregateLen {
-			return v.fail(fmt.Sprintf("aggregate length over the limit of %d elements", MaxAggregateLen))
-		}
-	} else if v.num > 1 {
-		return v.fail("negative length other than -1")
+	switch {
+	case v.neg && v.num > 1:
+		return "negative length other than -1"
+	case v.neg:
+	case isBulkType(v.typ) && v.num > MaxBulkLen:
+		return fmt.Sprintf("bulk length over the limit of %d bytes", MaxBulkLen)
+	case !isBulkType(v.typ) && v.num > MaxAggregateLen:
+		return fmt.Sprintf("aggregate length over the limit of %d elements", MaxAggregateLen)
 	}
-	return nil
+	return ""
 }
 
 // lineDone acts on a complete line (its CRLF consumed).
@@ -284,7 +293,7 @@ func (v *replyValidator) keep(b byte) {
 
 func (v *replyValidator) fail(reason string) error {
 	h := string(v.head[:v.headN])
-	if v.headN == len(v.head) {
+	if v.more || v.headN == len(v.head) {
 		h += "..."
 	}
 	v.err = &ReplyError{Header: h, Reason: reason}
