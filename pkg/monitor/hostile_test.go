@@ -339,3 +339,49 @@ func TestDialerTimeout(t *testing.T) {
 		t.Errorf("the handshake hung for %s with a dial timeout of 300ms", took)
 	}
 }
+
+// TestConfigGetCheckedForEveryCaller: the client itself refuses a CONFIG GET
+// reply that names another setting, so the remedies' read-back of one setting
+// (which takes the reply's second element as the value) never trusts it either,
+// with CONFIG renamed too.
+func TestConfigGetCheckedForEveryCaller(t *testing.T) {
+	t.Parallel()
+	fake := testredis.StartFake(t, func(args []string) string {
+		if len(args) < 3 || !strings.EqualFold(args[1], "GET") {
+			return "-ERR unknown command\r\n"
+		}
+		switch args[2] {
+		case "stop-writes-on-bgsave-error":
+			return "*2\r\n$4\r\nsave\r\n$2\r\nno\r\n" // another setting's name
+		case "appendonly":
+			return "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"
+		}
+		return "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n" // a pattern's answer
+	})
+	client, err := monitor.NewRedisClient(monitor.RedisOptions{Addr: fake.Addr, ConfigCommand: "CFG-renamed", DialTimeout: 2 * time.Second, CommandTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	kv, err := client.Do(ctx, "CFG-renamed", "GET", "stop-writes-on-bgsave-error").StringSlice()
+	if !errors.Is(err, monitor.ErrInvalidReply) || monitor.ClassifyError(err) != monitor.ErrReplyInvalid || !strings.Contains(err.Error(), `"save", which was not asked for`) {
+		t.Errorf("CONFIG GET answered with another setting: %q, %v; want it refused", kv, err)
+	}
+	pipe := client.Pipeline()
+	bad := pipe.Do(ctx, "CFG-renamed", "GET", "stop-writes-on-bgsave-error")
+	good := pipe.Do(ctx, "CFG-renamed", "GET", "appendonly")
+	_, _ = pipe.Exec(ctx)
+	if !errors.Is(bad.Err(), monitor.ErrInvalidReply) {
+		t.Errorf("pipelined CONFIG GET answered with another setting: %v; want it refused", bad.Err())
+	}
+	if kv, err := good.StringSlice(); err != nil || len(kv) != 2 || kv[1] != "yes" {
+		t.Errorf("pipelined CONFIG GET appendonly: %q, %v", kv, err)
+	}
+	if kv, err := client.Do(ctx, "CFG-renamed", "GET", "appendonly").StringSlice(); err != nil || len(kv) != 2 || kv[1] != "yes" {
+		t.Errorf("CONFIG GET appendonly: %q, %v", kv, err)
+	}
+	if kv, err := client.Do(ctx, "CFG-renamed", "GET", "*").StringSlice(); err != nil || len(kv) != 4 {
+		t.Errorf("CONFIG GET of a pattern: %q, %v; want it passed as it is", kv, err)
+	}
+}

@@ -87,10 +87,15 @@ func NewRedisClient(o RedisOptions) (*redis.Client, error) {
 	opts.PoolSize = 2
 	opts.MinIdleConns = 0
 	// Every reply is bounded before go-redis allocates for it (replylimit.go),
-	// and every error text before anyone logs it.
+	// every error text before anyone logs it, and a CONFIG GET reply must
+	// answer what was asked (replyHook).
 	opts.Dialer = boundedDialer(opts)
 	c := redis.NewClient(opts)
-	c.AddHook(boundErrors{})
+	cfgCmd := o.ConfigCommand
+	if cfgCmd == "" {
+		cfgCmd = "CONFIG"
+	}
+	c.AddHook(replyHook{configCommand: cfgCmd})
 	return c, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -143,15 +144,24 @@ type boundedRedisError struct{ boundedError }
 // RedisError marks the error as Redis's reply (redis.Error).
 func (boundedRedisError) RedisError() {}
 
-// boundErrors is a go-redis hook that bounds the error of every command
-// (BoundError), so no caller can log a megabyte of a peer's error reply.
-type boundErrors struct{}
+// replyHook is the go-redis hook of every client the guardian builds. It bounds
+// the error of every command (BoundError), so no caller can log a megabyte of a
+// peer's error reply, and it refuses a CONFIG GET reply that names a setting not
+// asked for (CheckConfigReply), for every caller: the source and the remedies'
+// read-backs alike. configCommand is CONFIG's name on this server.
+type replyHook struct{ configCommand string }
 
-func (boundErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (replyHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (boundErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h replyHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		if err == nil {
+			if err = h.checkConfigGet(cmd); err != nil {
+				cmd.SetErr(err)
+				return err
+			}
+		}
 		if b := BoundError(err); isBounded(b) {
 			cmd.SetErr(b)
 			return b
@@ -160,16 +170,53 @@ func (boundErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (boundErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h replyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		for _, c := range cmds {
+			if c.Err() == nil {
+				if cerr := h.checkConfigGet(c); cerr != nil {
+					c.SetErr(cerr)
+					if err == nil {
+						err = cerr
+					}
+				}
+			}
 			if b := BoundError(c.Err()); isBounded(b) {
 				c.SetErr(b)
 			}
 		}
 		return BoundError(err)
 	}
+}
+
+// checkConfigGet checks the reply of a CONFIG GET of exact names; other
+// commands, and patterns, pass.
+func (h replyHook) checkConfigGet(cmd redis.Cmder) error {
+	args := cmd.Args()
+	if len(args) < 3 {
+		return nil
+	}
+	name, _ := args[0].(string)
+	sub, _ := args[1].(string)
+	c, ok := cmd.(*redis.Cmd)
+	if !ok || !strings.EqualFold(name, h.configCommand) || !strings.EqualFold(sub, "GET") {
+		return nil
+	}
+	asked := make([]string, 0, len(args)-2)
+	for _, a := range args[2:] {
+		s, ok := a.(string)
+		if !ok || strings.ContainsAny(s, "*?[") {
+			return nil
+		}
+		asked = append(asked, s)
+	}
+	kv, err := c.StringSlice()
+	if err != nil {
+		return nil // not a list of strings: the caller's own read fails on it
+	}
+	_, err = CheckConfigReply(asked, kv)
+	return err
 }
 
 // isBounded reports whether BoundError cut err (error values are not always
