@@ -118,6 +118,10 @@ func (p *Prepared) Open() (*Built, error) {
 		p.opts.Log.Warn("the ledger has no space in reserve (the state dir's disk is full); it will be made at the next write that finds room",
 			zap.String("instance", p.in.Name), zap.String("ledger", fl.Path()), zap.Error(fl.ReserveErr()))
 	}
+	var insecure error
+	if fl, ok := ledger.(*remediate.FileLedger); ok {
+		insecure = fl.Insecure()
+	}
 	in, o := p.in, p.opts
 	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
 	exec := &remediate.Executor{
@@ -128,7 +132,7 @@ func (p *Prepared) Open() (*Built, error) {
 	loop := &daemon.Instance{
 		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
 		Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
-		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
+		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery, Insecure: insecure,
 	}
 	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}, nil
 }

@@ -1124,7 +1124,7 @@ func TestDiagnoseCoversEveryID(t *testing.T) {
 		}
 	}
 	// Findings a remedy raises about itself, and the ledger's, are covered by their own tests.
-	raisedByRemedies := map[string]bool{IDRewriteDeferredTooLong: true, IDLedgerUnreadable: true, IDLedgerStranded: true,
+	raisedByRemedies := map[string]bool{IDRewriteDeferredTooLong: true, IDLedgerUnreadable: true, IDLedgerStranded: true, IDStateDirInsecure: true,
 		IDHeldValueInConfigFile: true, IDConfigFileUnprotected: true, IDReplicaResyncLoop: true}
 	for _, id := range KnownIDs {
 		if !seen[id] && !raisedByRemedies[id] {

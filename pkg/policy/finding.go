@@ -72,6 +72,7 @@ const (
 	IDReplicaResyncLoop      = "replica_resync_loop"
 	IDForkNprocExhausted     = "fork_nproc_exhausted"
 	IDForkCommitExhausted    = "fork_commit_exhausted"
+	IDStateDirInsecure       = "state_dir_insecure"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -136,7 +137,18 @@ var KnownIDs = []string{
 	IDReplicaBufferOverflow, IDHostChecksUnavailable, IDLogFileNotRegular, IDRewriteDeferredTooLong,
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
-	IDForkNprocExhausted, IDForkCommitExhausted,
+	IDForkNprocExhausted, IDForkCommitExhausted, IDStateDirInsecure,
+}
+
+// StateDirInsecure is the finding of a state dir or ledger that users other than
+// the guardian's can write: they could forge the record `restore` acts on (entries
+// no remedy makes are refused, but a forged original of a held setting is not
+// distinguishable from a real one).
+func StateDirInsecure(err error) Finding {
+	return Finding{ID: IDStateDirInsecure, Severity: Warning,
+		Summary: "the state dir or ledger can be written by other users",
+		Cause:   err.Error(),
+		Fix:     "chmod go-w the state dir and its ledger files (the package's state dir is redis:redis, mode 0750)"}
 }
 
 // LedgerUnreadable is the finding of an instance whose ledger cannot be used: the
