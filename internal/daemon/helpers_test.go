@@ -506,3 +506,81 @@ func (p *proc) waitOutput(re *regexp.Regexp) {
 func eventRE(name string) *regexp.Regexp {
 	return regexp.MustCompile(`"event":\s*"` + regexp.QuoteMeta(name) + `"`)
 }
+
+// tickSpans records when each of the guardian's ticks ran, from its reports
+// (guardianOpts.Report), so a test can tell which tick logged an entry and count
+// ticks instead of trusting the clock.
+type tickSpans struct {
+	mu    sync.Mutex
+	spans [][2]time.Time
+}
+
+func (s *tickSpans) report(r daemon.TickReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spans = append(s.spans, [2]time.Time{r.Start, r.Start.Add(r.Duration)})
+}
+
+// of waits for the tick that logged e to complete and returns its index and
+// span.
+func (s *tickSpans) of(t *testing.T, e entry) (int, [2]time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		s.mu.Lock()
+		for i, sp := range s.spans {
+			if !e.Time.Before(sp[0]) && !e.Time.After(sp[1]) {
+				s.mu.Unlock()
+				return i, sp
+			}
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no tick that logged %s completed within %s", e, waitLong)
+		}
+		time.Sleep(poll)
+	}
+}
+
+// sameTick returns the guardian's entries matching filter that the tick which
+// logged e logged, in order.
+func (s *tickSpans) sameTick(t *testing.T, g *guardian, e entry, filter fieldsEq) []entry {
+	t.Helper()
+	_, sp := s.of(t, e)
+	var out []entry
+	for _, x := range g.entries(filter) {
+		if !x.Time.Before(sp[0]) && !x.Time.After(sp[1]) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// gapBefore is how long after the start of the previous tick the tick that
+// logged e started.
+func (s *tickSpans) gapBefore(t *testing.T, e entry) time.Duration {
+	t.Helper()
+	i, sp := s.of(t, e)
+	if i == 0 {
+		t.Fatalf("%s was logged by the first tick: no gap to measure", e)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sp[0].Sub(s.spans[i-1][0])
+}
+
+// startedBetween counts the ticks that started after from and no later than
+// the tick that logged e.
+func (s *tickSpans) startedBetween(t *testing.T, from time.Time, e entry) int {
+	t.Helper()
+	i, _ := s.of(t, e)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sp := range s.spans[:i+1] {
+		if sp[0].After(from) {
+			n++
+		}
+	}
+	return n
+}

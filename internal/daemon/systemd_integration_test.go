@@ -280,6 +280,7 @@ func TestWatchdogStopsWhenALoopStalls(t *testing.T) {
 	wd.Register("two")
 	var stalled atomic.Bool
 	unstall := make(chan struct{})
+	blocked := make(chan struct{}, 1)
 	one := startGuardian(t, testredis.Start(t, testredis.Options{}), guardianOpts{
 		Interval: 100 * time.Millisecond, Beat: func() { wd.Beat("one") }, BeatEvery: wd.Period(),
 	})
@@ -287,6 +288,10 @@ func TestWatchdogStopsWhenALoopStalls(t *testing.T) {
 		Interval: 100 * time.Millisecond, Beat: func() { wd.Beat("two") }, BeatEvery: wd.Period(),
 		Report: func(daemon.TickReport) {
 			if stalled.Load() {
+				select {
+				case blocked <- struct{}{}:
+				default:
+				}
 				<-unstall
 			}
 		},
@@ -298,23 +303,34 @@ func TestWatchdogStopsWhenALoopStalls(t *testing.T) {
 		}
 	})
 	first := ns.WaitFor(t, 0, "WATCHDOG", "1", waitLong)
-	ns.WaitFor(t, first+1, "WATCHDOG", "1", 2*time.Second)
+	ns.WaitFor(t, first+1, "WATCHDOG", "1", waitLong)
 
 	stalled.Store(true)
-	time.Sleep(300 * time.Millisecond) // let a ping already due go out
+	select {
+	case <-blocked:
+	case <-time.After(waitLong):
+		t.Fatalf("the loop to stall did not complete a tick within %s", waitLong)
+	}
+	// One ping may still go out: the stalled loop beat after its previous tick.
+	// It goes at the healthy loop's first beat a gap (a quarter of the timeout,
+	// 150 ms) after the last ping; three more of its ticks, each at least an
+	// interval (100 ms) after the one before, take it past that: counted in
+	// ticks, not slept, so a loaded machine cannot outrun it.
+	one.waitTicks(4)
 	mark, ticks := ns.Len(), one.Ticks()
-	time.Sleep(1500 * time.Millisecond) // 2.5 watchdog timeouts
+	// 2.5 watchdog timeouts, and at least five ticks of the healthy loop.
+	time.Sleep(1500 * time.Millisecond)
+	if n := one.Ticks() - ticks; n < 5 {
+		one.waitTicks(5 - n)
+	}
 	if got := ns.Count(mark, "WATCHDOG"); got != 0 {
 		t.Errorf("%d watchdog pings while a loop was stalled, want none", got)
-	}
-	if one.Ticks()-ticks < 5 {
-		t.Errorf("the healthy loop ticked %d times in 1.5s; the test proves nothing", one.Ticks()-ticks)
 	}
 	stalled.Store(false)
 	if once.CompareAndSwap(false, true) {
 		close(unstall)
 	}
-	ns.WaitFor(t, mark, "WATCHDOG", "1", 2*time.Second)
+	ns.WaitFor(t, mark, "WATCHDOG", "1", waitLong)
 }
 
 func hup(t *testing.T, p *proc) {

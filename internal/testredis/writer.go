@@ -13,7 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// WriteStats counts the outcomes of a Writer's SETs. Times are when a reply arrived.
+// WriteStats counts the outcomes of a Writer's SETs. Times are when a reply arrived,
+// except LastRejectSent.
 type WriteStats struct {
 	// OK is the number of successful SETs.
 	OK int
@@ -21,6 +22,10 @@ type WriteStats struct {
 	Rejected int
 	// FirstReject and LastReject are the times of the first and the last failed SET.
 	FirstReject, LastReject time.Time
+	// LastRejectSent is when the last failed SET was sent. On a loaded machine
+	// its reply may be read long after Redis answered it: "a write sent after X
+	// was rejected" is exact, "a reply read after X said rejected" is not.
+	LastRejectSent time.Time
 	// FirstOKAfterReject is the time of the first successful SET after LastReject; zero
 	// when writes had not recovered yet (or never failed).
 	FirstOKAfterReject time.Time
@@ -72,11 +77,12 @@ func (w *Writer) loop(ctx context.Context, every time.Duration) {
 		tick = ticker.C
 	}
 	for n := 1; ; n++ {
+		sent := time.Now()
 		err := w.client.Set(ctx, "wload:"+strconv.Itoa(n), n, 0).Err()
 		if ctx.Err() != nil {
 			return // cut short by Stop: not an outcome of the server
 		}
-		w.record(time.Now(), err)
+		w.record(sent, time.Now(), err)
 		if tick == nil {
 			runtime.Gosched()
 			continue
@@ -89,7 +95,7 @@ func (w *Writer) loop(ctx context.Context, every time.Duration) {
 	}
 }
 
-func (w *Writer) record(at time.Time, err error) {
+func (w *Writer) record(sent, at time.Time, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	st := &w.stats
@@ -104,7 +110,7 @@ func (w *Writer) record(at time.Time, err error) {
 	if st.FirstReject.IsZero() {
 		st.FirstReject = at
 	}
-	st.LastReject = at
+	st.LastReject, st.LastRejectSent = at, sent
 	st.FirstOKAfterReject = time.Time{}
 	prefix := "unknown"
 	if f := strings.Fields(err.Error()); len(f) > 0 {

@@ -19,16 +19,20 @@ import (
 // Lines as Redis 7.0 writes them; each is a different kind so tests can tell
 // which ones were read.
 const (
-	lineFork    = "5324:M 21 Nov 2026 15:39:29.165 # Can't save in background: fork: Resource temporarily unavailable\n"
-	lineRDBErr  = "7290:C 21 Nov 2026 15:39:36.240 # Write error saving DB on disk(rdbSaveRio): No space left on device\n"
-	lineBgErr   = "5324:M 21 Nov 2026 15:39:36.277 # Background saving error\n"
-	lineOpen    = "7320:C 21 Nov 2026 15:39:38.682 # Failed opening the temp RDB file temp-7320.rdb (in server root dir /d) for saving: Permission denied\n"
-	lineSignal  = "5324:M 21 Nov 2026 15:39:40.293 # Background saving terminated by signal 9\n"
-	lineOK      = "5324:M 21 Nov 2026 15:39:40.796 * Background saving terminated with success\n"
-	lineAOFErr  = "5324:M 21 Nov 2026 15:40:19.070 # Error writing to the AOF file: No space left on device\n"
-	lineNoise   = "5324:M 21 Nov 2026 15:39:26.599 * Background saving started by pid 5411\n"
-	testTimeout = 2 * time.Second
+	lineFork   = "5324:M 21 Nov 2026 15:39:29.165 # Can't save in background: fork: Resource temporarily unavailable\n"
+	lineRDBErr = "7290:C 21 Nov 2026 15:39:36.240 # Write error saving DB on disk(rdbSaveRio): No space left on device\n"
+	lineBgErr  = "5324:M 21 Nov 2026 15:39:36.277 # Background saving error\n"
+	lineOpen   = "7320:C 21 Nov 2026 15:39:38.682 # Failed opening the temp RDB file temp-7320.rdb (in server root dir /d) for saving: Permission denied\n"
+	lineSignal = "5324:M 21 Nov 2026 15:39:40.293 # Background saving terminated by signal 9\n"
+	lineOK     = "5324:M 21 Nov 2026 15:39:40.796 * Background saving terminated with success\n"
+	lineAOFErr = "5324:M 21 Nov 2026 15:40:19.070 # Error writing to the AOF file: No space left on device\n"
+	lineNoise  = "5324:M 21 Nov 2026 15:39:26.599 * Background saving started by pid 5411\n"
 )
+
+// testTimeout bounds waits for what must happen (a wake-up, a line read):
+// milliseconds here, but a loaded machine running the suite under -race may take
+// seconds, and a longer bound costs a passing test nothing.
+const testTimeout = 20 * time.Second
 
 // stepFollower builds a Follower whose polls the test runs one at a time, so
 // scenarios need no timing at all. bufSize makes reads split lines.
