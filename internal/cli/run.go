@@ -13,11 +13,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
-	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/internal/notify"
 	"github.com/redis-guardian/redis-guardian/internal/pprofserver"
 	"github.com/redis-guardian/redis-guardian/internal/supervisor"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 )
 
 // runOptions are the flags of `run` beyond the common ones.

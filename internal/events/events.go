@@ -1,63 +1,49 @@
-// Package events names every event the guardian logs, as the "event" field of a
-// structured entry. The names are part of the product's interface: journal queries,
-// the MESSAGE_ID table (internal/journal) and the metrics key on them, so every
-// event is a constant here and logged through Field, never as a string literal
-// (a test scans the tree for literals).
+// Package events forwards to pkg/events, where the event names now live (pkg/remediate
+// exports them, so they must be importable from outside the module). It stays only
+// for the internal/daemon tests that still import it; new code imports pkg/events,
+// and this package goes once those tests do.
 package events
 
-import "go.uber.org/zap"
+import (
+	"go.uber.org/zap"
 
-// Name is one event's name.
-type Name string
+	"github.com/redis-guardian/redis-guardian/pkg/events"
+)
+
+// Name is one event's name (events.Name).
+type Name = events.Name
 
 // Events of the watch loop.
 const (
-	FindingRaised  Name = "finding_raised"
-	FindingCleared Name = "finding_cleared"
-	Unreachable    Name = "redis_unreachable"
-	Back           Name = "redis_back"
-	LogSource      Name = "log_source"
+	FindingRaised  = events.FindingRaised
+	FindingCleared = events.FindingCleared
+	Unreachable    = events.Unreachable
+	Back           = events.Back
+	LogSource      = events.LogSource
 )
 
 // Events of the remedies (the executor).
 const (
-	RemedyApplied Name = "remedy_applied"
-	RemedyUndone  Name = "remedy_undone"
-	RemedyFailed  Name = "remedy_failed"
-	RemedyYielded Name = "remedy_yielded"
-	RemedyHeld    Name = "remedy_held"
-	// RemedySuppressed: a limit (hourly cap, failure backoff) stopped a remedy
-	// that wanted to act; once per episode.
-	RemedySuppressed Name = "remedy_suppressed"
+	RemedyApplied    = events.RemedyApplied
+	RemedyUndone     = events.RemedyUndone
+	RemedyFailed     = events.RemedyFailed
+	RemedyYielded    = events.RemedyYielded
+	RemedyHeld       = events.RemedyHeld
+	RemedySuppressed = events.RemedySuppressed
 )
 
 // Events of the service.
 const (
-	Started        Name = "started"
-	Stopping       Name = "stopping"
-	Stopped        Name = "stopped"
-	Reloaded       Name = "reloaded"
-	ReloadFailed   Name = "reload_failed"
-	PprofListening Name = "pprof_listening"
+	Started        = events.Started
+	Stopping       = events.Stopping
+	Stopped        = events.Stopped
+	Reloaded       = events.Reloaded
+	ReloadFailed   = events.ReloadFailed
+	PprofListening = events.PprofListening
 )
 
-// All is every event, for the tests that keep the journal's table complete.
-var All = []Name{
-	FindingRaised, FindingCleared, Unreachable, Back, LogSource,
-	RemedyApplied, RemedyUndone, RemedyFailed, RemedyYielded, RemedyHeld, RemedySuppressed,
-	Started, Stopping, Stopped, Reloaded, ReloadFailed, PprofListening,
-}
-
-// WithoutMessageID are the events that deliberately have no MESSAGE_ID, and why:
-// each is informational and always next to one that has an id.
-var WithoutMessageID = map[Name]string{
-	LogSource:      "says once where the Redis log is read from; follows started",
-	Stopped:        "the last line of a clean stop; stopping has the id",
-	PprofListening: "a debugging aid, only when --pprof-listen is given",
-}
-
 // FieldKey is the key of the structured field that names an event.
-const FieldKey = "event"
+const FieldKey = events.FieldKey
 
 // Field is the structured field that names an event.
-func Field(n Name) zap.Field { return zap.String(FieldKey, string(n)) }
+func Field(n Name) zap.Field { return events.Field(n) }

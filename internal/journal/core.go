@@ -16,7 +16,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 )
 
 // Identifier is the SYSLOG_IDENTIFIER of every entry.

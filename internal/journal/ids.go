@@ -1,6 +1,6 @@
 package journal
 
-import "github.com/redis-guardian/redis-guardian/internal/events"
+import "github.com/redis-guardian/redis-guardian/pkg/events"
 
 // MessageIDs gives the guardian's events a fixed 128-bit MESSAGE_ID, keyed by the
 // event's name. They are part of the product's interface (queries, alerts and the

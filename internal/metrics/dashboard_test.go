@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
-	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )

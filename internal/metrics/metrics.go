@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
-	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 

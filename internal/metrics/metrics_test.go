@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
-	"github.com/redis-guardian/redis-guardian/internal/events"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )

@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
 )
 
 // Handler returns a mux with the pprof endpoints under /debug/pprof/. It is a fresh
