@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +62,7 @@ func NewRedisClient(o RedisOptions) (*redis.Client, error) {
 	if o.PasswordFile != "" {
 		file, user := o.PasswordFile, opts.Username
 		opts.CredentialsProviderContext = func(context.Context) (string, string, error) {
-			b, err := os.ReadFile(file)
+			b, err := readSecretFile(file)
 			if err != nil {
 				return "", "", fmt.Errorf("read password_file: %w", err)
 			}

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -71,4 +72,25 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 		return nil, nil, &NotRegularError{Path: path, Type: FileTypeName(st.Mode())}
 	}
 	return f, st, nil
+}
+
+// maxSecretSize bounds a password file: a secret is a line, not a file's worth.
+const maxSecretSize = 64 << 10
+
+// readSecretFile reads a password file at connect time: a regular file (a FIFO
+// swapped in would hang every dial), at most maxSecretSize bytes.
+func readSecretFile(path string) ([]byte, error) {
+	f, _, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretSize {
+		return nil, fmt.Errorf("larger than %d bytes: not a password", maxSecretSize)
+	}
+	return b, nil
 }

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -199,5 +200,48 @@ func TestRedactError(t *testing.T) {
 	}
 	if RedactError("redis://u:p@h:1", nil) != nil {
 		t.Error("RedactError of nil is not nil")
+	}
+}
+
+// TestPasswordFileFIFOAtConnect: password_file is read at every connect (a rotated
+// secret is picked up); a FIFO put in its place after the config was checked must
+// fail the connect with the file's type, never hang the dial.
+func TestPasswordFileFIFOAtConnect(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	fifo := filepath.Join(t.TempDir(), "password")
+	mkfifo(t, fifo)
+	c, err := NewRedisClient(RedisOptions{Addr: ln.Addr().String(), PasswordFile: fifo, DialTimeout: time.Second, CommandTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- c.Ping(ctx).Err()
+	}()
+	select {
+	case err := <-done:
+		var nr *NotRegularError
+		if !errors.As(err, &nr) && !strings.Contains(fmt.Sprint(err), "FIFO") {
+			t.Errorf("connect with a FIFO as password_file: %v, want an error naming the FIFO", err)
+		}
+	case <-time.After(hangBound + 5*time.Second):
+		t.Fatal("connect hangs on a FIFO as password_file")
 	}
 }
