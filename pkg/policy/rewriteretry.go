@@ -70,7 +70,7 @@ type rewriteRetryState struct {
 func (rewriteRetry) Name() string { return RemedyRewriteRetry }
 
 func (rewriteRetry) Settings() []Setting {
-	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt}}
+	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt, Valid: validPercent}}
 }
 
 func (rewriteRetry) DefaultConfig() RemedyConfig {
