@@ -106,51 +106,53 @@ func Prepare(cfg *config.Config, in config.Instance, o Options) (*Prepared, erro
 	return &Prepared{cfg: cfg, in: in, opts: o, Collector: col, closeFn: func() { _ = client.Close() }}, nil
 }
 
-// Open opens the instance's ledger (in memory for dry-run) and builds its
-// executor and loop. On error the client stays open: the caller may still run the
+// Open opens the instance's ledger (in memory for dry-run) and builds the
+// instance on it. On error the client stays open: the caller may still run the
 // instance with OpenBlocked, or Close it.
 func (p *Prepared) Open() (*Built, error) {
 	ledger, err := OpenLedger(p.cfg, p.in.Name)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", p.in.Name, err)
 	}
-	if fl, ok := ledger.(*remediate.FileLedger); ok && fl.ReserveErr() != nil {
-		p.opts.Log.Warn("the ledger has no space in reserve (the state dir's disk is full); it will be made at the next write that finds room",
-			zap.String("instance", p.in.Name), zap.String("ledger", fl.Path()), zap.Error(fl.ReserveErr()))
-	}
-	var insecure error
-	if fl, ok := ledger.(*remediate.FileLedger); ok {
-		insecure = fl.Insecure()
-	}
+	return p.build(ledger, nil), nil
+}
+
+// OpenBlocked builds the instance with remedies off, because its ledger cannot be
+// used (why): it is watched and reported on, a critical finding names the file,
+// and nothing is changed, on Redis or on the file.
+func (p *Prepared) OpenBlocked(why error) *Built { return p.build(remediate.NewMemLedger(), why) }
+
+// Adopt builds the instance on a ledger that is already open: a reload's changed
+// instance takes over its predecessor's, so the lock is never free for another
+// process to take between the old loop and the new one.
+func (p *Prepared) Adopt(ledger remediate.Ledger) *Built { return p.build(ledger, nil) }
+
+// build is the one place an instance's executor and loop are made, blocked or not.
+// blocked, when set, is why the ledger cannot be used: the executor runs dry on the
+// given (in-memory) ledger and the loop reports why; everything else is the same,
+// so a blocked instance polls as fast, reports its remedy events and says whether
+// its state dir is safe like any other.
+func (p *Prepared) build(ledger remediate.Ledger, blocked error) *Built {
 	in, o := p.in, p.opts
 	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
+	if fl, ok := ledger.(*remediate.FileLedger); ok && fl.ReserveErr() != nil {
+		ilog.Warn("the ledger has no space in reserve (the state dir's disk is full); it will be made at the next write that finds room",
+			zap.String("ledger", fl.Path()), zap.Error(fl.ReserveErr()))
+	}
+	var insecure error
+	if p.cfg.Mode != config.ModeDryRun {
+		// Read now, not when the ledger was opened: an adopted ledger's state dir
+		// may have been fixed (or broken) since.
+		insecure = remediate.StateInsecure(p.cfg.StateDir, in.Name)
+	}
 	exec := &remediate.Executor{
 		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
-		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun, Log: ilog.Named("remediate"), Now: time.Now,
+		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun || blocked != nil, Log: ilog.Named("remediate"), Now: time.Now,
 		OnEvent: o.OnEvent,
 	}
 	loop := &daemon.Instance{
 		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
-		Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
-		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery, Insecure: insecure,
-	}
-	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}, nil
-}
-
-// OpenBlocked builds the instance with remedies off, because its ledger cannot be
-// read (why): it is watched and reported on, a critical finding names the file,
-// and nothing is changed, on Redis or on the file.
-func (p *Prepared) OpenBlocked(why error) *Built {
-	in, o := p.in, p.opts
-	ilog := o.Log.With(zap.String("instance", in.Name), zap.String("addr", monitor.RedactAddr(in.Addr)))
-	ledger := remediate.NewMemLedger()
-	exec := &remediate.Executor{
-		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
-		Ledger: ledger, DryRun: true, Log: ilog.Named("remediate"), Now: time.Now,
-	}
-	loop := &daemon.Instance{
-		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
-		Blocked: why, Interval: p.cfg.Interval, Timeout: o.Timeout, Log: ilog,
+		Blocked: blocked, Insecure: insecure, Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
 		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
 	}
 	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}

@@ -300,6 +300,12 @@ func insecureMode(stateDir, ledger string) error {
 // the guardian's (nil when they cannot).
 func (l *FileLedger) Insecure() error { return l.insecure }
 
+// StateInsecure is FileLedger.Insecure for an instance whose ledger could not be
+// opened: a ledger refused as forged is worth knowing to be forgeable too.
+func StateInsecure(stateDir, instance string) error {
+	return insecureMode(stateDir, LedgerPath(stateDir, instance))
+}
+
 func (l *FileLedger) load() error {
 	changes, err := ReadLedger(l.path)
 	if err != nil {
