@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -166,14 +164,27 @@ func (e *ValidationError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
+// Options say how a file is judged.
+type Options struct {
+	// OtherHost judges a file meant for another host: the files it names
+	// (password_file, tls ca, cert and key) are not looked at here, so only the
+	// document is checked: syntax, types, ranges and the rules between fields.
+	OtherHost bool
+}
+
 // Load reads and validates the file at path.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, Options{})
+}
+
+// LoadWith is Load, judging the file as o says.
+func LoadWith(path string, o Options) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open config: %w", err)
 	}
 	defer f.Close()
-	c, err := Parse(f)
+	c, err := ParseWith(f, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -182,37 +193,52 @@ func Load(path string) (*Config, error) {
 
 // Parse reads and validates a YAML document. An empty document yields the defaults.
 func Parse(r io.Reader) (*Config, error) {
+	return ParseWith(r, Options{})
+}
+
+// ParseWith is Parse, judging the document as o says. The document pass and the
+// pass over this host's files both run, whatever the other finds, so the error
+// lists every problem at once, each instance's together.
+func ParseWith(r io.Reader, o Options) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	var raw rawConfig
-	var root yaml.Node
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := yaml.Unmarshal(data, &root); err != nil {
-			return nil, &ValidationError{Problems: []string{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
-		}
-		v := &validator{}
-		if len(root.Content) > 0 {
-			v.checkKeys(root.Content[0], typeOf(raw), "")
-		}
-		keyProblems := v.problems
-		// Decode is not strict, so unknown keys are skipped here and every other
-		// problem is still found: an operator sees the whole list at once.
-		if err := root.Decode(&raw); err != nil {
-			return nil, &ValidationError{Problems: append(keyProblems, typeErrors(err)...)}
-		}
-		c, err := raw.validate()
-		if len(keyProblems) > 0 {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				keyProblems = append(keyProblems, ve.Problems...)
-			}
-			return nil, &ValidationError{Problems: keyProblems}
-		}
-		return c, err
+	raw, keyProblems, err := decode(data)
+	if err != nil {
+		return nil, err
 	}
-	return raw.validate()
+	c, v := raw.validate()
+	if !o.OtherHost {
+		v = merge(v, hostFiles(c))
+	}
+	if len(keyProblems) > 0 || len(v.problems) > 0 {
+		return nil, &ValidationError{Problems: append(keyProblems, v.problems...)}
+	}
+	c.Warnings = v.warnings
+	return c, nil
+}
+
+// decode reads a document into the raw types. Unknown keys come back as problems,
+// not as an error: Decode is not strict, so they are skipped and every other
+// problem is still found. Bad YAML or a value of the wrong type ends it there.
+func decode(data []byte) (*rawConfig, []string, error) {
+	var raw rawConfig
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &raw, nil, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, &ValidationError{Problems: []string{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	v := &validator{}
+	if len(root.Content) > 0 {
+		v.checkKeys(root.Content[0], typeOf(raw), "")
+	}
+	if err := root.Decode(&raw); err != nil {
+		return nil, nil, &ValidationError{Problems: append(v.problems, typeErrors(err)...)}
+	}
+	return &raw, v.problems, nil
 }
 
 // typeErrors splits yaml's combined "unmarshal errors" into one problem each.
@@ -298,44 +324,6 @@ func dropWarnings(ws []string, prefix string) []string {
 		}
 	}
 	return out
-}
-
-// PprofWildcardWarning is the warning for --pprof-listen on every interface
-// (WildcardListen), "" otherwise: profiles, goroutine stacks and the command line
-// (which may hold --addr's password) would answer anyone who can reach the port.
-func PprofWildcardWarning(addr string) string {
-	if !WildcardListen(addr) {
-		return ""
-	}
-	return fmt.Sprintf("--pprof-listen: %s listens on every interface: /debug/pprof (profiles, goroutine stacks, the command line) answers anyone who can reach it, without authentication; listen on 127.0.0.1", addr)
-}
-
-// checkStateDir insists on an absolute path: a relative one would move with the
-// working directory, and the ledger with it.
-func checkStateDir(dir string) error {
-	if !filepath.IsAbs(dir) {
-		return fmt.Errorf("%q must be an absolute path", dir)
-	}
-	return nil
-}
-
-// checkListen accepts "" (disabled) or host:port with a numeric port; an empty host
-// would listen on every interface, which must be said explicitly (0.0.0.0 or [::]).
-func checkListen(s string) error {
-	if s == "" {
-		return nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port: %w", s, err)
-	}
-	if host == "" {
-		return fmt.Errorf("%q has no host: write 127.0.0.1:%s for local scrapes, or 0.0.0.0:%s to listen on every interface", s, port, port)
-	}
-	if err := checkPort(port); err != nil {
-		return fmt.Errorf("%q: %w", s, err)
-	}
-	return nil
 }
 
 // IgnoreSet returns IgnoreFindings as a set.
