@@ -7,10 +7,24 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// bgsaveRetry retries a failed BGSAVE with backoff, and at once when the cause
-// visibly clears (the data dir writable again, room on the disk again): Redis's own
-// autosave retry waits for a save point's period, which can be 15 minutes.
-type bgsaveRetry struct{}
+// RemedyBgsaveRetry retries a failed BGSAVE with backoff, and at once when the
+// cause visibly clears (the data dir writable again, room on the disk again):
+// Redis's own autosave retry waits for a save point's period, which can be 15
+// minutes.
+const RemedyBgsaveRetry = "bgsave_retry"
+
+var bgsaveRetry = Def[BgsaveRetryConfig, bgsaveRetryState]{
+	Name: RemedyBgsaveRetry,
+	Defaults: func() *BgsaveRetryConfig {
+		return &BgsaveRetryConfig{
+			Limits:         Limits{Enabled: true, MaxPerHour: 60},
+			InitialBackoff: 5 * time.Second,
+			MaxBackoff:     5 * time.Minute,
+		}
+	},
+	Decide:  decideBgsaveRetry,
+	Observe: observeBgsaveRetry,
+}
 
 // BgsaveRetryConfig configures the retry of a failed BGSAVE.
 type BgsaveRetryConfig struct {
@@ -29,18 +43,6 @@ type bgsaveRetryState struct {
 	PrevFree     uint64
 }
 
-func (bgsaveRetry) Name() string { return RemedyBgsaveRetry }
-
-func (bgsaveRetry) Settings() []Setting { return nil }
-
-func (bgsaveRetry) DefaultConfig() RemedyConfig {
-	return &BgsaveRetryConfig{
-		Limits:         Limits{Enabled: true, MaxPerHour: 60},
-		InitialBackoff: 5 * time.Second,
-		MaxBackoff:     5 * time.Minute,
-	}
-}
-
 // Configure reads remedies.bgsave_retry.
 func (c *BgsaveRetryConfig) Configure(p Params) {
 	c.Limits.Configure(p)
@@ -51,24 +53,15 @@ func (c *BgsaveRetryConfig) Configure(p Params) {
 	}
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *BgsaveRetryConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *BgsaveRetryConfig) Clone() RemedyConfig { d := *c; return &d }
-
-// Observe counts the attempts that went out, which the backoff grows with.
-func (bgsaveRetry) Observe(raw any, o Outcome) any {
-	st, _ := raw.(bgsaveRetryState)
+// observeBgsaveRetry counts the attempts that went out, which the backoff grows with.
+func observeBgsaveRetry(st bgsaveRetryState, o Outcome) bgsaveRetryState {
 	if o.OK && o.Decision.Action == ActBgsave {
 		st.RetryAttempt++
 	}
 	return st
 }
 
-func (bgsaveRetry) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*BgsaveRetryConfig)
-	st, _ := raw.(bgsaveRetryState)
+func decideBgsaveRetry(in Input, r *BgsaveRetryConfig, st bgsaveRetryState, sh *Shared) ([]Decision, []Finding, bgsaveRetryState) {
 	ds := st.decide(in, r, sh)
 	h := in.Snapshot.Host
 	st.PrevKnown = h.Available && h.DataDir.Known

@@ -9,26 +9,6 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// Remedy names, as they appear in configuration, logs and metrics.
-const (
-	RemedyStopWrites      = "stop_writes"
-	RemedyBgsaveRetry     = "bgsave_retry"
-	RemedyRewriteDeferral = "rewrite_deferral"
-	RemedyTempCleanup     = "temp_cleanup"
-	RemedyRewriteRetry    = "rewrite_retry"
-	RemedyReplicaGuard    = "replica_guard"
-	RemedyReplicaBuffer   = "replica_buffer"
-	RemedyFsyncRelief     = "fsync_relief"
-)
-
-// Settings the remedies change.
-const (
-	SettingStopWrites        = "stop-writes-on-bgsave-error"
-	SettingRewritePercent    = "auto-aof-rewrite-percentage"
-	SettingOutputBufferLimit = "client-output-buffer-limit"
-	SettingNoFsyncOnRewrite  = "no-appendfsync-on-rewrite"
-)
-
 // Action is what a decision asks pkg/remediate to do.
 type Action string
 
@@ -189,13 +169,12 @@ func decide(in Input, st State) ([]Decision, []Finding, State) {
 	var ds []Decision
 	var fs []Finding
 	for _, r := range Registry {
-		cfg, ok := in.Remedies[r.Name()]
-		if !ok {
-			continue
+		d, f, next, ran := r.decide(in, st.remedies[r.Name()], &st.Shared)
+		if !ran {
+			continue // not configured
 		}
-		d, f, rs := r.Decide(in, cfg, st.remedies[r.Name()], &st.Shared)
 		ds, fs = append(ds, d...), append(fs, f...)
-		st.remedies[r.Name()] = rs
+		st.remedies[r.Name()] = next
 	}
 	urgentFirst(ds)
 	return ds, fs, st
@@ -218,7 +197,7 @@ func urgentFirst(ds []Decision) {
 
 // Observe records the outcomes of executed decisions: successes count against the
 // rate limits, failures back the remedy off so a denied command is not retried in a
-// tight loop; a remedy that is an Observer sees its own outcomes.
+// tight loop; a remedy whose Def has Observe sees its own outcomes.
 func Observe(st State, now time.Time, outs []Outcome) State {
 	st = st.clone()
 	for _, o := range outs {
@@ -227,8 +206,11 @@ func Observe(st State, now time.Time, outs []Outcome) State {
 		}
 		st.Shared.observe(now, o)
 		for _, r := range Registry {
-			if ob, ok := r.(Observer); ok && r.Name() == o.Decision.Remedy {
-				st.remedies[r.Name()] = ob.Observe(st.remedies[r.Name()], o)
+			if r.Name() != o.Decision.Remedy {
+				continue
+			}
+			if next, ok := r.observe(st.remedies[r.Name()], o); ok {
+				st.remedies[r.Name()] = next
 			}
 		}
 	}

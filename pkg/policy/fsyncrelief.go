@@ -7,7 +7,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// fsyncRelief eases a slow disk while a fork child writes: a rewrite or a save
+// RemedyFsyncRelief eases a slow disk while a fork child writes: a rewrite or a save
 // competes with the AOF's fsync of every second, and when the disk cannot keep
 // up Redis blocks writes ("Asynchronous AOF fsync is taking too long (disk is
 // busy?)", aof_delayed_fsync growing). Holding no-appendfsync-on-rewrite yes while
@@ -15,7 +15,19 @@ import (
 // a crash during the rewrite can lose up to about 30 s of writes (the kernel's
 // writeback delay) instead of 1 s. So it is opt-in, and it gives the setting back
 // as soon as no child runs.
-type fsyncRelief struct{}
+const RemedyFsyncRelief = "fsync_relief"
+
+// SettingNoFsyncOnRewrite is the setting fsync_relief holds while a child writes.
+const SettingNoFsyncOnRewrite = "no-appendfsync-on-rewrite"
+
+var fsyncRelief = Def[FsyncReliefConfig, fsyncReliefState]{
+	Name:     RemedyFsyncRelief,
+	Settings: []Setting{{Name: SettingNoFsyncOnRewrite, Valid: validYesNo}},
+	Defaults: func() *FsyncReliefConfig {
+		return &FsyncReliefConfig{Limits: Limits{Enabled: false, MaxPerHour: 12}, Recent: 2 * time.Minute} // opt-in: it trades durability
+	},
+	Decide: decideFsyncRelief,
+}
 
 // FsyncReliefConfig configures the slow-fsync remedy.
 type FsyncReliefConfig struct {
@@ -32,31 +44,13 @@ type fsyncReliefState struct {
 	PrevDelayed int64
 }
 
-func (fsyncRelief) Name() string { return RemedyFsyncRelief }
-
-func (fsyncRelief) Settings() []Setting {
-	return []Setting{{Name: SettingNoFsyncOnRewrite, Valid: validYesNo}}
-}
-
-func (fsyncRelief) DefaultConfig() RemedyConfig {
-	return &FsyncReliefConfig{Limits: Limits{Enabled: false, MaxPerHour: 12}, Recent: 2 * time.Minute}
-}
-
 // Configure reads remedies.fsync_relief.
 func (c *FsyncReliefConfig) Configure(p Params) {
 	c.Limits.Configure(p)
 	p.Duration("recent", &c.Recent, time.Second)
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *FsyncReliefConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *FsyncReliefConfig) Clone() RemedyConfig { d := *c; return &d }
-
-func (fsyncRelief) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*FsyncReliefConfig)
-	st, _ := raw.(fsyncReliefState)
+func decideFsyncRelief(in Input, r *FsyncReliefConfig, st fsyncReliefState, sh *Shared) ([]Decision, []Finding, fsyncReliefState) {
 	info, cfg := in.Snapshot.Redis.Info, in.Snapshot.Redis.Config
 	if info.AOFDelayedFsync > st.PrevDelayed && st.PrevDelayed > 0 {
 		st.SlowAt = in.Now

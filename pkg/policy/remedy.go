@@ -1,53 +1,124 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// Remedy is one remedy, declared in one file: its name, the settings it may hold
-// and how a held value compares with what CONFIG GET answers, its configuration
-// with defaults, and its decide step. Registry lists every remedy; everything the
-// rest of the program needs to know about remedies (the CONFIG GET list, the
-// ledger's reconciliation, metric label sets, configuration keys) is derived from
-// it, so adding a remedy is one new file and one line there.
+// Def declares one remedy, in its own file: its name, the settings it may hold,
+// its configuration with defaults (C, a plain struct embedding Limits whose
+// pointer reads its keys with Configure), its own state (S, a plain value, the
+// zero value at first) and its steps. The types are checked by the compiler:
+// Decide gets the remedy's own *C and S, never an interface to assert. Define
+// turns a Def into the Remedy that Registry lists.
+type Def[C any, S any] struct {
+	// Name is how the remedy appears in configuration, logs and metrics.
+	Name string
+	// Settings are the CONFIG settings the remedy may change and hold.
+	Settings []Setting
+	// Defaults returns a new configuration with the documented defaults. A remedy
+	// is opt-in when its default Limits.Enabled is false.
+	Defaults func() *C
+	// Decide is the remedy's step over one snapshot: st is what it returned last
+	// time (the zero S at first), and nobody else writes it. Shared is the one
+	// mechanism for what several remedies need (rate limits, yields, backoff). It
+	// returns decisions, findings about the remedy's own situation (a deferral held
+	// too long), and its new state. It must be pure: cfg and st are not modified
+	// (a state holding a slice or map copies it before changing it).
+	Decide func(in Input, cfg *C, st S, sh *Shared) ([]Decision, []Finding, S)
+	// Observe, when set, updates the state with how one of the remedy's own
+	// decisions went (the BGSAVE retry counts attempts for its backoff).
+	Observe func(st S, o Outcome) S
+}
+
+// noState is the state of a remedy that remembers nothing between ticks.
+type noState struct{}
+
+// Remedy is a Def with its types erased, as Registry lists it; Define makes one.
+// The rest of the program needs to know about remedies only what is derived from
+// Registry: the CONFIG GET list, the ledger's reconciliation and checks, metric
+// label sets, configuration keys, and which remedies are on by default.
 type Remedy interface {
 	// Name is how the remedy appears in configuration, logs and metrics.
 	Name() string
 	// Settings are the CONFIG settings the remedy may change and hold.
 	Settings() []Setting
-	// DefaultConfig is the remedy's configuration with its documented defaults.
+	// DefaultConfig is a new configuration with the remedy's documented defaults.
 	DefaultConfig() RemedyConfig
-	// Decide is the remedy's step over one snapshot. It owns its state: st is what
-	// it returned last time (nil at first), and nobody else writes it. Shared is the
-	// one mechanism for what several remedies need (rate limits, yields, backoff).
-	// It returns decisions, findings about the remedy's own situation (a deferral
-	// held too long), and its new state. It must be pure and must not modify st.
-	Decide(in Input, cfg RemedyConfig, st any, sh *Shared) ([]Decision, []Finding, any)
+
+	// The steps, over erased configurations and states: only Define implements them.
+	cloneConfig(c RemedyConfig) RemedyConfig
+	decide(in Input, st any, sh *Shared) (ds []Decision, fs []Finding, next any, ran bool)
+	observe(st any, o Outcome) (next any, ok bool)
 }
 
-// Observer is implemented by a remedy whose state depends on how its decisions
-// went (the BGSAVE retry counts successful attempts for its backoff).
-type Observer interface {
-	Observe(st any, o Outcome) any
-}
-
-// RemedyConfig is one remedy's configuration. Implementations are pointers to
-// plain structs, so a test or the config loader edits them in place; Clone gives a
-// per-instance copy of the global settings.
+// RemedyConfig is one remedy's configuration: a pointer to the plain struct its
+// Def declares, so a test or the config loader edits it in place.
 type RemedyConfig interface {
 	// Configure reads the remedy's keys from p, validating each, over the values
 	// already set (defaults, then the global section, then the instance's).
 	Configure(p Params)
-	// Limits are the enabled flag and rate limits every remedy has.
+	// RateLimits are the enabled flag and rate limits every remedy has (Limits,
+	// embedded, provides it).
 	RateLimits() Limits
-	Clone() RemedyConfig
+}
+
+// Define turns a remedy's Def into the Remedy Registry lists. It is where the
+// types are erased, once for every remedy: a configuration is taken from Input
+// by the remedy's name and type, and a state from State by the remedy's name.
+// P is inferred (*C): *C must implement RemedyConfig, or Define does not compile.
+func Define[C any, S any, P interface {
+	*C
+	RemedyConfig
+}](d Def[C, S]) Remedy {
+	return defined[C, S, P]{d}
+}
+
+// defined is the one type-erasing adapter behind every Remedy.
+type defined[C any, S any, P interface {
+	*C
+	RemedyConfig
+}] struct{ def Def[C, S] }
+
+func (r defined[C, S, P]) Name() string                { return r.def.Name }
+func (r defined[C, S, P]) Settings() []Setting         { return r.def.Settings }
+func (r defined[C, S, P]) DefaultConfig() RemedyConfig { return P(r.def.Defaults()) }
+
+// cloneConfig copies a configuration (a shallow copy: configurations are plain
+// values), so an instance's override does not change the global section.
+func (r defined[C, S, P]) cloneConfig(c RemedyConfig) RemedyConfig {
+	p, ok := c.(P)
+	if !ok || p == nil {
+		return c
+	}
+	d := *p
+	return P(&d)
+}
+
+// decide runs the remedy when in.Remedies configures it. DefaultRemedies and
+// Clone put each remedy's own type under its name; an entry of another type (a
+// hand-made map) counts as absent, as a missing one does: the remedy does not run.
+// The state is only ever written here, under the remedy's name (Registry's names
+// are unique, a test checks), so it is always an S, or nil at first.
+func (r defined[C, S, P]) decide(in Input, raw any, sh *Shared) ([]Decision, []Finding, any, bool) {
+	cfg, ok := in.Remedies[r.def.Name].(P)
+	if !ok || cfg == nil {
+		return nil, nil, raw, false
+	}
+	st, _ := raw.(S)
+	ds, fs, next := r.def.Decide(in, cfg, st, sh)
+	return ds, fs, next, true
+}
+
+func (r defined[C, S, P]) observe(raw any, o Outcome) (any, bool) {
+	if r.def.Observe == nil {
+		return raw, false
+	}
+	st, _ := raw.(S)
+	return r.def.Observe(st, o), true
 }
 
 // Params is how a remedy reads its configuration keys. internal/config implements
@@ -68,12 +139,16 @@ type Params interface {
 }
 
 // Limits are the rate limits every remedy has, so a remedy that misfires cannot
-// hammer a Redis.
+// hammer a Redis. Every configuration embeds it: its RateLimits and its Configure
+// (for a remedy with no keys of its own) come with it.
 type Limits struct {
 	Enabled    bool
 	Cooldown   time.Duration
 	MaxPerHour int
 }
+
+// RateLimits returns the limits (promoted to every configuration embedding them).
+func (l Limits) RateLimits() Limits { return l }
 
 // Configure reads the keys every remedy has: enabled, cooldown, max_per_hour.
 func (l *Limits) Configure(p Params) {
@@ -100,14 +175,14 @@ type Setting struct {
 // Registry is every remedy, in evaluation order. Adding a remedy: its file, its
 // test, and one line here (see README, "Adding a remedy").
 var Registry = []Remedy{
-	replicaGuard{},
-	stopWrites{},
-	bgsaveRetry{},
-	tempCleanup{},
-	rewriteDeferral{},
-	rewriteRetry{},
-	replicaBuffer{},
-	fsyncRelief{},
+	Define(replicaGuard),
+	Define(stopWrites),
+	Define(bgsaveRetry),
+	Define(tempCleanup),
+	Define(rewriteDeferral),
+	Define(rewriteRetry),
+	Define(replicaBuffer),
+	Define(fsyncRelief),
 }
 
 // Remedies holds the configuration of every remedy, by name.
@@ -123,11 +198,13 @@ func DefaultRemedies() Remedies {
 }
 
 // Clone copies every remedy's configuration, so an instance's override does not
-// change the global section it started from.
+// change the global section it started from. A name no remedy has is dropped.
 func (rs Remedies) Clone() Remedies {
 	out := make(Remedies, len(rs))
-	for k, v := range rs {
-		out[k] = v.Clone()
+	for _, r := range Registry {
+		if c, ok := rs[r.Name()]; ok {
+			out[r.Name()] = r.cloneConfig(c)
+		}
 	}
 	return out
 }
@@ -247,34 +324,4 @@ func Quote(v string) string {
 		return fmt.Sprintf("%q… (%d bytes)", v[:maxLen], len(v))
 	}
 	return fmt.Sprintf("%q", v)
-}
-
-// validYesNo accepts a boolean setting's values.
-func validYesNo(v string) error {
-	switch defaultNormalize(v) {
-	case "yes", "no":
-		return nil
-	}
-	return errors.New("not yes or no")
-}
-
-// validPercent accepts a non-negative integer (auto-aof-rewrite-percentage).
-func validPercent(v string) error {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
-		return errors.New("not a non-negative integer")
-	}
-	return nil
-}
-
-func defaultNormalize(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
-
-// normalizeInt reads an integer setting canonically ("0", " 0", "+0" are one value);
-// a value that is not a number is compared as text.
-func normalizeInt(v string) string {
-	var n int64
-	if _, err := fmt.Sscan(strings.TrimSpace(v), &n); err == nil {
-		return fmt.Sprint(n)
-	}
-	return defaultNormalize(v)
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -27,8 +28,8 @@ func TestRegistry(t *testing.T) {
 		if c == nil {
 			t.Fatalf("remedy %s has no default configuration", r.Name())
 		}
-		if cl := c.Clone(); cl == c {
-			t.Errorf("remedy %s: Clone returned the same pointer; an instance override would change the global section", r.Name())
+		if cl := (Remedies{r.Name(): c}).Clone()[r.Name()]; cl == c || !reflect.DeepEqual(cl, c) {
+			t.Errorf("remedy %s: Clone returned the same pointer or another value (%+v); an instance override would change the global section", r.Name(), cl)
 		}
 		if c.RateLimits().Enabled == optIn[r.Name()] || c.RateLimits().MaxPerHour < 1 {
 			t.Errorf("remedy %s: default limits %+v, want an hourly cap, enabled unless opt-in", r.Name(), c.RateLimits())
@@ -137,5 +138,26 @@ func TestQuoteBounds(t *testing.T) {
 	q := Quote(strings.Repeat("x", 1<<20))
 	if len(q) > 100 || !strings.Contains(q, "1048576 bytes") {
 		t.Errorf("Quote of 1 MiB gave %d bytes: %.120s", len(q), q)
+	}
+}
+
+// TestConfigOfAnotherTypeIsAbsent: the one type assertion of a configuration is
+// in Define's adapter. DefaultRemedies and Clone never put another remedy's type
+// under a name; a hand-made map that does is read as not configuring the remedy,
+// never a panic.
+func TestConfigOfAnotherTypeIsAbsent(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	misconf(&in)
+	in.Remedies[RemedyStopWrites] = &BgsaveRetryConfig{Limits: Limits{Enabled: true, MaxPerHour: 1}}
+	ds, st := Decide(in, State{})
+	if got := only(ds, RemedyStopWrites); len(got) != 0 {
+		t.Errorf("stop_writes ran on a configuration of another type: %+v", got)
+	}
+	if _, ok := st.remedies[RemedyStopWrites]; ok {
+		t.Errorf("stop_writes kept a state without running")
+	}
+	if got := only(ds, RemedyBgsaveRetry); len(got) != 0 {
+		t.Errorf("the first tick of a failure decided %+v, want the other remedies unchanged (bgsave_retry only schedules)", got)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// replicaBuffer stops a replica's full-resync loop. A master streams a full sync
+// RemedyReplicaBuffer stops a replica's full-resync loop. A master streams a full sync
 // (the RDB, then the writes made meanwhile) through the replica's output buffer;
 // when that outgrows client-output-buffer-limit replica, the master drops the
 // replica ("scheduled to be closed ASAP for overcoming of output buffer limits"),
@@ -21,7 +21,25 @@ import (
 // it lets the master spend more memory per replica) raises the replica class of
 // client-output-buffer-limit through the ledger, and gives it back once the
 // replicas have been stable for a dwell.
-type replicaBuffer struct{}
+const RemedyReplicaBuffer = "replica_buffer"
+
+// SettingOutputBufferLimit is the setting replica_buffer raises (its replica class).
+const SettingOutputBufferLimit = "client-output-buffer-limit"
+
+var replicaBuffer = Def[ReplicaBufferConfig, replicaBufferState]{
+	Name:     RemedyReplicaBuffer,
+	Settings: []Setting{{Name: SettingOutputBufferLimit, Normalize: normalizeReplicaLimit, Valid: validOutputBufferLimit}},
+	Defaults: func() *ReplicaBufferConfig {
+		return &ReplicaBufferConfig{
+			Limits:       Limits{Enabled: false, MaxPerHour: 6}, // opt-in: it lets the master spend more memory per replica
+			Window:       10 * time.Minute,
+			MinFullSyncs: 3,
+			MaxLimit:     2 << 30,
+			Dwell:        10 * time.Minute,
+		}
+	},
+	Decide: decideReplicaBuffer,
+}
 
 // ReplicaBufferConfig configures the resync-loop remedy.
 type ReplicaBufferConfig struct {
@@ -49,22 +67,6 @@ type fullSyncSample struct {
 	SyncFull int64
 }
 
-func (replicaBuffer) Name() string { return RemedyReplicaBuffer }
-
-func (replicaBuffer) Settings() []Setting {
-	return []Setting{{Name: SettingOutputBufferLimit, Normalize: normalizeReplicaLimit, Valid: validOutputBufferLimit}}
-}
-
-func (replicaBuffer) DefaultConfig() RemedyConfig {
-	return &ReplicaBufferConfig{
-		Limits:       Limits{Enabled: false, MaxPerHour: 6},
-		Window:       10 * time.Minute,
-		MinFullSyncs: 3,
-		MaxLimit:     2 << 30,
-		Dwell:        10 * time.Minute,
-	}
-}
-
 // Configure reads remedies.replica_buffer.
 func (c *ReplicaBufferConfig) Configure(p Params) {
 	c.Limits.Configure(p)
@@ -74,15 +76,7 @@ func (c *ReplicaBufferConfig) Configure(p Params) {
 	p.Duration("dwell", &c.Dwell, 0)
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *ReplicaBufferConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *ReplicaBufferConfig) Clone() RemedyConfig { d := *c; return &d }
-
-func (replicaBuffer) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*ReplicaBufferConfig)
-	st, _ := raw.(replicaBufferState)
+func decideReplicaBuffer(in Input, r *ReplicaBufferConfig, st replicaBufferState, sh *Shared) ([]Decision, []Finding, replicaBufferState) {
 	info, cfg := in.Snapshot.Redis.Info, in.Snapshot.Redis.Config
 	if n := len(st.Samples); n == 0 || StatsTime(in).After(st.Samples[n-1].T) {
 		st.Samples = append(append([]fullSyncSample(nil), st.Samples...), fullSyncSample{T: StatsTime(in), SyncFull: info.SyncFull})

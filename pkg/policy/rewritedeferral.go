@@ -8,11 +8,27 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// rewriteDeferral holds auto-aof-rewrite-percentage 0 while the command rate is
-// high (every rewrite forks, and a fork under load stalls clients and inflates
-// copy-on-write), gives Redis its schedule back when load has been low for a dwell,
-// and then runs BGREWRITEAOF in the quiet window if the AOF has grown.
-type rewriteDeferral struct{}
+// RemedyRewriteDeferral holds auto-aof-rewrite-percentage 0 while the command
+// rate is high (every rewrite forks, and a fork under load stalls clients and
+// inflates copy-on-write), gives Redis its schedule back when load has been low
+// for a dwell, and then runs BGREWRITEAOF in the quiet window if the AOF has grown.
+const RemedyRewriteDeferral = "rewrite_deferral"
+
+var rewriteDeferral = Def[RewriteDeferralConfig, rewriteDeferralState]{
+	Name:     RemedyRewriteDeferral,
+	Settings: []Setting{rewritePercentSetting},
+	Defaults: func() *RewriteDeferralConfig {
+		return &RewriteDeferralConfig{
+			Limits:      Limits{Enabled: true, MaxPerHour: 12},
+			HighOps:     10000,
+			LowOps:      5000,
+			Window:      10 * time.Second,
+			Dwell:       30 * time.Second,
+			MaxDeferral: time.Hour,
+		}
+	},
+	Decide: decideRewriteDeferral,
+}
 
 // RewriteDeferralConfig configures the deferral of AOF rewrites under load.
 type RewriteDeferralConfig struct {
@@ -29,23 +45,6 @@ type rewriteDeferralState struct {
 	LowSince time.Time
 }
 
-func (rewriteDeferral) Name() string { return RemedyRewriteDeferral }
-
-func (rewriteDeferral) Settings() []Setting {
-	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt, Valid: validPercent}}
-}
-
-func (rewriteDeferral) DefaultConfig() RemedyConfig {
-	return &RewriteDeferralConfig{
-		Limits:      Limits{Enabled: true, MaxPerHour: 12},
-		HighOps:     10000,
-		LowOps:      5000,
-		Window:      10 * time.Second,
-		Dwell:       30 * time.Second,
-		MaxDeferral: time.Hour,
-	}
-}
-
 // Configure reads remedies.rewrite_deferral.
 func (c *RewriteDeferralConfig) Configure(p Params) {
 	c.Limits.Configure(p)
@@ -59,15 +58,7 @@ func (c *RewriteDeferralConfig) Configure(p Params) {
 	}
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *RewriteDeferralConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *RewriteDeferralConfig) Clone() RemedyConfig { d := *c; return &d }
-
-func (rewriteDeferral) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*RewriteDeferralConfig)
-	st, _ := raw.(rewriteDeferralState)
+func decideRewriteDeferral(in Input, r *RewriteDeferralConfig, st rewriteDeferralState, sh *Shared) ([]Decision, []Finding, rewriteDeferralState) {
 	st.Samples = window(st.Samples, in, r.Window)
 	rate, ok := OpsRate(st.Samples)
 	full := ok && in.Now.Sub(st.Samples[0].T) >= r.Window/2

@@ -7,8 +7,8 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
-// rewriteRetry stops an AOF rewrite storm and a rewrite that cannot fit, and
-// retries the rewrite once its cause clears.
+// RemedyRewriteRetry stops an AOF rewrite storm and a rewrite that cannot fit,
+// and retries the rewrite once its cause clears.
 //
 // A rewrite whose fork fails is not counted in aof_rewrites_consecutive_failures
 // (only a failed child is), so Redis's own limiter never engages: serverCron
@@ -27,7 +27,22 @@ import (
 // only rewrites at once when a reading says the cause cleared (a save child
 // succeeded, the disk has room again), which a manual BGREWRITEAOF may do
 // because it bypasses the limiter.
-type rewriteRetry struct{}
+const RemedyRewriteRetry = "rewrite_retry"
+
+var rewriteRetry = Def[RewriteRetryConfig, rewriteRetryState]{
+	Name:     RemedyRewriteRetry,
+	Settings: []Setting{rewritePercentSetting},
+	Defaults: func() *RewriteRetryConfig {
+		return &RewriteRetryConfig{
+			Limits:         Limits{Enabled: true, MaxPerHour: 12},
+			Predictive:     true,
+			InitialBackoff: 90 * time.Second, // the first blind retry comes after 72 s at the earliest: at most 2 INCR files over a 60 s fault
+			MaxBackoff:     15 * time.Minute,
+		}
+	},
+	Decide:  decideRewriteRetry,
+	Observe: observeRewriteRetry,
+}
 
 // redisRewriteLimit is the number of consecutive failed rewrite children after
 // which Redis 7.0+ delays its next automatic rewrite ("has repeatedly failed
@@ -67,21 +82,6 @@ type rewriteRetryState struct {
 	PrevKnown bool
 }
 
-func (rewriteRetry) Name() string { return RemedyRewriteRetry }
-
-func (rewriteRetry) Settings() []Setting {
-	return []Setting{{Name: SettingRewritePercent, Normalize: normalizeInt, Valid: validPercent}}
-}
-
-func (rewriteRetry) DefaultConfig() RemedyConfig {
-	return &RewriteRetryConfig{
-		Limits:         Limits{Enabled: true, MaxPerHour: 12},
-		Predictive:     true,
-		InitialBackoff: 90 * time.Second, // the first blind retry comes after 72 s at the earliest: at most 2 INCR files over a 60 s fault
-		MaxBackoff:     15 * time.Minute,
-	}
-}
-
 // Configure reads remedies.rewrite_retry.
 func (c *RewriteRetryConfig) Configure(p Params) {
 	c.Limits.Configure(p)
@@ -93,15 +93,8 @@ func (c *RewriteRetryConfig) Configure(p Params) {
 	}
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *RewriteRetryConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *RewriteRetryConfig) Clone() RemedyConfig { d := *c; return &d }
-
-// Observe counts the rewrites that went out, which the backoff grows with.
-func (rewriteRetry) Observe(raw any, o Outcome) any {
-	st, _ := raw.(rewriteRetryState)
+// observeRewriteRetry counts the rewrites that went out, which the backoff grows with.
+func observeRewriteRetry(st rewriteRetryState, o Outcome) rewriteRetryState {
 	if o.Decision.Action == ActBgrewriteaof {
 		st.Attempt++
 	}
@@ -139,9 +132,7 @@ func RewriteWontFit(s monitor.Snapshot) bool {
 	return s.Redis.Info.AOFEnabled && s.Host.Available && wontFit(aofDirOf(s), ExpectedRewrite(s))
 }
 
-func (rewriteRetry) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*RewriteRetryConfig)
-	st, _ := raw.(rewriteRetryState)
+func decideRewriteRetry(in Input, r *RewriteRetryConfig, st rewriteRetryState, sh *Shared) ([]Decision, []Finding, rewriteRetryState) {
 	ds := st.decide(in, r, sh)
 	info := in.Snapshot.Redis.Info
 	st.PrevForks, st.PrevSave = info.TotalForks, info.RDBLastSaveTime

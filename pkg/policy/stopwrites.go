@@ -5,10 +5,24 @@ import (
 	"time"
 )
 
-// stopWrites lifts an RDB MISCONF by holding stop-writes-on-bgsave-error no while
-// saves fail (or, predictively, while the next snapshot cannot fit), and sets it
-// back once a save succeeds.
-type stopWrites struct{}
+// RemedyStopWrites lifts an RDB MISCONF by holding stop-writes-on-bgsave-error no
+// while saves fail (or, predictively, while the next snapshot cannot fit), and
+// sets it back once a save succeeds.
+const RemedyStopWrites = "stop_writes"
+
+var stopWrites = Def[StopWritesConfig, stopWritesState]{
+	Name:     RemedyStopWrites,
+	Settings: []Setting{stopWritesSetting},
+	Defaults: func() *StopWritesConfig {
+		return &StopWritesConfig{
+			Limits:          Limits{Enabled: true, Cooldown: 0, MaxPerHour: 30},
+			Predictive:      true,
+			WarnEvery:       5 * time.Minute,
+			PredictiveDwell: 30 * time.Second,
+		}
+	},
+	Decide: decideStopWrites,
+}
 
 // StopWritesConfig configures the stop-writes-on-bgsave-error toggle.
 type StopWritesConfig struct {
@@ -36,21 +50,6 @@ type stopWritesState struct {
 // toggle waits for before it is given back: a tenth of the snapshot, at least 1 MiB.
 func predictiveMargin(exp int64) int64 { return max(exp/10, 1<<20) }
 
-func (stopWrites) Name() string { return RemedyStopWrites }
-
-func (stopWrites) Settings() []Setting {
-	return []Setting{{Name: SettingStopWrites, Valid: validYesNo}}
-}
-
-func (stopWrites) DefaultConfig() RemedyConfig {
-	return &StopWritesConfig{
-		Limits:          Limits{Enabled: true, Cooldown: 0, MaxPerHour: 30},
-		Predictive:      true,
-		WarnEvery:       5 * time.Minute,
-		PredictiveDwell: 30 * time.Second,
-	}
-}
-
 // Configure reads remedies.stop_writes.
 func (c *StopWritesConfig) Configure(p Params) {
 	c.Limits.Configure(p)
@@ -60,22 +59,14 @@ func (c *StopWritesConfig) Configure(p Params) {
 	p.Duration("predictive_dwell", &c.PredictiveDwell, 0)
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *StopWritesConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *StopWritesConfig) Clone() RemedyConfig { d := *c; return &d }
-
-func (stopWrites) Decide(in Input, rc RemedyConfig, raw any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*StopWritesConfig)
-	st, _ := raw.(stopWritesState)
+func decideStopWrites(in Input, r *StopWritesConfig, st stopWritesState, sh *Shared) ([]Decision, []Finding, stopWritesState) {
 	s := in.Snapshot
 	cfg, info := s.Redis.Config, s.Redis.Info
 	held, isHeld := in.Held[SettingStopWrites]
 	if isHeld && held.Remedy != RemedyStopWrites {
 		// Another remedy holds the setting (replica_guard on a replica): it is
 		// "no" already, so no MISCONF can happen, and giving it back is theirs.
-		return nil, nil, raw
+		return nil, nil, st
 	}
 	failed := info.RDBLastBgsaveStatus == "err"
 	pred, predicted := PredictSaveFailure(s)

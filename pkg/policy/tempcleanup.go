@@ -5,26 +5,27 @@ import (
 	"time"
 )
 
-// tempCleanup removes Redis's own temp files left by dead processes (a SIGKILLed
-// or OOM-killed parent leaves them, as large as the dataset), after the rules of
-// StaleTemp; at once when the disk is full, because every byte is needed then.
-type tempCleanup struct{}
+// RemedyTempCleanup removes Redis's own temp files left by dead processes (a
+// SIGKILLed or OOM-killed parent leaves them, as large as the dataset), after the
+// rules of StaleTemp; at once when the disk is full, because every byte is needed
+// then. It keeps no state of its own.
+const RemedyTempCleanup = "temp_cleanup"
+
+var tempCleanup = Def[TempCleanupConfig, noState]{
+	Name: RemedyTempCleanup,
+	Defaults: func() *TempCleanupConfig {
+		return &TempCleanupConfig{
+			Limits: Limits{Enabled: true, MaxPerHour: 60},
+			MinAge: 10 * time.Minute,
+		}
+	},
+	Decide: decideTempCleanup,
+}
 
 // TempCleanupConfig configures the removal of Redis's stale temp files.
 type TempCleanupConfig struct {
 	Limits
 	MinAge time.Duration
-}
-
-func (tempCleanup) Name() string { return RemedyTempCleanup }
-
-func (tempCleanup) Settings() []Setting { return nil }
-
-func (tempCleanup) DefaultConfig() RemedyConfig {
-	return &TempCleanupConfig{
-		Limits: Limits{Enabled: true, MaxPerHour: 60},
-		MinAge: 10 * time.Minute,
-	}
 }
 
 // Configure reads remedies.temp_cleanup.
@@ -33,17 +34,10 @@ func (c *TempCleanupConfig) Configure(p Params) {
 	p.Duration("min_age", &c.MinAge, 0)
 }
 
-// RateLimits returns the remedy's rate limits.
-func (c *TempCleanupConfig) RateLimits() Limits { return c.Limits }
-
-// Clone copies the configuration.
-func (c *TempCleanupConfig) Clone() RemedyConfig { d := *c; return &d }
-
-func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decision, []Finding, any) {
-	r := rc.(*TempCleanupConfig)
+func decideTempCleanup(in Input, r *TempCleanupConfig, st noState, sh *Shared) ([]Decision, []Finding, noState) {
 	s := in.Snapshot
 	if in.Stopping || !r.Enabled || !s.Host.Available {
-		return nil, nil, nil
+		return nil, nil, st
 	}
 	minAge := r.MinAge
 	if d := s.Host.DataDir; d.Known && (d.Free == 0 || snapshotWontFit(s)) {
@@ -53,7 +47,7 @@ func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decis
 		minAge = 0 // AOF writes fail on a full disk and no setting lifts that: free what is Redis's own garbage
 	}
 	if !sh.Allowed(RemedyTempCleanup, r.Limits, in.Now) {
-		return nil, nil, nil
+		return nil, nil, st
 	}
 	// The hourly cap counts files; a cooldown allows one file per tick. Observe
 	// records each deletion that succeeded.
@@ -72,5 +66,5 @@ func (tempCleanup) Decide(in Input, rc RemedyConfig, _ any, sh *Shared) ([]Decis
 		ds = append(ds, Decision{Remedy: RemedyTempCleanup, Action: ActDeleteTemp, Path: f.Path, MinAge: minAge,
 			Reason: IDStaleTempFiles, Detail: fmt.Sprintf("%s temp file of dead pid %d, %s old", f.Kind, f.PID, round(in.Now.Sub(f.ModTime)))})
 	}
-	return ds, nil, nil
+	return ds, nil, st
 }
