@@ -211,28 +211,23 @@ instances:
 		ReplLinkDownGrace:     time.Minute,
 		StaleTempMinAge:       time.Hour,
 	}
-	rem := policy.Remedies{
-		policy.RemedyStopWrites: &policy.StopWritesConfig{
-			Limits:     policy.Limits{Enabled: false, Cooldown: 10 * time.Second, MaxPerHour: 5},
-			RequireAOF: true, Predictive: false, WarnEvery: time.Minute, PredictiveDwell: 30 * time.Second,
-		},
-		policy.RemedyBgsaveRetry: &policy.BgsaveRetryConfig{
-			Limits:         policy.Limits{Enabled: true, Cooldown: time.Second, MaxPerHour: 10},
-			InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute,
-		},
-		policy.RemedyRewriteDeferral: &policy.RewriteDeferralConfig{
-			Limits:  policy.Limits{Enabled: false, Cooldown: 2 * time.Second, MaxPerHour: 3},
-			HighOps: 20000, LowOps: 1000, Window: 5 * time.Second, Dwell: time.Minute, MaxDeferral: 2 * time.Hour,
-		},
-		policy.RemedyTempCleanup: &policy.TempCleanupConfig{
-			Limits: policy.Limits{Enabled: false, Cooldown: 3 * time.Second, MaxPerHour: 7},
-			MinAge: 30 * time.Minute,
-		},
-		// Not in the document: the defaults.
-		policy.RemedyRewriteRetry:  policy.DefaultRemedies()[policy.RemedyRewriteRetry],
-		policy.RemedyReplicaGuard:  policy.DefaultRemedies()[policy.RemedyReplicaGuard],
-		policy.RemedyReplicaBuffer: policy.DefaultRemedies()[policy.RemedyReplicaBuffer],
-		policy.RemedyFsyncRelief:   policy.DefaultRemedies()[policy.RemedyFsyncRelief],
+	// Every remedy of the registry, with the defaults but for those the document sets.
+	rem := policy.DefaultRemedies()
+	*policy.ConfigOf[*policy.StopWritesConfig](rem) = policy.StopWritesConfig{
+		Limits:     policy.Limits{Enabled: false, Cooldown: 10 * time.Second, MaxPerHour: 5},
+		RequireAOF: true, Predictive: false, WarnEvery: time.Minute, PredictiveDwell: 30 * time.Second,
+	}
+	*policy.ConfigOf[*policy.BgsaveRetryConfig](rem) = policy.BgsaveRetryConfig{
+		Limits:         policy.Limits{Enabled: true, Cooldown: time.Second, MaxPerHour: 10},
+		InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute,
+	}
+	*policy.ConfigOf[*policy.RewriteDeferralConfig](rem) = policy.RewriteDeferralConfig{
+		Limits:  policy.Limits{Enabled: false, Cooldown: 2 * time.Second, MaxPerHour: 3},
+		HighOps: 20000, LowOps: 1000, Window: 5 * time.Second, Dwell: time.Minute, MaxDeferral: 2 * time.Hour,
+	}
+	*policy.ConfigOf[*policy.TempCleanupConfig](rem) = policy.TempCleanupConfig{
+		Limits: policy.Limits{Enabled: false, Cooldown: 3 * time.Second, MaxPerHour: 7},
+		MinAge: 30 * time.Minute,
 	}
 	thr0, rem0 := thr, rem.Clone()
 	thr0.DiskUsedPercent = 95

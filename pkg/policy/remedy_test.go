@@ -10,14 +10,12 @@ import (
 )
 
 // TestRegistry: what the rest of the program derives from the registry is there
-// for every remedy, so a new remedy cannot be half wired.
-// optIn are the remedies off by default: each changes what Redis may spend, which
-// an operator should choose.
-var optIn = map[string]bool{RemedyReplicaBuffer: true, RemedyFsyncRelief: true}
-
+// for every remedy, so a new remedy cannot be half wired. A remedy is opt-in when
+// its own defaults say so (Enabled false): nothing else lists them.
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	names := map[string]bool{}
+	optIn := map[string]bool{}
 	params := ConfigParams()
 	for _, r := range Registry {
 		if names[r.Name()] {
@@ -31,8 +29,9 @@ func TestRegistry(t *testing.T) {
 		if cl := (Remedies{r.Name(): c}).Clone()[r.Name()]; cl == c || !reflect.DeepEqual(cl, c) {
 			t.Errorf("remedy %s: Clone returned the same pointer or another value (%+v); an instance override would change the global section", r.Name(), cl)
 		}
-		if c.RateLimits().Enabled == optIn[r.Name()] || c.RateLimits().MaxPerHour < 1 {
-			t.Errorf("remedy %s: default limits %+v, want an hourly cap, enabled unless opt-in", r.Name(), c.RateLimits())
+		optIn[r.Name()] = !c.RateLimits().Enabled
+		if c.RateLimits().MaxPerHour < 1 {
+			t.Errorf("remedy %s: default limits %+v, want an hourly cap", r.Name(), c.RateLimits())
 		}
 		for _, s := range r.Settings() {
 			if !slices.Contains(params, s.Name) {
