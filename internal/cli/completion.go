@@ -14,7 +14,9 @@ type completionFlag struct {
 	file   bool // completes a file name
 	dir    bool // completes a directory
 	bool   bool // takes no value
-	help   string
+	// off is a bool flag that is on by default, so it is offered as --NAME=false.
+	off  bool
+	help string
 }
 
 // completionCommands is every command and its flags, for the completion scripts.
@@ -35,6 +37,7 @@ var completionCommands = map[string][]completionFlag{
 	},
 	"check-config": {
 		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
+		{name: "host", bool: true, off: true, help: "look at the files it names here (=false: a file meant for another host)"},
 	},
 	"restore": {
 		{name: "c", file: true, help: "config file"}, {name: "config", file: true, help: "config file"},
@@ -70,6 +73,15 @@ func flagWord(name string) string {
 	return "--" + name
 }
 
+// offeredWord is what completion inserts for f: its flag word, with =false for a
+// flag that is on by default (offering the default would do nothing).
+func offeredWord(f completionFlag) string {
+	if f.off {
+		return flagWord(f.name) + "=false"
+	}
+	return flagWord(f.name)
+}
+
 func runCompletion(args []string, env Env) int {
 	if len(args) != 1 {
 		fmt.Fprintln(env.Stderr, "usage: redis-guardian completion bash|zsh")
@@ -102,7 +114,7 @@ func bashCompletion() string {
 		var words []string
 		var valueCases []string
 		for _, f := range flags {
-			words = append(words, flagWord(f.name))
+			words = append(words, offeredWord(f))
 			pat := "-" + f.name + "|--" + f.name
 			switch {
 			case len(f.values) > 0:
@@ -158,6 +170,9 @@ func zshCompletion() string {
 				spec += ":file:_files'"
 			case f.dir:
 				spec += ":directory:_files -/'"
+			case f.off:
+				// =-: the value follows an = in the same word, as Go's flag package wants.
+				spec = fmt.Sprintf("'%s=-[%s]:%s:(false true)'", flagWord(f.name), strings.ReplaceAll(f.help, "'", `'\''`), f.name)
 			case f.bool:
 				spec += "'"
 			default:
