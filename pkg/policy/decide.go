@@ -157,10 +157,17 @@ func Decide(in Input, st State) ([]Decision, State) {
 }
 
 func decide(in Input, st State) ([]Decision, []Finding, State) {
+	return decideOver(Registry, in, st)
+}
+
+// decideOver runs the remedies of reg in their order (Registry's; a test runs
+// others to show the order changes no remedy's answer).
+func decideOver(reg []Remedy, in Input, st State) ([]Decision, []Finding, State) {
 	st = st.clone()
 	for _, y := range in.Yielded {
 		st.Shared.Yielded[y.key()] = in.Now
 	}
+	st.Shared.prune(in.Now)
 	s := in.Snapshot
 	if s.Redis.Err != nil || !s.Redis.Config.Known() {
 		// Nothing can be judged safely without INFO and CONFIG.
@@ -168,7 +175,7 @@ func decide(in Input, st State) ([]Decision, []Finding, State) {
 	}
 	var ds []Decision
 	var fs []Finding
-	for _, r := range Registry {
+	for _, r := range reg {
 		d, f, next, ran := r.decide(in, st.remedies[r.Name()], &st.Shared)
 		if !ran {
 			continue // not configured

@@ -9,9 +9,12 @@ import (
 
 // Shared is what several remedies need and none may own alone: the recent actions
 // behind cooldowns and hourly caps, the backoff after a failed action, and the
-// settings the guardian yielded to an operator. Decide and Observe are its only
-// writers; a remedy asks it through Allowed and Yielded, and ends a yield with
-// EndEpisode when the reason of the episode has cleared.
+// settings the guardian yielded to an operator. Its queries (Limit, Allowed,
+// Budget, IsYielded) only read, so what one remedy is told never depends on which
+// remedy asked before it (Registry's order). It changes only in steps that say so:
+// Decide records the tick's yields and forgets actions older than an hour before
+// any remedy runs, Observe records outcomes, and a remedy writes its own entries
+// with Gate, EndSuppression and EndEpisode.
 type Shared struct {
 	// Actions holds recent action times per remedy, for cooldowns and hourly caps.
 	Actions map[string][]time.Time
@@ -81,11 +84,11 @@ func (s *Shared) Limit(remedy string, l Limits, now time.Time) string {
 	if until, ok := s.FailedUntil[remedy]; ok && now.Before(until) {
 		return LimitBackoff
 	}
-	recent := s.recent(remedy, now)
-	if len(recent) >= l.MaxPerHour {
+	n, last := s.recent(remedy, now)
+	if n >= l.MaxPerHour {
 		return LimitMaxPerHour
 	}
-	if n := len(recent); n > 0 && now.Sub(recent[n-1]) < l.Cooldown {
+	if n > 0 && now.Sub(last) < l.Cooldown {
 		return LimitCooldown
 	}
 	return ""
@@ -118,23 +121,38 @@ func (s *Shared) EndSuppression(remedy string) { delete(s.Suppressed, remedy) }
 
 // Budget is how many more actions the hourly cap allows a remedy now.
 func (s *Shared) Budget(remedy string, l Limits, now time.Time) int {
-	return l.MaxPerHour - len(s.recent(remedy, now))
+	n, _ := s.recent(remedy, now)
+	return l.MaxPerHour - n
 }
 
-// recent drops actions older than an hour and returns the rest.
-func (s *Shared) recent(remedy string, now time.Time) []time.Time {
-	var recent []time.Time
+// recent counts a remedy's actions of the last hour and returns the latest of
+// them. It only reads: prune is what forgets the older ones.
+func (s *Shared) recent(remedy string, now time.Time) (n int, last time.Time) {
 	for _, t := range s.Actions[remedy] {
 		if now.Sub(t) < time.Hour {
-			recent = append(recent, t)
+			n, last = n+1, t
 		}
 	}
-	if recent == nil {
-		delete(s.Actions, remedy)
-	} else {
-		s.Actions[remedy] = recent
+	return n, last
+}
+
+// prune forgets the actions older than an hour, which no limit counts any more,
+// so the state does not grow. Decide runs it once per tick, before any remedy
+// asks; the answers of the queries are the same with or without it.
+func (s *Shared) prune(now time.Time) {
+	for remedy, ts := range s.Actions {
+		var kept []time.Time
+		for _, t := range ts {
+			if now.Sub(t) < time.Hour {
+				kept = append(kept, t)
+			}
+		}
+		if kept == nil {
+			delete(s.Actions, remedy)
+		} else {
+			s.Actions[remedy] = kept
+		}
 	}
-	return recent
 }
 
 // Yield is a held change an operator took over: the remedy that held it, and the
