@@ -50,9 +50,10 @@ type Change struct {
 type Ledger interface {
 	Record(c Change) error
 	// Stage records c where any reader finds it (a restarted guardian, `restore`)
-	// without waiting for the disk; the returned sync makes it durable. It is for a
-	// change that ends rejected writes: a slow disk's fsync must not keep them
-	// rejected. On error, nothing changed.
+	// without waiting for the disk; the returned sync makes it durable. It is for an
+	// urgent change (policy.Decision.Urgent: the lift that ends rejected writes, the
+	// hold that stops an AOF rewrite storm): a slow disk's fsync must not keep the
+	// damage going. On error, nothing changed.
 	Stage(c Change) (sync func() error, err error)
 	Remove(setting string) error
 	Get(setting string) (Change, bool)
