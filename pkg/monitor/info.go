@@ -32,6 +32,48 @@ type Info struct {
 	MemFragmentationBytes int64
 	HasFragmentationBytes bool
 
+	// What used_memory is made of (4.0+; HasMemoryBreakdown says whether
+	// used_memory_overhead was reported). used_memory = dataset + overhead, and
+	// the overhead holds the client buffers, the replication backlog, the AOF
+	// buffer and the script caches below, with the rest (start-up memory, the
+	// keyspace's hash tables) left over.
+	HasMemoryBreakdown bool
+	UsedMemoryOverhead int64
+	UsedMemoryStartup  int64
+	UsedMemoryDataset  int64
+	// MemClientsNormal is the buffers of normal, pub/sub and MONITOR clients
+	// (and the master link on a replica); MemClientsSlaves the replicas' output
+	// buffers beyond the shared backlog.
+	MemClientsNormal      int64
+	MemClientsSlaves      int64
+	MemReplicationBacklog int64
+	MemAOFBuffer          int64
+	MemClusterLinks       int64
+	// UsedMemoryScripts is the scripts' and functions' caches, part of the
+	// overhead (the Lua VM itself, used_memory_vm_eval / used_memory_lua, is
+	// allocated outside used_memory and so is not part of it).
+	UsedMemoryScripts int64
+	UsedMemoryVMEval  int64
+	// MemNotCountedForEvict is what maxmemory does not count: replica buffers
+	// and the AOF buffer.
+	MemNotCountedForEvict int64
+
+	// The allocator's own view (5.0+, jemalloc builds; HasAllocatorFrag says
+	// whether it was reported). allocator_frag_* is memory in pages the
+	// allocator holds partly empty: only active defrag or a restart returns it.
+	// allocator_rss_* is pages it holds entirely empty: it gives them back by
+	// itself (jemalloc's background thread, MEMORY PURGE).
+	HasAllocatorFrag    bool
+	AllocatorAllocated  int64
+	AllocatorActive     int64
+	AllocatorResident   int64
+	AllocatorFragRatio  float64
+	AllocatorFragBytes  int64
+	AllocatorRSSRatio   float64
+	AllocatorRSSBytes   int64
+	MemAllocator        string
+	ActiveDefragRunning bool
+
 	// Persistence
 	Loading                        bool
 	AsyncLoading                   bool
@@ -205,6 +247,49 @@ func (in *Info) set(k, v string) {
 	case "mem_fragmentation_bytes":
 		in.MemFragmentationBytes = atoi(v)
 		in.HasFragmentationBytes = true
+	case "used_memory_overhead":
+		in.UsedMemoryOverhead = atoi(v)
+		in.HasMemoryBreakdown = true
+	case "used_memory_startup":
+		in.UsedMemoryStartup = atoi(v)
+	case "used_memory_dataset":
+		in.UsedMemoryDataset = atoi(v)
+	case "mem_clients_normal":
+		in.MemClientsNormal = atoi(v)
+	case "mem_clients_slaves":
+		in.MemClientsSlaves = atoi(v)
+	case "mem_replication_backlog":
+		in.MemReplicationBacklog = atoi(v)
+	case "mem_aof_buffer":
+		in.MemAOFBuffer = atoi(v)
+	case "mem_cluster_links":
+		in.MemClusterLinks = atoi(v)
+	case "used_memory_scripts":
+		in.UsedMemoryScripts = atoi(v)
+	case "used_memory_vm_eval", "used_memory_lua":
+		// 7.0+ prints both, the same number; 6.x only used_memory_lua.
+		in.UsedMemoryVMEval = atoi(v)
+	case "mem_not_counted_for_evict":
+		in.MemNotCountedForEvict = atoi(v)
+	case "allocator_allocated":
+		in.AllocatorAllocated = atoi(v)
+	case "allocator_active":
+		in.AllocatorActive = atoi(v)
+	case "allocator_resident":
+		in.AllocatorResident = atoi(v)
+	case "allocator_frag_ratio":
+		in.AllocatorFragRatio = atof(v)
+	case "allocator_frag_bytes":
+		in.AllocatorFragBytes = atoi(v)
+		in.HasAllocatorFrag = true
+	case "allocator_rss_ratio":
+		in.AllocatorRSSRatio = atof(v)
+	case "allocator_rss_bytes":
+		in.AllocatorRSSBytes = atoi(v)
+	case "mem_allocator":
+		in.MemAllocator = v
+	case "active_defrag_running":
+		in.ActiveDefragRunning = v != "0" && v != ""
 	case "loading":
 		in.Loading = v == "1"
 	case "async_loading":
