@@ -16,6 +16,9 @@ var ConfigParams = []string{
 	"auto-aof-rewrite-percentage", "auto-aof-rewrite-min-size",
 	"maxmemory", "maxmemory-policy", "logfile", "syslog-enabled",
 	"replica-ignore-disk-write-errors", "disable-thp", "rdb-key-save-delay",
+	// activedefrag: on means the build can defrag (a build without the defrag
+	// hint refuses it); client-output-buffer-limit: a runaway client's limit.
+	"activedefrag", "client-output-buffer-limit",
 }
 
 // RedisConfig is the result of CONFIG GET: parameter name to value, as Redis prints it.

@@ -175,6 +175,8 @@ type RedisSource struct {
 	infoTime time.Time
 	// fullStale makes the next tick a full one: a new connection or a failed read.
 	fullStale bool
+	// clientList is the last CLIENT LIST (clients.go).
+	clientList clientsCache
 }
 
 // lightSections are what a light tick asks for (7.0+); with replication on a
@@ -223,7 +225,8 @@ func (r *RedisSource) MarkConfigStale() {
 }
 
 // Read performs one tick's worth of reading: one INFO round trip, plus CONFIG GET
-// when the cached settings are stale.
+// when the cached settings are stale, and CLIENT LIST when client buffers fill
+// memory (see RedisReading.Clients).
 func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	start := time.Now()
 	raw, full, err := r.info(ctx, now)
@@ -246,6 +249,7 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	}
 	rd.Info, rd.InfoTime, rd.InfoFull = r.last, r.infoTime, full
 	r.mu.Unlock()
+	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, full)
 
 	r.mu.Lock()
 	refresh := r.stale || r.configTime.IsZero() || now.Sub(r.configTime) >= r.opts.ConfigRefresh ||

@@ -59,6 +59,16 @@ type RedisReading struct {
 	ConfigErr     error
 	ConfigErrKind ErrKind
 
+	// Clients are the clients with the largest output buffers (TopClients, at
+	// most TopClientsN), from the last CLIENT LIST: it runs only while client
+	// buffers hold a large share of memory (ClientBuffersLarge), only on a full
+	// INFO read and at most once every ClientListEvery, and its result is kept
+	// until the share falls. ClientsTime is when it ran, zero when it has not;
+	// ClientsErr is set when it failed (an ACL user without +client|list).
+	Clients     []Client
+	ClientsTime time.Time
+	ClientsErr  error
+
 	// File is what Redis's own config file (INFO config_file) says about the
 	// settings the guardian may hold; empty when Redis has no file or it is not
 	// on this host.
