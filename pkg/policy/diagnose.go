@@ -14,6 +14,10 @@ import (
 type History struct {
 	// Prev is the previous snapshot whose Redis reading succeeded, nil on the first.
 	Prev *monitor.Snapshot
+	// OneShot says Prev is a reading a moment earlier by a one-shot check, taken
+	// only to see counters rise: log lines still count from recentWindow back,
+	// as without Prev.
+	OneShot bool
 }
 
 // recentWindow is how far back a log line counts when there is no earlier tick to
@@ -268,7 +272,7 @@ func (d *diag) logRecent() time.Time {
 }
 
 func (d *diag) logSincePrev() time.Time {
-	if d.h.Prev != nil {
+	if d.h.Prev != nil && !d.h.OneShot {
 		return d.h.Prev.Time
 	}
 	return d.s.Time.Add(-recentWindow)
@@ -517,52 +521,20 @@ func (d *diag) memory() {
 		d.add(IDMaxmemoryUnset, Warning, "maxmemory is not set: Redis can grow until the OOM killer stops it",
 			fmt.Sprintf("used_memory %s, total_system_memory %s", HumanBytes(in.UsedMemory), HumanBytes(max(in.TotalSystemMemory, host))),
 			"set maxmemory to leave room for fork copy-on-write (e.g. 50-70% of RAM) and choose maxmemory-policy")
-	} else {
-		pct := 100 * float64(in.UsedMemory) / float64(in.MaxMemory)
-		if pct >= d.t.MaxmemoryUsedPercent {
-			sev := Warning
-			if pct >= 100 && in.MaxMemoryPolicy == "noeviction" {
-				sev = Critical
-			}
-			d.add(IDMaxmemoryNearLimit, sev, fmt.Sprintf("Redis uses %.0f%% of maxmemory", pct),
-				fmt.Sprintf("used_memory %s of maxmemory %s, policy %s", HumanBytes(in.UsedMemory), HumanBytes(in.MaxMemory), orUnknown(in.MaxMemoryPolicy)),
-				"raise maxmemory if the host has room, or reduce the dataset; with noeviction, writes fail with OOM at 100%")
-		}
-		if strings.HasPrefix(in.MaxMemoryPolicy, "volatile-") && in.Keys > 0 && in.Expires == 0 {
-			d.add(IDEvictionPolicyMismatch, Warning,
-				fmt.Sprintf("maxmemory-policy %s can evict nothing: no key has a TTL", in.MaxMemoryPolicy),
-				fmt.Sprintf("%d keys, 0 with an expire", in.Keys),
-				"use an allkeys-* policy, or set TTLs on evictable keys; at maxmemory writes will fail with OOM")
-		}
+	} else if strings.HasPrefix(in.MaxMemoryPolicy, "volatile-") && in.Keys > 0 && in.Expires == 0 {
+		d.add(IDEvictionPolicyMismatch, Warning,
+			fmt.Sprintf("maxmemory-policy %s can evict nothing: no key has a TTL", in.MaxMemoryPolicy),
+			fmt.Sprintf("%d keys, 0 with an expire", in.Keys),
+			"use an allkeys-* policy, or set TTLs on evictable keys; at maxmemory writes will fail with OOM")
 	}
-	if oom := d.oomDelta(); oom > 0 {
-		d.add(IDOOMRejections, Warning, fmt.Sprintf("Redis rejected %d commands with OOM", oom),
-			fmt.Sprintf("errorstat_OOM %d, used_memory %s, maxmemory %s, policy %s", in.ErrorstatOOM, HumanBytes(in.UsedMemory), HumanBytes(in.MaxMemory), orUnknown(in.MaxMemoryPolicy)),
-			"raise maxmemory, pick an eviction policy that can evict, or reduce the dataset")
-	}
-	wasted := in.MemFragmentationBytes
-	if !in.HasFragmentationBytes {
-		wasted = in.UsedMemoryRSS - in.UsedMemory
-	}
-	if in.MemFragmentationRatio > d.t.FragmentationRatio && wasted >= d.t.FragmentationMinBytes {
-		d.add(IDFragmentationHigh, Warning, fmt.Sprintf("memory fragmentation ratio is %.2f", in.MemFragmentationRatio),
-			fmt.Sprintf("RSS %s for %s of data, %s wasted", HumanBytes(in.UsedMemoryRSS), HumanBytes(in.UsedMemory), HumanBytes(wasted)),
-			"enable activedefrag yes (jemalloc builds), or restart the instance in a quiet window after a failover")
-	}
+	d.memPressure()   // mempressure.go
+	d.oomRejections() // mempressure.go
+	d.fragmentation() // fragmentation.go
 	if in.LatestForkUsec > d.t.ForkSlow.Microseconds() {
 		d.add(IDForkSlow, Warning, fmt.Sprintf("the last fork took %s, stalling every client", time.Duration(in.LatestForkUsec)*time.Microsecond),
 			fmt.Sprintf("latest_fork_usec %d, RSS %s", in.LatestForkUsec, HumanBytes(in.UsedMemoryRSS)),
 			"disable transparent huge pages, avoid swap, keep the instance smaller, or move off a hypervisor with slow fork")
 	}
-}
-
-// oomDelta is the number of OOM rejections since the previous tick, or since start
-// when there is no previous tick.
-func (d *diag) oomDelta() int64 {
-	if p := d.h.Prev; p != nil {
-		return d.info.ErrorstatOOM - p.Redis.Info.ErrorstatOOM
-	}
-	return d.info.ErrorstatOOM
 }
 
 func (d *diag) replication() {

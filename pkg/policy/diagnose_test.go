@@ -886,9 +886,41 @@ func diagCases() []diagCase {
 			},
 		},
 		{
-			name: "OOM rejections since start",
+			// The counter runs from Redis's start: without an earlier reading
+			// it is history, not a problem now (issue 24: "rejected 2 commands"
+			// with maxmemory removed).
+			name: "OOM rejections since start alone",
 			snap: func(s *monitor.Snapshot) { s.Redis.Info.ErrorstatOOM = 5 },
+			want: []idSev{},
+		},
+		{
+			name: "OOM rejections since the previous reading",
+			snap: func(s *monitor.Snapshot) { s.Redis.Info.ErrorstatOOM, s.Redis.Info.UptimeSeconds = 7, 3600 },
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Time = now.Add(-time.Second)
+				prev.Redis.Info.ErrorstatOOM = 5
+				h.Prev = &prev
+			},
 			want: []idSev{warn(IDOOMRejections)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "summary", fs[0].Summary, "rejected 2 commands with OOM in the last 1s")
+				contains(t, "cause", fs[0].Cause, "errorstat_OOM rose by 2 (7 since Redis started, uptime 1h0m0s)")
+			},
+		},
+		{
+			name: "OOM counter of a restarted Redis counts from zero",
+			snap: func(s *monitor.Snapshot) { s.Redis.Info.ErrorstatOOM, s.Redis.Info.RunID = 3, "new" },
+			hist: func(h *History, s monitor.Snapshot) {
+				prev := s
+				prev.Time = now.Add(-time.Second)
+				prev.Redis.Info.ErrorstatOOM, prev.Redis.Info.RunID = 9, "old"
+				h.Prev = &prev
+			},
+			want: []idSev{warn(IDOOMRejections)},
+			check: func(t *testing.T, fs []Finding) {
+				contains(t, "summary", fs[0].Summary, "rejected 3 commands")
+			},
 		},
 		{
 			name: "no new OOM rejections since the previous tick",

@@ -5,9 +5,11 @@ import "time"
 // Thresholds are the limits at which a reading becomes a finding. The defaults follow
 // common Redis troubleshooting practice; every one can be overridden per instance.
 type Thresholds struct {
-	// FragmentationRatio: mem_fragmentation_ratio above it is fragmentation_high,
-	// once at least FragmentationMinBytes are wasted (small instances always look
-	// fragmented and nobody should be paged for 3 MiB).
+	// FragmentationRatio: allocator_frag_ratio above it is fragmentation_high,
+	// once allocator_frag_bytes reach FragmentationMinBytes (a small instance
+	// shows any ratio, and nobody should be paged for 3 MiB). On a server without
+	// the allocator's numbers (libc malloc, before 5.0) the same limits apply to
+	// mem_fragmentation_ratio and RSS - used_memory.
 	FragmentationRatio    float64
 	FragmentationMinBytes int64
 	// MaxmemoryUsedPercent of maxmemory in use is maxmemory_near_limit.
@@ -40,7 +42,7 @@ type Thresholds struct {
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		FragmentationRatio:    1.5,
-		FragmentationMinBytes: 100 << 20,
+		FragmentationMinBytes: 64 << 20,
 		MaxmemoryUsedPercent:  90,
 		AOFGrowthRatio:        3,
 		AOFBufferBytes:        10 << 20,

@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// fragmentation is fragmentation_high on the allocator's own numbers.
+// mem_fragmentation_ratio is RSS / used_memory: a 1 MiB instance shows 6 to 8
+// without any fragmentation, and pages the allocator is about to give back
+// count in it. allocator_frag_* (5.0+, jemalloc) is memory in pages the
+// allocator holds partly used: only active defrag or a restart returns it, so
+// that is what the finding judges, above FragmentationRatio and at least
+// FragmentationMinBytes of it (as Redis's own MEMORY DOCTOR does, with its
+// 1.1 and 10 MB). allocator_rss_* is whole empty pages, which jemalloc's
+// background thread returns by itself within about a minute: evidence, not a
+// cause.
+func (d *diag) fragmentation() {
+	in := d.info
+	if !in.HasAllocatorFrag {
+		d.fragmentationRSS()
+		return
+	}
+	if in.AllocatorFragRatio <= d.t.FragmentationRatio || in.AllocatorFragBytes < d.t.FragmentationMinBytes {
+		return
+	}
+	cause := fmt.Sprintf("allocator_frag_ratio %.2f, allocator_frag_bytes %s: pages the allocator holds partly empty (allocator_active %s for allocator_allocated %s); used_memory %s, RSS %s",
+		in.AllocatorFragRatio, HumanBytes(in.AllocatorFragBytes), HumanBytes(in.AllocatorActive), HumanBytes(in.AllocatorAllocated),
+		HumanBytes(in.UsedMemory), HumanBytes(in.UsedMemoryRSS))
+	if in.AllocatorRSSBytes > 0 {
+		cause += fmt.Sprintf("; allocator_rss_bytes %s more are empty pages the allocator gives back by itself (jemalloc's background thread, or MEMORY PURGE at once)", HumanBytes(in.AllocatorRSSBytes))
+	}
+	d.add(IDFragmentationHigh, Warning,
+		fmt.Sprintf("the allocator holds %s in fragmented pages (allocator_frag_ratio %.2f)", HumanBytes(in.AllocatorFragBytes), in.AllocatorFragRatio),
+		cause, d.defragFix(in.AllocatorFragBytes))
+}
+
+// fragmentationRSS is the rule for a server without the allocator's numbers
+// (libc malloc, or before 5.0): RSS against used_memory, with the same floor.
+func (d *diag) fragmentationRSS() {
+	in := d.info
+	wasted := in.MemFragmentationBytes
+	if !in.HasFragmentationBytes {
+		wasted = in.UsedMemoryRSS - in.UsedMemory
+	}
+	if in.MemFragmentationRatio <= d.t.FragmentationRatio || wasted < d.t.FragmentationMinBytes {
+		return
+	}
+	d.add(IDFragmentationHigh, Warning, fmt.Sprintf("memory fragmentation ratio is %.2f", in.MemFragmentationRatio),
+		fmt.Sprintf("RSS %s for %s of data, %s wasted (this server reports no allocator_frag_*: mem_allocator %s)",
+			HumanBytes(in.UsedMemoryRSS), HumanBytes(in.UsedMemory), HumanBytes(wasted), orUnknown(in.MemAllocator)),
+		d.defragFix(wasted))
+}
+
+// defragFix is advice this build can carry out. Whether activedefrag works is not
+// in INFO: Debian's packages refuse `CONFIG SET activedefrag yes` (their system
+// jemalloc lacks the defrag hint Redis's bundled one has), upstream builds accept
+// it. The guardian never sets it to find out; CONFIG GET tells only when it is
+// already on, which a build without support would have refused.
+func (d *diag) defragFix(returned int64) string {
+	restart := fmt.Sprintf("fail over to a replica and restart this one, which would return about %s", HumanBytes(returned))
+	if strings.HasPrefix(d.info.MemAllocator, "libc") {
+		return "active defrag needs jemalloc and this build uses " + d.info.MemAllocator + ": " + restart
+	}
+	if v, _ := d.cfg.Get("activedefrag"); v == "yes" {
+		running := "not running now"
+		if d.info.ActiveDefragRunning {
+			running = "running now"
+		}
+		return fmt.Sprintf("activedefrag is on and %s (active_defrag_running): let it work, or lower active-defrag-ignore-bytes / active-defrag-threshold-lower if it never starts; if it cannot keep up, %s", running, restart)
+	}
+	return "CONFIG SET activedefrag yes if your build supports it (Debian's packages refuse it: their jemalloc lacks the defrag hint); otherwise " + restart
+}
