@@ -49,7 +49,11 @@ type Result struct {
 }
 
 // Run checks every target concurrently, each bounded by timeout, so a dead Redis
-// costs at most the timeout and never delays the others' results.
+// costs at most the timeout and never delays the others' results. Each is read
+// twice, CounterInterval(timeout) apart: counters Redis keeps since its start
+// (errorstat_OOM, aof_delayed_fsync, output-buffer disconnections, a cgroup's
+// oom_kill) are judged on their change between the two, so a check reports what
+// happens now, not rejections that ended before it ran.
 func Run(ctx context.Context, targets []Target, timeout time.Duration, now func() time.Time) Result {
 	res := Result{Instances: make([]InstanceResult, len(targets))}
 	var wg sync.WaitGroup
@@ -59,8 +63,8 @@ func Run(ctx context.Context, targets []Target, timeout time.Duration, now func(
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			s := t.Collector.Snapshot(cctx, now())
-			fs := policy.Diagnose(s, policy.History{}, t.Thresholds, t.Ignore)
+			s, h := readTwice(cctx, t.Collector, CounterInterval(timeout), now)
+			fs := policy.Diagnose(s, h, t.Thresholds, t.Ignore)
 			if fs == nil {
 				fs = []policy.Finding{}
 			}
@@ -77,6 +81,34 @@ func Run(ctx context.Context, targets []Target, timeout time.Duration, now func(
 	}
 	res.Status = stateOf(policy.Worst(all))
 	return res
+}
+
+// CounterInterval is how far apart check reads an instance: a second, or a
+// quarter of a shorter --timeout, so both reads fit in it.
+func CounterInterval(timeout time.Duration) time.Duration {
+	return min(time.Second, timeout/4)
+}
+
+// readTwice reads an instance, waits interval and reads it again; the first
+// reading is the second's history. A Redis that does not answer is not read
+// again: there is no counter to compare, and its timeout is spent.
+func readTwice(ctx context.Context, c *monitor.Collector, interval time.Duration, now func() time.Time) (monitor.Snapshot, policy.History) {
+	first := c.Snapshot(ctx, now())
+	if first.Redis.Err != nil {
+		return first, policy.History{}
+	}
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return first, policy.History{}
+	case <-timer.C:
+	}
+	s := c.Snapshot(ctx, now())
+	if s.Redis.Err != nil {
+		return s, policy.History{}
+	}
+	return s, policy.History{Prev: &first, OneShot: true}
 }
 
 func describeLogSource(l monitor.LogReading) string {
