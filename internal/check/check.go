@@ -104,6 +104,7 @@ func readTwice(ctx context.Context, c *monitor.Collector, interval time.Duration
 		return first, policy.History{}
 	case <-timer.C:
 	}
+	c.Redis().MarkInfoStale() // errorstats are not in a light read
 	s := c.Snapshot(ctx, now())
 	if s.Redis.Err != nil {
 		return s, policy.History{}

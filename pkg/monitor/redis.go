@@ -224,6 +224,15 @@ func (r *RedisSource) MarkConfigStale() {
 	r.mu.Unlock()
 }
 
+// MarkInfoStale makes the next Read ask for every INFO section, however recent
+// the last full one (a one-shot check's second reading compares counters of
+// sections a light read leaves out).
+func (r *RedisSource) MarkInfoStale() {
+	r.mu.Lock()
+	r.fullStale = true
+	r.mu.Unlock()
+}
+
 // Read performs one tick's worth of reading: one INFO round trip, plus CONFIG GET
 // when the cached settings are stale, and CLIENT LIST when client buffers fill
 // memory (see RedisReading.Clients).

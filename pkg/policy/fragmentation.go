@@ -8,31 +8,49 @@ import (
 // fragmentation is fragmentation_high on the allocator's own numbers.
 // mem_fragmentation_ratio is RSS / used_memory: a 1 MiB instance shows 6 to 8
 // without any fragmentation, and pages the allocator is about to give back
-// count in it. allocator_frag_* (5.0+, jemalloc) is memory in pages the
-// allocator holds partly used: only active defrag or a restart returns it, so
-// that is what the finding judges, above FragmentationRatio and at least
-// FragmentationMinBytes of it (as Redis's own MEMORY DOCTOR does, with its
-// 1.1 and 10 MB). allocator_rss_* is whole empty pages, which jemalloc's
-// background thread returns by itself within about a minute: evidence, not a
-// cause.
+// count in it. allocator_active - allocator_allocated (5.0+, jemalloc) is memory
+// in pages the allocator holds partly used: only active defrag or a restart
+// returns it, so that is what the finding judges, above FragmentationRatio and
+// at least FragmentationMinBytes of it (as Redis's own MEMORY DOCTOR does, with
+// its 1.1 and 10 MB). Redis and Valkey 8.0 print that difference as
+// allocator_frag_bytes; Valkey 8.1 prints the small bins' share measured by its
+// defrag code instead, and 0 when built without the defrag hint, so the
+// difference is computed here. allocator_rss_* is whole empty pages, which
+// jemalloc's background thread returns by itself within about a minute:
+// evidence, not a cause.
 func (d *diag) fragmentation() {
 	in := d.info
 	if !in.HasAllocatorFrag {
 		d.fragmentationRSS()
 		return
 	}
-	if in.AllocatorFragRatio <= d.t.FragmentationRatio || in.AllocatorFragBytes < d.t.FragmentationMinBytes {
+	frag, ratio := in.AllocatorFragBytes, in.AllocatorFragRatio
+	if in.AllocatorAllocated > 0 && in.AllocatorActive > in.AllocatorAllocated {
+		frag = in.AllocatorActive - in.AllocatorAllocated
+		ratio = float64(in.AllocatorActive) / float64(in.AllocatorAllocated)
+	}
+	if ratio <= d.t.FragmentationRatio || frag < d.t.FragmentationMinBytes {
 		return
 	}
-	cause := fmt.Sprintf("allocator_frag_ratio %.2f, allocator_frag_bytes %s: pages the allocator holds partly empty (allocator_active %s for allocator_allocated %s); used_memory %s, RSS %s",
-		in.AllocatorFragRatio, HumanBytes(in.AllocatorFragBytes), HumanBytes(in.AllocatorActive), HumanBytes(in.AllocatorAllocated),
+	cause := fmt.Sprintf("allocator_active %s for allocator_allocated %s: %s in pages the allocator holds partly empty (ratio %.2f); used_memory %s, RSS %s",
+		HumanBytes(in.AllocatorActive), HumanBytes(in.AllocatorAllocated), HumanBytes(frag), ratio,
 		HumanBytes(in.UsedMemory), HumanBytes(in.UsedMemoryRSS))
+	// Valkey 8.1+ reports no small-bin fragmentation at all only when it cannot
+	// measure it: built without the defrag hint, so without active defrag.
+	noHint := in.AllocatorFragBytes == 0
+	if noHint {
+		cause += "; allocator_frag_bytes reads 0: Valkey 8.1+ measures it only when built with jemalloc's defrag hint, so this build cannot defrag"
+	}
 	if in.AllocatorRSSBytes > 0 {
 		cause += fmt.Sprintf("; allocator_rss_bytes %s more are empty pages the allocator gives back by itself (jemalloc's background thread, or MEMORY PURGE at once)", HumanBytes(in.AllocatorRSSBytes))
 	}
+	fix := d.defragFix(frag)
+	if noHint {
+		fix = fmt.Sprintf("active defrag is not available in this build: fail over to a replica and restart this one, which would return about %s", HumanBytes(frag))
+	}
 	d.add(IDFragmentationHigh, Warning,
-		fmt.Sprintf("the allocator holds %s in fragmented pages (allocator_frag_ratio %.2f)", HumanBytes(in.AllocatorFragBytes), in.AllocatorFragRatio),
-		cause, d.defragFix(in.AllocatorFragBytes))
+		fmt.Sprintf("the allocator holds %s in fragmented pages (allocator_active / allocator_allocated %.2f)", HumanBytes(frag), ratio),
+		cause, fix)
 }
 
 // fragmentationRSS is the rule for a server without the allocator's numbers

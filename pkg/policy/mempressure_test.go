@@ -215,11 +215,24 @@ func TestFragmentationOnAllocatorNumbers(t *testing.T) {
 		{
 			name: "deleted 90% of the keys: allocator numbers and a fix this build can carry out",
 			snap: measured, want: true,
-			wantSumma: "the allocator holds 208.0 MiB in fragmented pages (allocator_frag_ratio 6.90)",
-			cause:     []string{"allocator_frag_ratio 6.90, allocator_frag_bytes 208.0 MiB", "allocator_rss_bytes 63.0 MiB more are empty pages the allocator gives back by itself"},
+			wantSumma: "the allocator holds 208.0 MiB in fragmented pages (allocator_active / allocator_allocated 6.94)",
+			cause:     []string{"allocator_active 243.0 MiB for allocator_allocated 35.0 MiB: 208.0 MiB in pages the allocator holds partly empty (ratio 6.94)", "allocator_rss_bytes 63.0 MiB more are empty pages the allocator gives back by itself"},
 			fix: []string{"CONFIG SET activedefrag yes if your build supports it (Debian's packages refuse it: their jemalloc lacks the defrag hint)",
 				"otherwise fail over to a replica and restart this one, which would return about 208.0 MiB"},
 			notFix: []string{"enable activedefrag yes (jemalloc builds)"},
+		},
+		{
+			// Valkey 8.1 built without the defrag hint (Debian's), measured:
+			// allocator_active 224.6 MB, allocated 30.8 MB, allocator_frag_bytes 0.
+			name: "Valkey 8.1 without the defrag hint: the difference, and no activedefrag",
+			snap: func(s *monitor.Snapshot) {
+				measured(s)
+				s.Redis.Info.AllocatorFragRatio, s.Redis.Info.AllocatorFragBytes = 1, 0
+			},
+			want:   true,
+			cause:  []string{"208.0 MiB in pages the allocator holds partly empty", "allocator_frag_bytes reads 0: Valkey 8.1+ measures it only when built with jemalloc's defrag hint"},
+			fix:    []string{"active defrag is not available in this build: fail over to a replica and restart this one, which would return about 208.0 MiB"},
+			notFix: []string{"CONFIG SET activedefrag"},
 		},
 		{
 			name: "activedefrag already on (so the build has it)",
@@ -243,7 +256,7 @@ func TestFragmentationOnAllocatorNumbers(t *testing.T) {
 			name: "a high allocator ratio below the floor",
 			snap: func(s *monitor.Snapshot) {
 				measured(s)
-				s.Redis.Info.AllocatorFragBytes = 40 * mib
+				s.Redis.Info.AllocatorFragBytes, s.Redis.Info.AllocatorActive = 40*mib, 75*mib
 			},
 		},
 		{
@@ -256,6 +269,7 @@ func TestFragmentationOnAllocatorNumbers(t *testing.T) {
 			snap: func(s *monitor.Snapshot) {
 				measured(s)
 				s.Redis.Info.AllocatorFragRatio, s.Redis.Info.AllocatorFragBytes, s.Redis.Info.AllocatorRSSBytes = 1.05, 2*mib, 260*mib
+				s.Redis.Info.AllocatorActive = 37 * mib
 			},
 		},
 		{
