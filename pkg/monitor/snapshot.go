@@ -18,6 +18,8 @@ type Snapshot struct {
 	Redis    RedisReading
 	Host     HostReading
 	Log      LogReading
+	// Fork is the host's fork slots (fork_budget), zero when not read.
+	Fork ForkView
 }
 
 // ErrKind classifies why Redis could not be read, because each kind has a different

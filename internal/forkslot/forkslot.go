@@ -1,0 +1,180 @@
+// Package forkslot is the host's fork budget: at most N fork children of the
+// host's Redis instances at once, whichever guardian watches them. A slot is a
+// file <runtime_dir>/fork-slot-<i> (i < N) with a write lock on it; whoever
+// holds the lock holds the slot and writes its instance name and pid into the
+// file, so the others can say who makes them wait.
+//
+// The locks are open file description locks (fcntl F_OFD_SETLK), not flock():
+// like flock they belong to one open of the file, so two instances of one
+// guardian process (two opens) exclude each other exactly as two guardian
+// processes do, and they go away when the holder's file is closed or its
+// process dies (no stale slot after a crash). Unlike flock they can be queried
+// without taking them (F_OFD_GETLK): reading who holds the slots for a snapshot
+// never takes a slot for a moment, so it cannot make another instance's take
+// fail.
+package forkslot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+)
+
+// Slots are one instance's view of the host's fork slots and its handle on
+// them. The zero value is not usable: build one with New.
+type Slots struct {
+	dir   string
+	n     int
+	owner string
+
+	mu   sync.Mutex
+	held *os.File // the slot this instance holds, nil when none
+}
+
+// New returns the slots of dir, n of them, as the instance owner uses them.
+func New(dir string, n int, owner string) *Slots {
+	return &Slots{dir: dir, n: max(n, 1), owner: strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, owner)}
+}
+
+func (s *Slots) path(i int) string { return filepath.Join(s.dir, "fork-slot-"+strconv.Itoa(i)) }
+
+// lock is the whole file, taken or queried as a write lock (Pid 0: OFD locks).
+func lock(typ int16) unix.Flock_t { return unix.Flock_t{Type: typ, Whence: io.SeekStart} }
+
+// Take takes a free slot for the instance. It reports true when the instance
+// holds one afterwards (it may already have), false when every slot is held by
+// others. An error says the slots could not be used at all.
+func (s *Slots) Take() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held != nil {
+		return true, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return false, fmt.Errorf("make the fork slot dir: %w", err)
+	}
+	for i := range s.n {
+		f, err := openSlot(s.path(i), unix.O_RDWR|unix.O_CREAT)
+		if err != nil {
+			return false, err
+		}
+		lk := lock(unix.F_WRLCK)
+		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			_ = f.Close()
+			continue
+		}
+		if err != nil {
+			_ = f.Close()
+			return false, fmt.Errorf("lock fork slot %s: %w", s.path(i), err)
+		}
+		// Who holds it, for the others' findings; a failed write only costs
+		// that text, not the slot.
+		if f.Truncate(0) == nil {
+			_, _ = f.WriteAt([]byte(fmt.Sprintf("%s %d\n", s.owner, os.Getpid())), 0)
+		}
+		s.held = f
+		return true, nil
+	}
+	return false, nil
+}
+
+// Release gives the instance's slot back (nothing when it holds none).
+func (s *Slots) Release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		return nil
+	}
+	f := s.held
+	s.held = nil
+	_ = f.Truncate(0) // the name goes with the slot; closing unlocks
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("release fork slot %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// View reads the slots for a snapshot: which this instance holds and who holds
+// the others. It takes nothing.
+func (s *Slots) View() monitor.ForkView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := monitor.ForkView{Known: true, Slots: s.n}
+	for i := range s.n {
+		if s.held != nil && s.held.Name() == s.path(i) {
+			v.Mine = true
+			continue
+		}
+		holder, err := queryHolder(s.path(i))
+		if err != nil {
+			return monitor.ForkView{Slots: s.n, Err: err.Error()}
+		}
+		if holder != "" {
+			v.Others = append(v.Others, holder)
+		}
+	}
+	return v
+}
+
+// queryHolder returns who holds slot file p ("" when nobody does).
+func queryHolder(p string) (string, error) {
+	f, err := openSlot(p, unix.O_RDONLY)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	lk := lock(unix.F_WRLCK)
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return "", fmt.Errorf("query fork slot %s: %w", p, err)
+	}
+	if lk.Type == unix.F_UNLCK {
+		return "", nil
+	}
+	buf := make([]byte, 128)
+	n, _ := f.ReadAt(buf, 0)
+	if h := strings.TrimSpace(string(buf[:n])); h != "" {
+		return h, nil
+	}
+	return "?", nil
+}
+
+// openSlot opens a slot file without following a symlink (the runtime dir
+// may be shared with other units) and insists on a regular file.
+func openSlot(p string, flags int) (*os.File, error) {
+	fd, err := unix.Open(p, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o660)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("open fork slot %s: %w", p, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("open fork slot %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("stat fork slot %s: %w", p, err)
+	}
+	if !st.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("fork slot %s is not a regular file (%s)", p, st.Mode().Type())
+	}
+	return f, nil
+}
