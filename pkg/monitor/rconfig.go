@@ -19,6 +19,8 @@ var ConfigParams = []string{
 	// activedefrag: on means the build can defrag (a build without the defrag
 	// hint refuses it); client-output-buffer-limit: a runaway client's limit.
 	"activedefrag", "client-output-buffer-limit",
+	// oom-score-adj-values: whether the OOM bias oom_shield holds favours the child.
+	"oom-score-adj-values",
 }
 
 // RedisConfig is the result of CONFIG GET: parameter name to value, as Redis prints it.

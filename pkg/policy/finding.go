@@ -73,6 +73,8 @@ const (
 	IDForkNprocExhausted     = "fork_nproc_exhausted"
 	IDForkCommitExhausted    = "fork_commit_exhausted"
 	IDStateDirInsecure       = "state_dir_insecure"
+	IDOOMShieldUnavailable   = "oom_shield_unavailable"
+	IDOOMScoreAdjIneffective = "oom_score_adj_ineffective"
 )
 
 // RejectsWrites reports whether the findings say Redis is refusing writes now.
@@ -138,6 +140,7 @@ var KnownIDs = []string{
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
 	IDForkNprocExhausted, IDForkCommitExhausted, IDStateDirInsecure,
+	IDOOMShieldUnavailable, IDOOMScoreAdjIneffective,
 }
 
 // StateDirInsecure is the finding of a state dir or ledger that users other than

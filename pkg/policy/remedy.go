@@ -183,6 +183,7 @@ var Registry = []Remedy{
 	Define(rewriteRetry),
 	Define(replicaBuffer),
 	Define(fsyncRelief),
+	Define(oomShield),
 }
 
 // Remedies holds the configuration of every remedy, by name.
