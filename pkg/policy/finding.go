@@ -140,6 +140,7 @@ var KnownIDs = []string{
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
 	IDForkNprocExhausted, IDForkCommitExhausted, IDStateDirInsecure,
+	IDForkDeferred, IDForkWontFit,
 	IDOOMShieldUnavailable, IDOOMScoreAdjIneffective,
 }
 

@@ -184,6 +184,7 @@ var Registry = []Remedy{
 	Define(replicaBuffer),
 	Define(fsyncRelief),
 	Define(oomShield),
+	Define(forkBudget),
 }
 
 // Remedies holds the configuration of every remedy, by name.

@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
+)
+
+// forkInput is a healthy instance whose fork slots are read: one slot, free.
+func forkInput() Input {
+	in := decideInput()
+	in.Snapshot.Time = now
+	in.Snapshot.Fork = monitor.ForkView{Known: true, Slots: 1}
+	return in
+}
+
+// saveDueNow makes the "save 3600 1" point come due now (a change since a save
+// an hour ago).
+func saveDueNow(in *Input) {
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(-3601 * time.Second).Unix()
+}
+
+func slotTaken(in *Input) { in.Snapshot.Fork.Others = []string{"other 42"} }
+func slotMine(in *Input)  { in.Snapshot.Fork.Mine = true }
+func childRuns(in *Input) { in.Snapshot.Redis.Info.RDBBgsaveInProgress = true }
+func saveHeld(since time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Held[SettingSave] = Held{Setting: SettingSave, Original: "3600 1 300 100", Value: "", Remedy: RemedyForkBudget, Reason: IDForkDeferred, Since: now.Add(-since)}
+		in.Snapshot.Redis.Config[SettingSave] = ""
+	}
+}
+
+type forkStep struct {
+	action  Action
+	setting string
+	value   string
+}
+
+func TestForkBudget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		setup    []func(*Input)
+		want     []forkStep
+		findings map[string]Severity
+	}{
+		{name: "no save due, no child: nothing"},
+		{name: "a save comes due, slot free: take it or hold save", setup: []func(*Input){saveDueNow},
+			want: []forkStep{{ActForkSlotTake, SettingSave, ""}}},
+		{name: "a save comes due while others hold the slot: the same step holds save", setup: []func(*Input){saveDueNow, slotTaken},
+			want: []forkStep{{ActForkSlotTake, SettingSave, ""}}},
+		{name: "a save due, the slot is already mine: nothing", setup: []func(*Input){saveDueNow, slotMine}},
+		{name: "a child runs without a slot: take one", setup: []func(*Input){childRuns},
+			want: []forkStep{{ActForkSlotTake, "", ""}}},
+		{name: "a child runs with its slot: nothing", setup: []func(*Input){childRuns, slotMine}},
+		{name: "no child, a slot not taken for a save: release", setup: []func(*Input){slotMine},
+			want: []forkStep{{ActForkSlotRelease, "", ""}}},
+		{name: "held, the slot still taken: keep waiting, say so", setup: []func(*Input){saveDueNow, slotTaken, saveHeld(time.Minute)},
+			findings: map[string]Severity{IDForkDeferred: Warning}},
+		{name: "held, the slot frees: take it and give save back", setup: []func(*Input){saveDueNow, saveHeld(time.Minute)},
+			want: []forkStep{{ActForkResume, SettingSave, "3600 1 300 100"}}},
+		{name: "held past max_deferral: give save back, critical", setup: []func(*Input){saveDueNow, slotTaken, saveHeld(6 * time.Minute)},
+			want:     []forkStep{{ActUndo, SettingSave, "3600 1 300 100"}},
+			findings: map[string]Severity{IDForkDeferred: Critical}},
+		{name: "held, no save due any more (a manual SAVE): give it back", setup: []func(*Input){slotTaken, saveHeld(time.Minute)},
+			want: []forkStep{{ActUndo, SettingSave, "3600 1 300 100"}}},
+		{name: "stopping: give save back and release", setup: []func(*Input){saveDueNow, slotMine, saveHeld(time.Minute), func(in *Input) { in.Stopping = true }},
+			want: []forkStep{{ActUndo, SettingSave, "3600 1 300 100"}, {ActForkSlotRelease, "", ""}}},
+		{name: "the copy-on-write does not fit: hold save", setup: []func(*Input){saveDueNow, func(in *Input) {
+			in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
+			in.Snapshot.Host.MemAvailable = uint64(110 * mib)
+		}},
+			want:     []forkStep{{ActSet, SettingSave, ""}},
+			findings: map[string]Severity{IDForkWontFit: Warning}},
+		{name: "the cgroup leaves no room: hold save", setup: []func(*Input){saveDueNow, func(in *Input) {
+			in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
+			in.Snapshot.Host.Cgroup = monitor.CgroupReading{Known: true, Version: 1, MemoryMax: uint64(500 * mib), WorkingSet: uint64(450 * mib)}
+		}},
+			want:     []forkStep{{ActSet, SettingSave, ""}},
+			findings: map[string]Severity{IDForkWontFit: Warning}},
+		{name: "held, the slot frees but the room does not fit: keep waiting", setup: []func(*Input){saveDueNow, saveHeld(time.Minute), func(in *Input) {
+			in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
+			in.Snapshot.Host.MemAvailable = uint64(110 * mib)
+		}},
+			findings: map[string]Severity{IDForkDeferred: Warning}},
+		{name: "yielded to the operator: no new hold", setup: []func(*Input){saveDueNow, slotTaken, func(in *Input) {
+			in.Yielded = []Yield{{Remedy: RemedyForkBudget, Setting: SettingSave}}
+		}}},
+		{name: "disabled while holding: give back, release", setup: []func(*Input){saveDueNow, slotMine, saveHeld(time.Minute), func(in *Input) {
+			in.Remedies = DefaultRemedies()
+			ConfigOf[*ForkBudgetConfig](in.Remedies).Enabled = false
+		}},
+			want: []forkStep{{ActUndo, SettingSave, "3600 1 300 100"}, {ActForkSlotRelease, "", ""}}},
+		{name: "slots unreadable: no hold", setup: []func(*Input){saveDueNow, func(in *Input) { in.Snapshot.Fork = monitor.ForkView{Err: "permission denied"} }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := forkInput()
+			for _, f := range tc.setup {
+				f(&in)
+			}
+			res, _ := Evaluate(in, State{})
+			var got []forkStep
+			for _, d := range only(res.Decisions, RemedyForkBudget) {
+				got = append(got, forkStep{d.Action, d.Setting, d.Value})
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(forkStep{})); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+			gotF := map[string]Severity{}
+			for _, f := range res.Findings {
+				if f.ID == IDForkDeferred || f.ID == IDForkWontFit {
+					gotF[f.ID] = f.Severity
+				}
+			}
+			if len(tc.findings) == 0 {
+				tc.findings = map[string]Severity{}
+			}
+			if diff := cmp.Diff(tc.findings, gotF); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestForkBudgetGrace: a slot taken for a due save is kept for the grace while
+// no child has appeared yet, released after it; a child that ran and ended
+// releases it at once.
+func TestForkBudgetGrace(t *testing.T) {
+	t.Parallel()
+	in := forkInput()
+	saveDueNow(&in)
+	ds, st := Decide(in, State{})
+	if fb := only(ds, RemedyForkBudget); len(fb) != 1 || fb[0].Action != ActForkSlotTake {
+		t.Fatalf("due: %+v, want a take", fb)
+	}
+	in = at(in, now.Add(time.Second))
+	slotMine(&in)
+	if ds, st = Decide(in, st); len(only(ds, RemedyForkBudget)) != 0 {
+		t.Fatalf("within the grace: %+v, want the slot kept", only(ds, RemedyForkBudget))
+	}
+	later := at(in, now.Add(3*time.Second))
+	if ds, _ := Decide(later, st); len(only(ds, RemedyForkBudget)) != 1 || only(ds, RemedyForkBudget)[0].Action != ActForkSlotRelease {
+		t.Fatalf("after the grace: %+v, want a release", only(ds, RemedyForkBudget))
+	}
+	// The child appears, then ends with the save done.
+	child := at(in, now.Add(1200*time.Millisecond))
+	childRuns(&child)
+	ds, st = Decide(child, st)
+	if len(only(ds, RemedyForkBudget)) != 0 {
+		t.Fatalf("child with its slot: %+v", only(ds, RemedyForkBudget))
+	}
+	done := at(in, now.Add(1500*time.Millisecond))
+	done.Snapshot.Redis.Info.RDBLastSaveTime = now.Unix()
+	done.Snapshot.Redis.Info.RDBChangesSinceLastSave = 0
+	if ds, _ := Decide(done, st); len(only(ds, RemedyForkBudget)) != 1 || only(ds, RemedyForkBudget)[0].Action != ActForkSlotRelease {
+		t.Fatalf("child ended: %+v, want a release at once", only(ds, RemedyForkBudget))
+	}
+}
+
+// TestForkBudgetForcedStaysCritical: after max_deferral the critical finding
+// stays until a save succeeds.
+func TestForkBudgetForcedStaysCritical(t *testing.T) {
+	t.Parallel()
+	in := forkInput()
+	saveDueNow(&in)
+	slotTaken(&in)
+	saveHeld(6 * time.Minute)(&in)
+	_, st := Evaluate(in, State{})
+	next := at(forkInput(), now.Add(time.Second))
+	saveDueNow(&next)
+	slotTaken(&next)
+	res, st := Evaluate(next, st)
+	if !hasFinding(res.Findings, IDForkDeferred, Critical) {
+		t.Fatalf("after the forced give-back: %+v, want fork_deferred critical", res.Findings)
+	}
+	saved := at(next, now.Add(10*time.Second))
+	saved.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(9 * time.Second).Unix()
+	if res, _ := Evaluate(saved, st); hasFinding(res.Findings, IDForkDeferred, Critical) {
+		t.Fatalf("after a save: %+v, want fork_deferred cleared", res.Findings)
+	}
+}
+
+func hasFinding(fs []Finding, id string, sev Severity) bool {
+	for _, f := range fs {
+		if f.ID == id && f.Severity == sev {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSaveSettingValues(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", `""`, "900 1", "3600 1 300 100 60 10000", " 900  1 "} {
+		if err := CheckHeld(RemedyForkBudget, SettingSave, v, ""); err != nil {
+			t.Errorf("original %q refused: %v", v, err)
+		}
+	}
+	for _, v := range []string{"900", "a b", "900 -1", "requirepass x"} {
+		if err := CheckHeld(RemedyForkBudget, SettingSave, v, ""); err == nil {
+			t.Errorf("original %q accepted", v)
+		}
+	}
+	if !SameValue(SettingSave, "3600 1  300 100", "3600 1 300 100") || !SameValue(SettingSave, `""`, "") || SameValue(SettingSave, "", "900 1") {
+		t.Error("save values compare wrongly")
+	}
+}
+
+func TestOtherForkRunning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    monitor.ForkView
+		want bool
+	}{
+		{monitor.ForkView{}, false},
+		{monitor.ForkView{Known: true, Slots: 1}, false},
+		{monitor.ForkView{Known: true, Slots: 1, Others: []string{"b 1"}}, true},
+		{monitor.ForkView{Known: true, Slots: 2, Others: []string{"b 1"}}, false},
+		{monitor.ForkView{Known: true, Slots: 1, Mine: true}, false},
+	} {
+		if got := OtherForkRunning(monitor.Snapshot{Fork: tc.v}); got != tc.want {
+			t.Errorf("OtherForkRunning(%+v) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
