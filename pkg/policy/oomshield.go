@@ -19,8 +19,10 @@ import (
 //
 // The lever is Redis's own (6.2+): oom-score-adj relative adds oom-score-adj-values
 // (master, replica, bgchild; default "0 200 800") to the score the process started
-// with, so a unit's OOMScoreAdjust stays the base and the child gets +800.
-// relative, not yes: yes would replace that base with the absolute values.
+// with, so a unit's OOMScoreAdjust stays the base and the child gets +800. In
+// Redis yes is the same value as relative (CONFIG GET answers yes after a set of
+// relative, measured on 7.0, 8.0 and Valkey 8.0, 8.1); absolute would replace that
+// base with the values themselves.
 //
 // When it is held: while the instance can fork (save points set, appendonly yes,
 // or a master with replicas, whose full syncs fork) and the live value is no,
@@ -48,7 +50,7 @@ const oomShieldValue = "relative"
 
 var oomShield = Def[OOMShieldConfig, oomShieldState]{
 	Name:     RemedyOOMShield,
-	Settings: []Setting{{Name: SettingOOMScoreAdj, Valid: validOOMScoreAdj}},
+	Settings: []Setting{{Name: SettingOOMScoreAdj, Normalize: normalizeOOMScoreAdj, Valid: validOOMScoreAdj}},
 	Defaults: func() *OOMShieldConfig {
 		return &OOMShieldConfig{Limits: Limits{Enabled: true, MaxPerHour: 6}}
 	},
@@ -76,6 +78,15 @@ func validOOMScoreAdj(v string) error {
 		return nil
 	}
 	return errors.New("not no, yes, relative or absolute")
+}
+
+// normalizeOOMScoreAdj reads relative as yes: Redis stores them as one value and
+// CONFIG GET answers yes, which must not look like an operator's change.
+func normalizeOOMScoreAdj(v string) string {
+	if v = defaultNormalize(v); v == "relative" {
+		return "yes"
+	}
+	return v
 }
 
 // observeOOMShield remembers why a set failed, for the finding.

@@ -24,7 +24,7 @@ func TestDecideOOMShield(t *testing.T) {
 	}
 	hold := func(in *Input) {
 		in.Held[SettingOOMScoreAdj] = Held{Setting: SettingOOMScoreAdj, Original: "no", Value: "relative", Remedy: RemedyOOMShield, Reason: IDCgroupOOMKill}
-		in.Snapshot.Redis.Config[SettingOOMScoreAdj] = "relative"
+		in.Snapshot.Redis.Config[SettingOOMScoreAdj] = "yes" // Redis stores relative as yes
 	}
 	with := func(fs ...func(in *Input)) func(in *Input, _ *State) {
 		return func(in *Input, _ *State) {
@@ -192,6 +192,11 @@ func TestValidOOMScoreAdj(t *testing.T) {
 		if err := CheckHeld(RemedyOOMShield, SettingOOMScoreAdj, "no", v); err == nil {
 			t.Errorf("%q accepted", v)
 		}
+	}
+	// Redis stores relative as yes: CONFIG GET's yes after a set of relative is
+	// the guardian's own value, not an operator's change.
+	if !SameValue(SettingOOMScoreAdj, "relative", "yes") || SameValue(SettingOOMScoreAdj, "relative", "absolute") || SameValue(SettingOOMScoreAdj, "no", "yes") {
+		t.Errorf("oom-score-adj values compare wrongly")
 	}
 	if !slices.Contains(ConfigParams(), SettingOOMScoreAdj) || !slices.Contains(ConfigParams(), SettingOOMScoreAdjValues) {
 		t.Errorf("CONFIG GET does not read the shield's settings: %v", ConfigParams())
