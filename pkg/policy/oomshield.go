@@ -103,9 +103,14 @@ func observeOOMShield(st oomShieldState, o Outcome) oomShieldState {
 }
 
 // CanFork reports whether the instance forks children that copy its memory:
-// save points, AOF (rewrites), or a master with replicas (full syncs).
+// save points, AOF (rewrites), or a master with replicas (full syncs). Save points
+// a remedy holds off for a while (fork_budget defers a due save with save "")
+// count: the save comes back, and the shield must not flap with it.
 func CanFork(in Input) bool {
 	cfg, info := in.Snapshot.Redis.Config, in.Snapshot.Redis.Info
+	if h, held := in.Held["save"]; held && strings.TrimSpace(h.Original) != "" {
+		return true
+	}
 	return cfg.SavePointsSet() || cfg.AppendOnly() || (info.Role == "master" && info.ConnectedReplicas > 0)
 }
 

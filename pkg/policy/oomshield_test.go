@@ -47,6 +47,9 @@ func TestDecideOOMShield(t *testing.T) {
 		{name: "held while it forks", setup: with(hold)},
 		{name: "held, stopping: given back", setup: with(hold, func(in *Input) { in.Stopping = true }), want: undo},
 		{name: "held, no longer forks: given back", setup: with(hold, noFork), want: undo},
+		{name: "held while another remedy holds save \"\" for a while: kept", setup: with(hold, noFork, func(in *Input) {
+			in.Held["save"] = Held{Setting: "save", Original: "900 1", Value: "", Remedy: "fork_budget"}
+		})},
 		{name: "yielded to the operator: not taken again", setup: func(in *Input, st *State) {
 			live("no")(in)
 			in.Yielded = []Yield{{Remedy: RemedyOOMShield, Setting: SettingOOMScoreAdj}}
