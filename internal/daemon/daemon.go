@@ -278,7 +278,8 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 	for _, d := range res.Decisions {
 		o := l.Writer.Execute(ctx, d)
 		outs = append(outs, o)
-		if o.OK && (d.Action == policy.ActSet || d.Action == policy.ActUndo) {
+		if o.OK && (d.Action == policy.ActSet || d.Action == policy.ActUndo || d.Action == policy.ActForkResume ||
+			d.Action == policy.ActForkSlotTake && d.Setting != "") {
 			changed = true
 		}
 	}

@@ -39,6 +39,8 @@ type Executor struct {
 	// OnEvent, when set, is told of every remedy event as it is logged (metrics).
 	// limit is the limit of a remedy_suppressed event, "" for the others.
 	OnEvent func(event events.Name, remedy, limit string)
+	// Slots are the host's fork slots (fork_budget's actions); nil: none.
+	Slots ForkSlots
 
 	// The identity of the Redis last read (Reconcile), recorded in every entry so
 	// reconcile and undo act only on the Redis a change was made on.
@@ -46,6 +48,8 @@ type Executor struct {
 	runID      string
 	configFile string
 	stranded   map[string]string // setting -> why its entry is not this Redis's
+	// overBudget: a child of this instance runs without a slot (logged once).
+	overBudget bool
 }
 
 // recheckTimeout bounds the read that follows a SET or undo whose reply was lost:
@@ -139,6 +143,12 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 		err = e.command(ctx, d, "BGREWRITEAOF")
 	case policy.ActDeleteTemp:
 		err = e.deleteTemp(ctx, d)
+	case policy.ActForkSlotTake:
+		err = e.forkTake(ctx, d)
+	case policy.ActForkSlotRelease:
+		err = e.forkRelease(d)
+	case policy.ActForkResume:
+		err = e.forkResume(ctx, d)
 	case policy.ActWarn:
 		e.Log.Warn(d.Detail, e.event(d, events.RemedyHeld)...)
 		return policy.Outcome{Decision: d, OK: true}

@@ -1,0 +1,102 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+)
+
+// ForkSlots is the host's fork budget as the executor uses it: a slot taken
+// for this instance's fork child, or given back (internal/forkslot has the
+// lock files; tests fake it).
+type ForkSlots interface {
+	// Take takes a slot (true when the instance holds one afterwards, false
+	// when every slot is held by others).
+	Take() (bool, error)
+	// Release gives the instance's slot back.
+	Release() error
+}
+
+var errNoSlots = errors.New("this instance has no fork slots configured")
+
+// forkTake takes a slot. When none is free and the decision names a setting,
+// the due save must wait: the setting is held at the decision's value through
+// the ledger, in this same step (the save fires at Redis's next cron tick,
+// before another tick could act). A child that runs while every slot is held
+// (an operator's BGSAVE, a replica's sync) is logged once and counted as a
+// failed fork_budget event; nothing is killed.
+func (e *Executor) forkTake(ctx context.Context, d policy.Decision) error {
+	if e.Slots == nil {
+		return errNoSlots
+	}
+	if e.DryRun {
+		// A dry run takes no slot: it must not make an enforcing guardian's
+		// instances wait.
+		e.Log.Debug("dry-run: would take a fork slot: " + d.Detail)
+		return nil
+	}
+	ok, err := e.Slots.Take()
+	if err != nil {
+		return fmt.Errorf("take a fork slot: %w", err)
+	}
+	if ok {
+		e.setOverBudget(false)
+		e.Log.Debug("took a fork slot: "+d.Detail, zap.String("remedy", d.Remedy))
+		return nil
+	}
+	if d.Setting != "" {
+		hold := d
+		hold.Action = policy.ActSet
+		return e.set(ctx, hold)
+	}
+	if !e.setOverBudget(true) {
+		e.Log.Warn("the host is over its fork budget: a fork child of this instance runs while every fork slot is held; nothing is killed: "+d.Detail,
+			e.event(d, events.RemedyFailed, zap.String("result", "over_budget"))...)
+	}
+	return nil
+}
+
+// setOverBudget records whether a child runs without a slot and returns what it was.
+func (e *Executor) setOverBudget(v bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	was := e.overBudget
+	e.overBudget = v
+	return was
+}
+
+// forkRelease gives the instance's slot back.
+func (e *Executor) forkRelease(d policy.Decision) error {
+	if e.Slots == nil || e.DryRun {
+		return nil
+	}
+	if err := e.Slots.Release(); err != nil {
+		return err
+	}
+	e.Log.Debug("released the fork slot: "+d.Detail, zap.String("remedy", d.Remedy))
+	return nil
+}
+
+// forkResume takes a slot and, once it holds one, gives the deferred setting
+// back, so Redis starts the due save holding the slot. With no slot free it
+// does nothing: the save waits for the next tick.
+func (e *Executor) forkResume(ctx context.Context, d policy.Decision) error {
+	if e.Slots == nil {
+		return errNoSlots
+	}
+	if !e.DryRun {
+		ok, err := e.Slots.Take()
+		if err != nil {
+			return fmt.Errorf("take a fork slot: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	return e.undo(ctx, d.Setting, d)
+}

@@ -1,0 +1,108 @@
+package remediate
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+)
+
+// fakeSlots is a host with one fork slot, held by someone else while busy.
+type fakeSlots struct {
+	busy, mine bool
+	takes      int
+}
+
+var _ ForkSlots = (*fakeSlots)(nil)
+
+func (f *fakeSlots) Take() (bool, error) {
+	f.takes++
+	if f.mine {
+		return true, nil
+	}
+	if f.busy {
+		return false, nil
+	}
+	f.mine = true
+	return true, nil
+}
+
+func (f *fakeSlots) Release() error { f.mine = false; return nil }
+
+var takeOrHold = policy.Decision{Remedy: policy.RemedyForkBudget, Action: policy.ActForkSlotTake, Setting: policy.SettingSave, Value: "",
+	Reason: policy.IDForkDeferred, Detail: "a save is due"}
+
+// TestForkTakeOrHold: a free slot is taken and save left alone; a busy one
+// holds save "" through the ledger (recorded with the original) in the same step.
+func TestForkTakeOrHold(t *testing.T) {
+	t.Parallel()
+	for _, busy := range []bool{false, true} {
+		l := openLedger(t, t.TempDir())
+		srv := newConfigServer(map[string]string{policy.SettingSave: "900 1"})
+		e, _ := newExecutor(t, srv, l)
+		slots := &fakeSlots{busy: busy}
+		e.Slots = slots
+		if out := e.Execute(context.Background(), takeOrHold); !out.OK {
+			t.Fatalf("busy=%v: outcome %+v", busy, out)
+		}
+		c, held := l.Get(policy.SettingSave)
+		switch {
+		case !busy && (held || !slots.mine || srv.config[policy.SettingSave] != "900 1"):
+			t.Errorf("free slot: held %v (%+v), mine %v, save %q; want the slot taken and save untouched", held, c, slots.mine, srv.config[policy.SettingSave])
+		case busy && (!held || c.Original != "900 1" || srv.config[policy.SettingSave] != ""):
+			t.Errorf("busy slot: held %v (%+v), save %q; want save \"\" held with its original", held, c, srv.config[policy.SettingSave])
+		}
+	}
+}
+
+// TestForkResume: the slot is taken first, then save given back; with no slot
+// free nothing changes.
+func TestForkResume(t *testing.T) {
+	t.Parallel()
+	l := openLedger(t, t.TempDir())
+	held := change(policy.SettingSave, "900 1", "")
+	held.Remedy = policy.RemedyForkBudget
+	if err := l.Record(held); err != nil {
+		t.Fatal(err)
+	}
+	srv := newConfigServer(map[string]string{policy.SettingSave: ""})
+	e, _ := newExecutor(t, srv, l)
+	slots := &fakeSlots{busy: true}
+	e.Slots = slots
+	resume := policy.Decision{Remedy: policy.RemedyForkBudget, Action: policy.ActForkResume, Setting: policy.SettingSave, Value: "900 1", Reason: policy.IDForkDeferred}
+	if out := e.Execute(context.Background(), resume); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if _, ok := l.Get(policy.SettingSave); !ok || srv.config[policy.SettingSave] != "" {
+		t.Fatalf("no slot free: save %q, want it still held", srv.config[policy.SettingSave])
+	}
+	slots.busy = false
+	if out := e.Execute(context.Background(), resume); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if _, ok := l.Get(policy.SettingSave); ok || srv.config[policy.SettingSave] != "900 1" || !slots.mine {
+		t.Fatalf("slot free: save %q, mine %v; want save given back with the slot held", srv.config[policy.SettingSave], slots.mine)
+	}
+}
+
+// TestForkOverBudget: a child without a slot is logged and counted once per
+// episode; nothing else happens.
+func TestForkOverBudget(t *testing.T) {
+	t.Parallel()
+	srv := newConfigServer(map[string]string{})
+	e, logs := newExecutor(t, srv, openLedger(t, t.TempDir()))
+	e.Slots = &fakeSlots{busy: true}
+	take := policy.Decision{Remedy: policy.RemedyForkBudget, Action: policy.ActForkSlotTake, Reason: policy.IDForkDeferred, Detail: "a fork child runs"}
+	for range 3 {
+		if out := e.Execute(context.Background(), take); !out.OK {
+			t.Fatalf("outcome %+v", out)
+		}
+	}
+	if n := countEvents(logs, events.RemedyFailed); n != 1 {
+		t.Errorf("%d over-budget events, want 1", n)
+	}
+	if len(srv.Calls()) != 0 {
+		t.Errorf("Redis got %v, want nothing", srv.Calls())
+	}
+}
