@@ -240,3 +240,51 @@ func statField(text, name string) int64 {
 	}
 	return 0
 }
+
+// TestOOMShieldRefused: where Redis cannot put the shield up, a finding names
+// Redis's answer, nothing is recorded, and the set is not retried within the
+// backoff (10 s at first): an ACL user without +config|set, and a server that
+// may not write its own oom_score_adj (oom-score-adj-values asking the master for
+// -100, below its start, needs CAP_SYS_RESOURCE, which the redis user lacks).
+func TestOOMShieldRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		setup      func(t *testing.T, c *redis.Client) guardianOpts
+	}{
+		{"acl_denied", "NOPERM", func(t *testing.T, c *redis.Client) guardianOpts {
+			if err := c.Do(ctxT(t), "ACL", "SETUSER", "guard", "on", ">pw", "~*", "&*", "+@all", "-config|set").Err(); err != nil {
+				t.Fatalf("ACL SETUSER: %v", err)
+			}
+			return guardianOpts{Username: "guard", Password: "pw"}
+		}},
+		{"proc_not_writable", "oom_score_adj", func(t *testing.T, c *redis.Client) guardianOpts {
+			configSet(t, c, policy.SettingOOMScoreAdjValues, "-100 200 800")
+			return guardianOpts{}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := testredis.Start(t, testredis.Options{})
+			c := srv.Client(t)
+			o := tc.setup(t, c)
+			o.Interval, o.ConfigRefresh = 200*time.Millisecond, time.Second
+			g := startGuardian(t, srv, o)
+			f := g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDOOMShieldUnavailable}, nil)
+			if !strings.Contains(f.str("cause"), tc.want) {
+				t.Errorf("%s cause %q does not name %q", policy.IDOOMShieldUnavailable, f.str("cause"), tc.want)
+			}
+			ticks := g.observe(3 * time.Second)
+			failed := g.entries(fieldsEq{"event": string(events.RemedyFailed), "remedy": policy.RemedyOOMShield})
+			t.Logf("%d ticks, %d failed sets", ticks, len(failed))
+			if len(failed) != 1 {
+				t.Errorf("%d failed sets of oom-score-adj in %d ticks, want 1 (backoff):\n%s", len(failed), ticks, g.dump())
+			}
+			if got := configGet(t, c, policy.SettingOOMScoreAdj); got != "no" {
+				t.Errorf("oom-score-adj %q, want no", got)
+			}
+			if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
+				t.Errorf("ledger claims %+v though nothing could be applied", ch)
+			}
+		})
+	}
+}
