@@ -24,7 +24,9 @@ func configFileFindings(in Input) []Finding {
 	for _, s := range settings {
 		h := in.Held[s]
 		line, ok := file.Lines[s]
-		if !ok || !SameValue(s, line.Value, h.Value) {
+		if !ok || !SameValue(s, line.Value, h.Value) || h.Remedy == RemedyOOMShield {
+			// oom_shield's value in the file is harmless: a restart with it runs
+			// shielded, which the guardian then leaves alone as the operator's.
 			continue
 		}
 		f := Finding{ID: IDHeldValueInConfigFile, Severity: Critical,

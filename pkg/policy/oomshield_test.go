@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
 func TestDecideOOMShield(t *testing.T) {
@@ -216,4 +217,21 @@ func findingOf(fs []Finding, id string) *Finding {
 		}
 	}
 	return nil
+}
+
+// TestOOMShieldValueInConfigFile: a CONFIG REWRITE (Sentinel's, at every failover)
+// during the hold writes oom-score-adj yes into the file. That is harmless (a
+// restart runs shielded, and the guardian leaves that value alone), so it is not
+// the critical held_value_in_config_file a held stop-writes no is.
+func TestOOMShieldValueInConfigFile(t *testing.T) {
+	t.Parallel()
+	in := decideInput()
+	in.Held[SettingOOMScoreAdj] = Held{Setting: SettingOOMScoreAdj, Original: "no", Value: "relative", Remedy: RemedyOOMShield}
+	in.Snapshot.Redis.Config[SettingOOMScoreAdj] = "yes"
+	in.Snapshot.Redis.File = monitor.ConfigFileReading{Path: "/etc/redis/redis.conf", Known: true, Lines: map[string]monitor.ConfigFileLine{
+		SettingOOMScoreAdj: {Number: 9, Value: "yes", Text: SettingOOMScoreAdj + " yes"}}}
+	res, _ := Evaluate(in, State{})
+	if f := findingOf(res.Findings, IDHeldValueInConfigFile); f != nil {
+		t.Errorf("oom_shield's value in the config file raised %+v", f)
+	}
 }
