@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,26 +15,6 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
 
-// redisStateDir is a state dir owned by the redis user, as the package's is: what
-// that uid plants there is the review's attack on root's restore.
-func redisStateDir(t *testing.T) string {
-	t.Helper()
-	u, err := user.Lookup("redis")
-	if err != nil {
-		t.Fatalf("the redis user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestRestoreRefusesForgedLedger: a ledger entry no remedy makes (the review's
 // requirepass) is refused by root's `restore` and by `run`, with a message naming the
 // file and the entry; Redis's password is not set and the file stays as it is.
@@ -45,7 +23,7 @@ func TestRestoreRefusesForgedLedger(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{TCP: true})
 	c := srv.Client(t)
 	runID := srv.Info(t)["run_id"]
-	stateDir := redisStateDir(t)
+	stateDir, _, _ := testredis.RedisOwnedDir(t)
 	const name = "forged"
 	ledger := remediate.LedgerPath(stateDir, name)
 	forged := fmt.Sprintf(`{"version":1,"changes":[{"instance":%q,"addr":%q,"run_id":%q,"setting":"requirepass","original":"attacker","value":"","remedy":"stop_writes","reason":"misconf_rdb","time":"2026-12-01T00:00:00Z","applied":true}]}`,
@@ -93,7 +71,7 @@ func TestRestoreNeverFollowsPlantedLinks(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{TCP: true})
 	for _, planted := range []string{".lock", ".reserve"} {
 		t.Run(planted, func(t *testing.T) {
-			stateDir := redisStateDir(t)
+			stateDir, _, _ := testredis.RedisOwnedDir(t)
 			const name = "main"
 			// A real ledger entry, so restore has something to do.
 			ch := remediate.Change{Instance: name, Addr: srv.Addr, Setting: policy.SettingStopWrites, Original: "yes", Value: "no",

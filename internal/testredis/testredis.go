@@ -671,3 +671,23 @@ func unmount(dir string) error {
 	}
 	return nil
 }
+
+// RedisOwnedDir makes a directory owned by the redis user (mode 0750), as the
+// package's state dir is, and returns it with redis's uid and gid: what that uid
+// plants there is input to root's restore. It needs root (RequireRoot).
+func RedisOwnedDir(t testing.TB) (dir string, uid, gid int) {
+	t.Helper()
+	RequireRoot(t)
+	uid, gid, err := lookupRedis()
+	if err != nil {
+		t.Fatalf("testredis: %v", err)
+	}
+	dir = filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareDir(dir, 0o750, uid, gid); err != nil {
+		t.Fatalf("testredis: %v", err)
+	}
+	return dir, uid, gid
+}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,27 +12,6 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 )
-
-// redisOwnedStateDir makes a state dir that belongs to the redis user, as the
-// package's /var/lib/redis-guardian does, and returns it with redis's uid and gid.
-func redisOwnedStateDir(t *testing.T) (string, int, int) {
-	t.Helper()
-	testredis.RequireRoot(t)
-	u, err := user.Lookup("redis")
-	if err != nil {
-		t.Fatalf("the redis user (installed with redis-server): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return dir, uid, gid
-}
 
 type fileState struct {
 	content []byte
@@ -81,7 +58,7 @@ func TestPlantedFilesNeverFollowed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir, _, _ := redisOwnedStateDir(t)
+			dir, _, _ := testredis.RedisOwnedDir(t)
 			// root's file, beside the state dir (same file system, for the hard link).
 			target := filepath.Join(filepath.Dir(dir), "root-secret")
 			if err := os.WriteFile(target, []byte("root only\n"), 0o600); err != nil {
@@ -116,7 +93,7 @@ func TestPlantedFIFONeverHangs(t *testing.T) {
 	for _, name := range []string{"main.lock", "main.reserve", "main.ledger.json"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir, _, _ := redisOwnedStateDir(t)
+			dir, _, _ := testredis.RedisOwnedDir(t)
 			if err := syscall.Mkfifo(filepath.Join(dir, name), 0o666); err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +121,7 @@ func TestPlantedFIFONeverHangs(t *testing.T) {
 // dir's owner, and leaves the owner of files that were there alone.
 func TestChownOnlyWhatItMade(t *testing.T) {
 	t.Parallel()
-	dir, uid, _ := redisOwnedStateDir(t)
+	dir, uid, _ := testredis.RedisOwnedDir(t)
 	l, err := OpenFileLedger(dir, "main")
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -293,20 +291,7 @@ func TestMemLedger(t *testing.T) {
 // leave a ledger the service user (the state dir's owner) can no longer read.
 func TestFileLedgerWrittenByRootKeepsTheDirOwner(t *testing.T) {
 	t.Parallel()
-	testredis.RequireRoot(t)
-	u, err := user.Lookup("redis")
-	if err != nil {
-		t.Fatalf("the redis user (installed with redis-server): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	dir, uid, gid := testredis.RedisOwnedDir(t)
 	l, err := OpenFileLedger(dir, "main")
 	if err != nil {
 		t.Fatal(err)
