@@ -160,10 +160,11 @@ func (s *Supervisor) replace(ctx context.Context, cfg *config.Config, p *instanc
 	}
 	s.halt(name, old)
 	if adopt {
-		old.built.Prepared.Close() // the client only: the new loop has the ledger
-	} else {
-		old.built.Close()
+		// The new loop owns the ledger now: the old one closes everything else it
+		// has (client and whatever Built.Close grows to release), not the ledger.
+		old.built.Ledger = remediate.NewMemLedger()
 	}
+	old.built.Close()
 	s.forget(name)
 	s.run(ctx, cfg, b)
 	return nil

@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,7 @@ func TestReloadKeepsOldInstanceWhenNewStartFails(t *testing.T) {
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
 	s := supervisor.New(cfg, supervisor.Options{
+		// Read only inside a reload, which the test asks for after each change.
 		Load:    func() (*config.Config, error) { c := enforce; return &c, nil },
 		Version: "test", Log: zap.New(core), Metrics: metrics.New("test"),
 	})
@@ -79,13 +81,31 @@ func TestReloadKeepsOldInstanceWhenNewStartFails(t *testing.T) {
 		t.Fatalf("release the ledger's lock: %v", err)
 	}
 	reloadAndWait(t, reload, logs, events.Field(events.Reloaded))
-	if l, err := remediate.OpenFileLedger(cfg.StateDir, "main"); !errors.Is(err, remediate.ErrLocked) {
-		if l != nil {
-			_ = l.Close()
-		}
-		t.Errorf("after the second reload the ledger opens with %v, want ErrLocked: the enforcing instance holds it", err)
-	}
+	wantLocked(t, cfg.StateDir, "after the reload to enforce")
 	waitTicks(t, s, time.Now(), 2)
+
+	// A change of an enforcing instance hands its ledger (and lock) to the new
+	// loop: there is no moment another process could take it, and closing the old
+	// loop does not close the ledger under the new one.
+	enforce.Interval = 150 * time.Millisecond
+	done2 := reloadAndWait(t, reload, logs, events.Field(events.Reloaded))
+	if got := done2.ContextMap()["restarted"]; !reflect.DeepEqual(got, []any{"main"}) {
+		t.Errorf("reload restarted %v, want [main]", got)
+	}
+	wantLocked(t, cfg.StateDir, "after a reload of the enforcing instance")
+	waitTicks(t, s, time.Now(), 2)
+}
+
+// wantLocked fails unless the ledger of instance main is locked by the supervisor.
+func wantLocked(t *testing.T, stateDir, when string) {
+	t.Helper()
+	l, err := remediate.OpenFileLedger(stateDir, "main")
+	if l != nil {
+		_ = l.Close()
+	}
+	if !errors.Is(err, remediate.ErrLocked) {
+		t.Errorf("%s the ledger opens with %v, want ErrLocked: the enforcing instance holds it", when, err)
+	}
 }
 
 // waitTicks waits until instance main has completed n ticks that ended after since,
