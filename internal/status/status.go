@@ -89,12 +89,18 @@ func (r *Report) Sort() {
 	sort.Slice(r.Instances, func(i, j int) bool { return r.Instances[i].Name < r.Instances[j].Name })
 }
 
-// OK reports whether nothing is held, nothing critical is active and every
-// ledger could be read: the status command's exit code 0.
+// OK reports whether nothing is held (a standing hold, oom_shield's, aside),
+// nothing critical is active and every ledger could be read: the status
+// command's exit code 0.
 func (r Report) OK() bool {
 	for _, in := range r.Instances {
-		if len(in.Held) > 0 || in.Error != "" || (in.Up != nil && !*in.Up) {
+		if in.Error != "" || (in.Up != nil && !*in.Up) {
 			return false
+		}
+		for _, h := range in.Held {
+			if !policy.StandingHold(h.Remedy) {
+				return false
+			}
 		}
 		for _, f := range in.Findings {
 			if f.Severity == string(policy.Critical) {

@@ -45,6 +45,11 @@ const (
 	SettingOOMScoreAdjValues = "oom-score-adj-values"
 )
 
+// StandingHold reports whether a remedy's hold is its steady state rather than
+// an episode: oom_shield holds for as long as the instance forks, so its entry
+// says nothing is wrong (status exits 0 with it).
+func StandingHold(remedy string) bool { return remedy == RemedyOOMShield }
+
 // oomShieldValue is the value held: relative keeps a unit's OOMScoreAdjust as the base.
 const oomShieldValue = "relative"
 
