@@ -32,7 +32,7 @@ func TestOOMShieldHeld(t *testing.T) {
 			if got := configGet(t, c, policy.SettingOOMScoreAdj); got != "no" {
 				t.Fatalf("oom-score-adj starts as %q, want Redis's default no", got)
 			}
-			g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, ConfigRefresh: time.Second})
+			g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, ConfigRefresh: time.Second, Remedies: shieldOn})
 			applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyOOMShield}, nil)
 			if applied.str("new_value") != "relative" || applied.str("setting") != policy.SettingOOMScoreAdj {
 				t.Errorf("remedy_applied = %s, want oom-score-adj relative", applied)
@@ -94,6 +94,10 @@ func TestOOMShieldRealOOM(t *testing.T) {
 		})
 	}
 }
+
+// shieldOn turns oom_shield on (testRemedies turns it off for the other tests;
+// its default is on).
+func shieldOn(rs policy.Remedies) { policy.ConfigOf[*policy.OOMShieldConfig](rs).Enabled = true }
 
 // oomScenario runs the cgroup OOM with the guardian (oom_shield on or off) and
 // reports whether the server survived, with the server's log tail.
@@ -267,7 +271,7 @@ func TestOOMShieldRefused(t *testing.T) {
 			srv := testredis.Start(t, testredis.Options{})
 			c := srv.Client(t)
 			o := tc.setup(t, c)
-			o.Interval, o.ConfigRefresh = 200*time.Millisecond, time.Second
+			o.Interval, o.ConfigRefresh, o.Remedies = 200*time.Millisecond, time.Second, shieldOn
 			g := startGuardian(t, srv, o)
 			f := g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDOOMShieldUnavailable}, nil)
 			if !strings.Contains(f.str("cause"), tc.want) {

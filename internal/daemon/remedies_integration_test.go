@@ -292,6 +292,8 @@ remedies:
     max_backoff: 1s
   stop_writes:
     predictive_dwell: 500ms
+  oom_shield:
+    enabled: false
 instances:
   - name: %s
     addr: %s

@@ -34,8 +34,9 @@ func writeConfig(t *testing.T, path, stateDir string, extra string, insts ...[2]
 	var b strings.Builder
 	// A fork fault set before a guardian's tick is predicted (fork_nproc_exhausted),
 	// and a predictive toggle waits predictive_dwell (30 s by default, proven by
-	// the policy's unit tests) before it is given back: short here.
-	fmt.Fprintf(&b, "state_dir: %s\n%sremedies:\n  bgsave_retry:\n    initial_backoff: 200ms\n    max_backoff: 1s\n  stop_writes:\n    predictive_dwell: 500ms\ninstances:\n", stateDir, extra)
+	// the policy's unit tests) before it is given back: short here. oom_shield
+	// is off: it holds for as long as the instance forks (see testRemedies).
+	fmt.Fprintf(&b, "state_dir: %s\n%sremedies:\n  bgsave_retry:\n    initial_backoff: 200ms\n    max_backoff: 1s\n  stop_writes:\n    predictive_dwell: 500ms\n  oom_shield:\n    enabled: false\ninstances:\n", stateDir, extra)
 	for _, in := range insts {
 		fmt.Fprintf(&b, "  - name: %s\n    addr: %s\n", in[0], in[1])
 	}
