@@ -113,7 +113,7 @@ func observeOOMShield(st oomShieldState, o Outcome) oomShieldState {
 // count: the save comes back, and the shield must not flap with it.
 func CanFork(in Input) bool {
 	cfg, info := in.Snapshot.Redis.Config, in.Snapshot.Redis.Info
-	if h, held := in.Held["save"]; held && strings.TrimSpace(h.Original) != "" {
+	if h, held := in.Held[SettingSave]; held && strings.TrimSpace(h.Original) != "" {
 		return true
 	}
 	return cfg.SavePointsSet() || cfg.AppendOnly() || (info.Role == "master" && info.ConnectedReplicas > 0)
