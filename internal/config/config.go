@@ -63,6 +63,9 @@ type Config struct {
 	FastPoll time.Duration
 	Mode     Mode
 	StateDir string
+	// RuntimeDir holds the host's fork slots (fork_budget), shared by every
+	// guardian process of the host (the @ units).
+	RuntimeDir string
 	// MetricsListen is the host:port of the Prometheus endpoint, "" for none.
 	MetricsListen string
 	Instances     []Instance

@@ -35,6 +35,7 @@ func defaultConfig() *Config {
 		FastPoll:      50 * time.Millisecond,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
+		RuntimeDir:    DefaultRuntimeDir,
 		MetricsListen: "127.0.0.1:9637",
 		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 		Instances: []Instance{{
@@ -241,6 +242,7 @@ instances:
 		FastPoll:      20 * time.Millisecond,
 		Mode:          ModeDryRun,
 		StateDir:      "/srv/guardian",
+		RuntimeDir:    DefaultRuntimeDir,
 		MetricsListen: "192.0.2.10:9999",
 		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 		Instances: []Instance{
@@ -401,6 +403,7 @@ func TestParseErrors(t *testing.T) {
 				`instances[1].host_checks: "maybe" is not one of auto, on, off`,
 			},
 		},
+		{name: "relative runtime dir", doc: "runtime_dir: run\n", want: []string{`runtime_dir: "run" must be an absolute path`}},
 		{name: "bad duration", doc: "interval: 1x\n", want: []string{`interval: "1x" is not a duration`}},
 		{name: "duration without unit", doc: "interval: 1\n", want: []string{`interval: "1" is not a duration`}},
 		{name: "interval below minimum", doc: "interval: 1ms\n", want: []string{"interval: 1ms is below the minimum 10ms"}},

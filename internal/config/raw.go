@@ -13,6 +13,7 @@ type rawConfig struct {
 	FastPoll      *string        `yaml:"fast_poll"`
 	Mode          *string        `yaml:"mode"`
 	StateDir      *string        `yaml:"state_dir"`
+	RuntimeDir    *string        `yaml:"runtime_dir"`
 	MetricsListen *string        `yaml:"metrics_listen"`
 	Thresholds    *rawThresholds `yaml:"thresholds"`
 	Remedies      yaml.Node      `yaml:"remedies"`

@@ -17,6 +17,7 @@ func defaults() *Config {
 		FastPoll:      DefaultFastPoll,
 		Mode:          ModeEnforce,
 		StateDir:      "/var/lib/redis-guardian",
+		RuntimeDir:    DefaultRuntimeDir,
 		MetricsListen: DefaultMetricsListen,
 		Preflight:     Preflight{MaxTruncateBytes: 1 << 20},
 	}
@@ -57,6 +58,23 @@ func (v *validator) stateDir(s *string, dst *string) {
 	}
 	if err := checkStateDir(*s); err != nil {
 		v.addf("state_dir", "%v", err)
+		return
+	}
+	*dst = *s
+}
+
+// DefaultRuntimeDir is where the fork slots live: systemd's RuntimeDirectory= of
+// the units, kept across their restarts (RuntimeDirectoryPreserve=yes) so every
+// unit of the host shares it.
+const DefaultRuntimeDir = "/run/redis-guardian"
+
+// runtimeDir checks the path only, like stateDir.
+func (v *validator) runtimeDir(s *string, dst *string) {
+	if s == nil {
+		return
+	}
+	if err := checkStateDir(*s); err != nil {
+		v.addf("runtime_dir", "%v", err)
 		return
 	}
 	*dst = *s

@@ -41,6 +41,7 @@ func (r *rawConfig) validate() (*Config, *validator) {
 	v.timing(r, c)
 	v.mode(r.Mode, &c.Mode)
 	v.stateDir(r.StateDir, &c.StateDir)
+	v.runtimeDir(r.RuntimeDir, &c.RuntimeDir)
 	v.metricsListen(r.MetricsListen, &c.MetricsListen)
 	v.preflight(r.Preflight, &c.Preflight)
 	thr := policy.DefaultThresholds()

@@ -127,6 +127,9 @@ func startGuardian(t *testing.T, srv *testredis.Server, o guardianOpts) *guardia
 	}
 	cfg := config.Default()
 	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.Interval, o.ConfigRefresh, g.StateDir
+	// Each test's instance has the host's fork slots to itself: tests running
+	// at once must not make each other's saves wait.
+	cfg.RuntimeDir = g.StateDir
 	if o.InfoRefresh != 0 {
 		cfg.InfoRefresh = o.InfoRefresh
 	}

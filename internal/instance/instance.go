@@ -5,6 +5,7 @@
 package instance
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
+	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/pkg/events"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
@@ -52,6 +54,21 @@ type Built struct {
 	Ledger   remediate.Ledger
 	Executor *remediate.Executor
 	Loop     *daemon.Instance
+	// Slots are the instance's handle on the host's fork slots.
+	Slots *forkslot.Slots
+}
+
+// forkReader adds the host's fork slots, as the instance sees them, to every
+// snapshot: fork_budget decides from them.
+type forkReader struct {
+	*monitor.Collector
+	slots *forkslot.Slots
+}
+
+func (r forkReader) Snapshot(ctx context.Context, now time.Time) monitor.Snapshot {
+	s := r.Collector.Snapshot(ctx, now)
+	s.Fork = r.slots.View()
+	return s
 }
 
 // Build builds an instance from its configuration: Prepare, then Open.
@@ -145,17 +162,25 @@ func (p *Prepared) build(ledger remediate.Ledger, blocked error) *Built {
 		// may have been fixed (or broken) since.
 		insecure = remediate.StateInsecure(p.cfg.StateDir, in.Name)
 	}
+	// Every instance of every guardian of the host shares the slot files of
+	// runtime_dir; each instance opens its own (a lock of another open of the
+	// same process excludes it as another process's does).
+	maxForks := 1
+	if fb := policy.ConfigOf[*policy.ForkBudgetConfig](in.Remedies); fb != nil {
+		maxForks = fb.MaxConcurrent
+	}
+	slots := forkslot.New(p.cfg.RuntimeDir, maxForks, in.Name)
 	exec := &remediate.Executor{
 		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
 		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun || blocked != nil, Log: ilog.Named("remediate"), Now: time.Now,
-		OnEvent: o.OnEvent,
+		OnEvent: o.OnEvent, Slots: slots,
 	}
 	loop := &daemon.Instance{
-		Reader: p.Collector, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
+		Reader: forkReader{p.Collector, slots}, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
 		Blocked: blocked, Insecure: insecure, Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
 		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
 	}
-	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop}
+	return &Built{Prepared: p, Ledger: ledger, Executor: exec, Loop: loop, Slots: slots}
 }
 
 // Name is the instance's name.
@@ -170,8 +195,10 @@ func (p *Prepared) Timeout() time.Duration { return p.opts.Timeout }
 // Close closes the instance's client.
 func (p *Prepared) Close() { p.closeFn() }
 
-// Close releases the ledger (its lock) and closes the client.
+// Close releases the ledger (its lock) and the fork slot (a loop whose last
+// pass could not reach Redis did not), and closes the client.
 func (b *Built) Close() {
+	_ = b.Slots.Release()
 	_ = b.Ledger.Close()
 	b.Prepared.Close()
 }

@@ -83,8 +83,10 @@ func (st *bgsaveRetryState) decide(in Input, r *BgsaveRetryConfig, sh *Shared) [
 		st.RetryAttempt = 0
 		st.NextRetry = in.Now.Add(Backoff(0, r.InitialBackoff, r.MaxBackoff, in.Rand))
 	}
-	if in.Stopping || info.RDBBgsaveInProgress || info.Loading {
-		return nil // stopping, a save is already running, or Redis cannot save yet
+	if in.Stopping || info.RDBBgsaveInProgress || info.Loading || OtherForkRunning(s) {
+		// Stopping, a save is already running, Redis cannot save yet, or another
+		// instance of the host holds the last fork slot (fork_budget).
+		return nil
 	}
 	cleared := st.causeCleared(s)
 	if cleared == "" && in.Now.Before(st.NextRetry) {

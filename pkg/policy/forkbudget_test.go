@@ -227,3 +227,55 @@ func TestOtherForkRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnForksWaitForTheSlot: bgsave_retry, rewrite_retry and rewrite_deferral's
+// quiet rewrite do not fork while another instance holds the last slot.
+func TestOwnForksWaitForTheSlot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		remedy string
+		setup  func(*Input)
+	}{
+		{name: "bgsave retry", remedy: RemedyBgsaveRetry, setup: func(in *Input) {
+			misconf(in)
+			ConfigOf[*BgsaveRetryConfig](in.Remedies).InitialBackoff = 0
+		}},
+		{name: "rewrite retry", remedy: RemedyRewriteRetry, setup: func(in *Input) {
+			in.Snapshot.Redis.Info.AOFEnabled = true
+			in.Snapshot.Redis.Config["appendonly"] = "yes"
+			in.Snapshot.Redis.Info.AOFLastBgrewriteStatus = "err"
+			in.Snapshot.Redis.Config[SettingRewritePercent] = "0"
+			in.Held[SettingRewritePercent] = Held{Setting: SettingRewritePercent, Original: "100", Value: "0", Remedy: RemedyRewriteRetry,
+				Reason: IDAOFRewriteStorm, Since: now.Add(-time.Hour)}
+			ConfigOf[*RewriteRetryConfig](in.Remedies).InitialBackoff = 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := forkInput()
+			in.Remedies = DefaultRemedies()
+			tc.setup(&in)
+			// Two ticks: a retry may wait for its first backoff step.
+			ds, st := Decide(in, State{})
+			ds2, _ := Decide(at(in, now.Add(time.Minute)), st)
+			forks := 0
+			for _, d := range only(append(ds, ds2...), tc.remedy) {
+				if d.Action == ActBgsave || d.Action == ActBgrewriteaof {
+					forks++
+				}
+			}
+			if forks == 0 {
+				t.Fatalf("with the slot free: no %s decision; the case does not reach the fork", tc.remedy)
+			}
+			slotTaken(&in)
+			ds, st = Decide(in, State{})
+			ds2, _ = Decide(at(in, now.Add(time.Minute)), st)
+			for _, d := range only(append(ds, ds2...), tc.remedy) {
+				if d.Action == ActBgsave || d.Action == ActBgrewriteaof {
+					t.Errorf("with another instance's child holding the slot: %+v", d)
+				}
+			}
+		})
+	}
+}

@@ -198,7 +198,7 @@ func quietRewrite(in Input, r *RewriteDeferralConfig, sh *Shared, rate float64) 
 	base := info.AOFBaseSize
 	grown := float64(info.AOFCurrentSize) > in.Thresholds.AOFGrowthRatio*float64(max(base, 1)) &&
 		info.AOFCurrentSize >= s.Redis.Config.Int("auto-aof-rewrite-min-size", 64<<20)
-	if !grown || info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading {
+	if !grown || info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || OtherForkRunning(s) {
 		return nil
 	}
 	if info.AOFLastBgrewriteStatus == "err" {

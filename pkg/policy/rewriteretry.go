@@ -219,7 +219,7 @@ func (st *rewriteRetryState) retry(in Input, r *RewriteRetryConfig, sh *Shared) 
 		st.FailedAt = in.Now
 		st.NextRetry = in.Now.Add(Backoff(0, r.InitialBackoff, r.MaxBackoff, in.Rand))
 	}
-	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) {
+	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) || OtherForkRunning(s) {
 		return nil
 	}
 	cleared := st.causeCleared(s, r, in.Now)
@@ -255,7 +255,7 @@ func (st *rewriteRetryState) retryLimited(in Input, r *RewriteRetryConfig, sh *S
 	if st.FailedAt.IsZero() {
 		st.FailedAt = in.Now
 	}
-	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) {
+	if info.ForkChildRunning() || info.AOFRewriteScheduled || info.Loading || RewriteWontFit(s) || OtherForkRunning(s) {
 		return nil
 	}
 	cleared := st.causeCleared(s, r, in.Now)

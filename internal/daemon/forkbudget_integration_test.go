@@ -1,0 +1,277 @@
+package daemon_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/instance"
+	"github.com/redis-guardian/redis-guardian/internal/testredis"
+	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
+	"github.com/redis-guardian/redis-guardian/pkg/remediate"
+)
+
+// forkBudgetSave is the save point of the fork budget test: a save 6 s after
+// the last one once a key changed.
+const forkBudgetSave = "5 1"
+
+// startSavesDueTogether starts three servers whose automatic saves come due in
+// the same second, each child living about 2 s (200 keys, rdb-key-save-delay
+// 10 ms a key): a SAVE on all three at once sets the same lastsave, and one key
+// written to each after start makes the save point's condition hold.
+func startSavesDueTogether(t *testing.T, b testredis.Build) []*testredis.Server {
+	t.Helper()
+	srvs := make([]*testredis.Server, 3)
+	for i := range srvs {
+		srvs[i] = testredis.Start(t, testredis.Options{Build: b, Save: forkBudgetSave})
+		srvs[i].Fill(t, 200, 16)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(srvs))
+	for i, s := range srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := s.Client(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// An automatic save may have started meanwhile: wait it out.
+			for {
+				err := c.Save(ctx).Err()
+				if err == nil || ctx.Err() != nil {
+					errs[i] = err
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			errs[i] = c.ConfigSet(ctx, "rdb-key-save-delay", "10000").Err()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("prepare server %d: %v", i, err)
+		}
+	}
+	return srvs
+}
+
+// forkObserver samples rdb_bgsave_in_progress of every server every 50 ms, from
+// the test: an observer independent of the guardian.
+type forkObserver struct {
+	mu        sync.Mutex
+	maxAtOnce int
+	saves     []int // completed saves (rdb_last_save_time changes) per server
+}
+
+func observeForks(t *testing.T, srvs []*testredis.Server) (*forkObserver, func()) {
+	t.Helper()
+	o := &forkObserver{saves: make([]int, len(srvs))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	last := make([]string, len(srvs))
+	go func() {
+		defer close(done)
+		cs := make([]*redis.Client, len(srvs))
+		for i, s := range srvs {
+			cs[i] = s.Client(t)
+		}
+		for ctx.Err() == nil {
+			n := 0
+			for i, c := range cs {
+				info := persistence(ctx, c)
+				if info["rdb_bgsave_in_progress"] == "1" {
+					n++
+				}
+				if ls := info["rdb_last_save_time"]; ls != "" && last[i] != "" && ls != last[i] {
+					o.mu.Lock()
+					o.saves[i]++
+					o.mu.Unlock()
+				}
+				if ls := info["rdb_last_save_time"]; ls != "" {
+					last[i] = ls
+				}
+			}
+			o.mu.Lock()
+			o.maxAtOnce = max(o.maxAtOnce, n)
+			o.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return o, func() { cancel(); <-done }
+}
+
+// persistence reads INFO persistence as a map (empty on error).
+func persistence(ctx context.Context, c *redis.Client) map[string]string {
+	out := map[string]string{}
+	raw, err := c.Info(ctx, "persistence").Result()
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(raw, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (o *forkObserver) snapshot() (int, []int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.maxAtOnce, append([]int(nil), o.saves...)
+}
+
+// writeOneKeyEach makes every server's save point hold.
+func writeOneKeyEach(t *testing.T, srvs []*testredis.Server) {
+	t.Helper()
+	for i, s := range srvs {
+		if err := s.Client(t).Set(context.Background(), "due", strconv.Itoa(i), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitAllSaved waits until every server has completed a save since the
+// observer started, within within.
+func waitAllSaved(t *testing.T, o *forkObserver, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, saves := o.snapshot()
+		all := true
+		for _, n := range saves {
+			all = all && n > 0
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saves completed per server %v, want every server to save within %s", saves, within)
+		}
+		time.Sleep(poll)
+	}
+}
+
+// TestForkBudgetRealSaves: three servers whose automatic saves come due
+// together. Without the guardian their children run at once (the measurement
+// the remedy answers: three children in one memory group, the OOM killer took a
+// server); with one guardian watching all three, never two at once, every
+// server saves within its save point and max_deferral, and afterwards save is
+// back at its original and every ledger empty. On the code before fork_budget
+// the guarded run saw 3 children at once.
+func TestForkBudgetRealSaves(t *testing.T) {
+	t.Parallel()
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("without the guardian", func(t *testing.T) {
+				srvs := startSavesDueTogether(t, b)
+				o, stop := observeForks(t, srvs)
+				writeOneKeyEach(t, srvs)
+				waitAllSaved(t, o, 30*time.Second)
+				stop()
+				most, _ := o.snapshot()
+				t.Logf("%s without the guardian: %d fork children at once", b.Name, most)
+				if most < 2 {
+					t.Fatalf("without the guardian at most %d child ran at once; the setup must make saves overlap", most)
+				}
+			})
+			t.Run("with the guardian", func(t *testing.T) {
+				srvs := startSavesDueTogether(t, b)
+				maxDeferral := 40 * time.Second
+				built, holds := startFleet(t, srvs, func(rs policy.Remedies) {
+					policy.ConfigOf[*policy.ForkBudgetConfig](rs).MaxDeferral = maxDeferral
+				})
+				o, stop := observeForks(t, srvs)
+				writeOneKeyEach(t, srvs)
+				// Each save waits at most for the two before it (2 s children).
+				waitAllSaved(t, o, 6*time.Second+maxDeferral)
+				stop()
+				most, saves := o.snapshot()
+				t.Logf("%s with the guardian: %d fork children at once, saves %v, %d holds of save", b.Name, most, saves, holds.Load())
+				if most != 1 {
+					t.Errorf("with the guardian %d fork children ran at once, want 1", most)
+				}
+				// save back at its original, nothing held.
+				deadline := time.Now().Add(waitLong)
+				for i, s := range srvs {
+					for {
+						got, err := s.Client(t).ConfigGet(context.Background(), "save").Result()
+						var held []remediate.Change // fork_budget's; other remedies' holds are theirs
+						for _, c := range built[i].Executor.Changes() {
+							if c.Setting == policy.SettingSave || c.Remedy == policy.RemedyForkBudget {
+								held = append(held, c)
+							}
+						}
+						if err == nil && got["save"] == forkBudgetSave && len(held) == 0 {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("server %d: save %v (%v), ledger %+v; want %q and nothing held", i, got, err, held, forkBudgetSave)
+						}
+						time.Sleep(poll)
+					}
+				}
+				if n := holds.Load(); n == 0 {
+					t.Errorf("no save was deferred through the ledger: the run did not test the hold")
+				}
+			})
+		})
+	}
+}
+
+// startFleet runs one guardian (one config, one runtime dir) watching srvs, as
+// `redis-guardian run` with several instances builds them.
+// It returns the instances and a count of fork_budget's holds of save.
+func startFleet(t *testing.T, srvs []*testredis.Server, edit func(policy.Remedies)) ([]*instance.Built, *atomic.Int64) {
+	t.Helper()
+	holds := &atomic.Int64{}
+	onEvent := func(ev events.Name, remedy, _ string) {
+		if ev == events.RemedyApplied && remedy == policy.RemedyForkBudget {
+			holds.Add(1)
+		}
+	}
+	cfg := config.Default()
+	cfg.Interval, cfg.StateDir, cfg.RuntimeDir = time.Second, t.TempDir(), t.TempDir()
+	cfg.Timeouts = config.Timeouts{Connect: 2 * time.Second, Command: time.Second}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	var out []*instance.Built
+	for i, s := range srvs {
+		in := cfg.Instances[0]
+		in.Name, in.Addr = "fb"+strconv.Itoa(i), s.Socket
+		in.Remedies = testRemedies()
+		edit(in.Remedies)
+		in.Thresholds, in.IgnoreFindings = policy.DefaultThresholds(), nil
+		b, err := instance.Build(cfg, in, instance.Options{Log: log, OnEvent: onEvent})
+		if err != nil {
+			t.Fatalf("build instance %d: %v", i, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Loop.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("instance %d: %v", i, err)
+			}
+			b.Close()
+		})
+		out = append(out, b)
+	}
+	return out, holds
+}
