@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,12 @@ import (
 // is taking too long"). While a rewrite child runs, the guardian with fsync_relief
 // enabled holds no-appendfsync-on-rewrite yes; when the rewrite ends, it gives the
 // original back.
+//
+// The rewrite is made slow on purpose (0.1 s a key, 300 keys: half a minute) and
+// ended by the test (SIGUSR1, Redis's quiet abort): on a throttled disk Redis's
+// main thread itself blocks on its AOF writes, so the guardian's CONFIG SET may
+// time out and wait for its backoff; a rewrite that ended first made the test
+// measure that race, not the remedy (it failed under a CPU and disk hog).
 func TestFsyncReliefOnASlowDisk(t *testing.T) {
 	t.Parallel()
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true, BlockDisk: "256M",
@@ -37,16 +44,22 @@ func TestFsyncReliefOnASlowDisk(t *testing.T) {
 	srv.WaitFor(t, "the AOF fsync to fall behind", waitLong, func(info map[string]string) bool {
 		return info["aof_delayed_fsync"] != "" && info["aof_delayed_fsync"] != "0"
 	})
+	srv.Fill(t, 300, 16)
+	srv.SlowChild(t)
 	if err := c.Do(ctxT(t), "BGREWRITEAOF").Err(); err != nil {
 		t.Fatalf("BGREWRITEAOF: %v", err)
 	}
-	applied := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyFsyncRelief}, nil)
+	applied := waitEntryWithin(t, g, 30*time.Second, fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyFsyncRelief})
 	if applied.str("new_value") != "yes" {
 		t.Errorf("remedy_applied = %s, want no-appendfsync-on-rewrite yes", applied)
 	}
 	waitConfig(t, c, policy.SettingNoFsyncOnRewrite, "yes")
+	if info := srv.Info(t); info["aof_rewrite_in_progress"] != "1" {
+		t.Fatalf("the relief was applied with no rewrite running (aof_rewrite_in_progress %q)", info["aof_rewrite_in_progress"])
+	}
 	cancel()
 	lift()
+	srv.KillChild(t, syscall.SIGUSR1)
 	srv.WaitFor(t, "the rewrite to end", waitLong, func(info map[string]string) bool {
 		return info["aof_rewrite_in_progress"] == "0"
 	})
@@ -54,5 +67,21 @@ func TestFsyncReliefOnASlowDisk(t *testing.T) {
 	waitConfig(t, c, policy.SettingNoFsyncOnRewrite, "no")
 	if ch := ledgerChanges(t, g.StateDir); len(ch) != 0 {
 		t.Errorf("the ledger still holds %+v", ch)
+	}
+}
+
+// waitEntryWithin is guardian.waitEntry with its own deadline, for an event that
+// may wait behind a remedy's backoff.
+func waitEntryWithin(t *testing.T, g *guardian, within time.Duration, filter fieldsEq) entry {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if es := g.entries(filter); len(es) > 0 {
+			return es[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log entry with %v within %s; entries:\n%s", filter, within, g.dump())
+		}
+		time.Sleep(poll)
 	}
 }
