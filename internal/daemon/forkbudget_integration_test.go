@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,9 +16,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -274,4 +277,75 @@ func startFleet(t *testing.T, srvs []*testredis.Server, edit func(policy.Remedie
 		out = append(out, b)
 	}
 	return out, holds
+}
+
+// TestForkBudgetConfigRewriteDuringHold: a CONFIG REWRITE while fork_budget
+// holds save "" writes `save ""` into a config file that had no save line (Redis
+// ran on its command line's or the default save points). That is the critical
+// held_value_in_config_file during the hold, and once the slot frees and save is
+// given back, the guardian's CONFIG REWRITE puts the file right: a restart must
+// not run without saves. On the code before, the file's missing line was
+// recorded as "", the held value itself, and the file kept `save ""`.
+func TestForkBudgetConfigRewriteDuringHold(t *testing.T) {
+	t.Parallel()
+	testredis.RequireRoot(t)
+	srv := testredis.Start(t, testredis.Options{Save: "3 1", ConfigText: "# the admin's file: no save line\n"})
+	c := srv.Client(t)
+	g := startGuardian(t, srv, guardianOpts{})
+	g.waitTicks(1)
+	// Another guardian's instance holds the host's only slot (the helper's
+	// runtime dir is the state dir).
+	other := forkslot.New(g.StateDir, 1, "other")
+	if ok, err := other.Take(); !ok || err != nil {
+		t.Fatalf("take the slot from the test: %v, %v", ok, err)
+	}
+	t.Cleanup(func() { _ = other.Release() })
+	if err := c.Set(ctxT(t), "due", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitConfig(t, c, policy.SettingSave, "")
+	if err := c.Do(ctxT(t), "CONFIG", "REWRITE").Err(); err != nil {
+		t.Fatalf("CONFIG REWRITE: %v", err)
+	}
+	if got, ok := fileLine(t, srv.ConfigFile, policy.SettingSave); !ok || got != "" {
+		t.Fatalf("after CONFIG REWRITE the file says save %q (line %v); the test needs the held \"\" in it", got, ok)
+	}
+	g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDHeldValueInConfigFile}, nil)
+	g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDForkDeferred}, nil)
+
+	if err := other.Release(); err != nil {
+		t.Fatal(err)
+	}
+	waitConfig(t, c, policy.SettingSave, "3 1")
+	srv.WaitFor(t, "the deferred save", waitLong, func(i map[string]string) bool {
+		return i["rdb_changes_since_last_save"] == "0" && i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == "ok"
+	})
+	deadline := time.Now().Add(waitLong)
+	for {
+		got, ok := fileLine(t, srv.ConfigFile, policy.SettingSave)
+		if ok && policy.SameValue(policy.SettingSave, got, "3 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the file still says save %q (line %v) after the give-back: a restart would run without saves", got, ok)
+		}
+		time.Sleep(poll)
+	}
+	for _, ch := range ledgerChanges(t, g.StateDir) {
+		if ch.Setting == policy.SettingSave {
+			t.Errorf("ledger still holds %+v", ch)
+		}
+	}
+}
+
+// fileLine is what a config file's deciding line says for setting, and whether
+// it has one.
+func fileLine(t *testing.T, path, setting string) (string, bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := monitor.ParseConfigFile(string(b), []string{setting})[setting]
+	return l.Value, ok
 }

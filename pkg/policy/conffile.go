@@ -65,7 +65,9 @@ func fileValues(in Input, ds []Decision) {
 		return
 	}
 	for i := range ds {
-		if ds[i].Action == ActSet {
+		if ds[i].Action == ActSet && ds[i].FileValue == "" {
+			// A remedy that knows better what the file means keeps its value
+			// (fork_budget: no save line is the default save points, not "").
 			ds[i].FileValue = f.Lines[ds[i].Setting].Value
 		}
 	}

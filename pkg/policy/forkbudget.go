@@ -210,10 +210,7 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 		}
 		return nil, fs, st
 	}
-	hold := Decision{Remedy: RemedyForkBudget, Setting: SettingSave, Value: "", Reason: IDForkDeferred}
-	if s.Redis.File.Known {
-		hold.FileValue = s.Redis.File.Lines[SettingSave].Value
-	}
+	hold := Decision{Remedy: RemedyForkBudget, Setting: SettingSave, Value: "", Reason: IDForkDeferred, FileValue: saveFileValue(s)}
 	if !fits {
 		hold.Action, hold.Reason = ActSet, IDForkWontFit
 		hold.Detail = "defer the due save: " + wontFitText(exp, room, fits)
@@ -235,6 +232,23 @@ func forcedFinding(c *ForkBudgetConfig, st forkBudgetState, fv monitor.ForkView)
 		Summary: fmt.Sprintf("an automatic save waited %s for the host's fork budget and was let go without a slot", round(st.ForcedAfter)),
 		Cause:   fmt.Sprintf("fork_budget.max_deferral %s passed; slots held by %s", c.MaxDeferral, orText(strings.Join(fv.Others, ", "), "nobody now")),
 		Fix:     "the host's saves take longer than the budget allows: spread the instances' save points, give the host (or cgroup) more memory, or raise fork_budget.max_concurrent if the memory has room for more children at once"}
+}
+
+// saveFileValue is what Redis's config file means for save when the hold is
+// decided, recorded to tell a CONFIG REWRITE during the hold afterwards. A file
+// without a save line means Redis's default save points (the live value then),
+// never "": that is the held value, and a file found saying `save ""` after the
+// hold would be taken for the operator's own choice and left unrepaired (the
+// next restart would run without saves).
+func saveFileValue(s monitor.Snapshot) string {
+	f := s.Redis.File
+	if !f.Known {
+		return ""
+	}
+	if l, ok := f.Lines[SettingSave]; ok {
+		return l.Value
+	}
+	return s.Redis.Config[SettingSave]
 }
 
 // deferredFindings says how long the save has waited and why, while it is held.

@@ -279,3 +279,32 @@ func TestOwnForksWaitForTheSlot(t *testing.T) {
 		})
 	}
 }
+
+// TestForkBudgetFileValue: a hold records what the config file means for save:
+// its line, or with no line the live save points, never "" (the held value).
+func TestForkBudgetFileValue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		lines map[string]monitor.ConfigFileLine
+		want  string
+	}{
+		{name: "no save line", lines: map[string]monitor.ConfigFileLine{}, want: "3600 1 300 100"},
+		{name: "a save line", lines: map[string]monitor.ConfigFileLine{SettingSave: {Value: "900 1", Number: 3}}, want: "900 1"},
+	} {
+		for _, wontFit := range []bool{false, true} {
+			in := forkInput()
+			saveDueNow(&in)
+			in.Snapshot.Redis.File = monitor.ConfigFileReading{Path: "/etc/redis/redis.conf", Known: true, Lines: tc.lines}
+			if wontFit {
+				in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
+				in.Snapshot.Host.MemAvailable = uint64(110 * mib)
+			}
+			res, _ := Evaluate(in, State{})
+			fb := only(res.Decisions, RemedyForkBudget)
+			if len(fb) != 1 || fb[0].FileValue != tc.want {
+				t.Errorf("%s (won't fit %v): %+v, want one hold recording file value %q", tc.name, wontFit, fb, tc.want)
+			}
+		}
+	}
+}
