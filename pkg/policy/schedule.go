@@ -54,6 +54,11 @@ func NextPoll(s monitor.Snapshot, prev *monitor.Snapshot, now time.Time, interva
 		// Redis's next cron.
 		return Poll{Wait: fast}
 	}
+	if !s.Redis.Config.SavePointsSet() && s.Fork.Known && len(s.Fork.Others) > 0 {
+		// No save points while other instances hold fork slots: fork_budget may
+		// hold this one's save, to give back the moment a slot frees.
+		return Poll{Wait: fast}
+	}
 	start, end, ok := nextSaveWindow(s, prev, now)
 	switch {
 	case !ok || end.Before(now):

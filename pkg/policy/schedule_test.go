@@ -32,6 +32,18 @@ func TestNextPoll(t *testing.T) {
 		fresh bool
 	}{
 		{name: "nothing due", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot { return snap(n, 0) }, want: interval},
+		{name: "save held while another instance holds the fork slot", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot {
+			s := snap(n, 0)
+			s.Redis.Config = monitor.RedisConfig{"save": ""}
+			s.Fork = monitor.ForkView{Known: true, Slots: 1, Others: []string{"b 1"}}
+			return s
+		}, want: fast},
+		{name: "no save points, the fork slot free", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot {
+			s := snap(n, 0)
+			s.Redis.Config = monitor.RedisConfig{"save": ""}
+			s.Fork = monitor.ForkView{Known: true, Slots: 1}
+			return s
+		}, want: interval},
 		{name: "a child runs", now: lastSave.Add(10 * time.Second), s: func(n time.Time) monitor.Snapshot {
 			s := snap(n, 0)
 			s.Redis.Info.RDBBgsaveInProgress = true
