@@ -114,7 +114,14 @@ type forkBudgetState struct {
 	// ForcedAt is when a hold ended at max_deferral; ForcedAfter how long it was.
 	ForcedAt    time.Time
 	ForcedAfter time.Duration
+	// ChildTakeAt is when a slot was last asked for a running child: asked
+	// again at most once a second while every slot stays held, not at every
+	// fast tick.
+	ChildTakeAt time.Time
 }
+
+// childTakeEvery paces the take for a child that runs without a slot.
+const childTakeEvery = time.Second
 
 func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Shared) ([]Decision, []Finding, forkBudgetState) {
 	s := in.Snapshot
@@ -167,9 +174,10 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	}
 	if info.ForkChildRunning() {
 		st.TakenAt = time.Time{}
-		if fv.Mine {
+		if fv.Mine || !st.ChildTakeAt.IsZero() && in.Now.Sub(st.ChildTakeAt) < childTakeEvery {
 			return nil, append(fs, deferredFindings(in, c, held, ours, fv, "")...), st
 		}
+		st.ChildTakeAt = in.Now
 		return []Decision{{Remedy: RemedyForkBudget, Action: ActForkSlotTake, Reason: IDForkDeferred,
 			Detail: "a fork child runs (" + childKind(info) + ")"}}, append(fs, deferredFindings(in, c, held, ours, fv, "")...), st
 	}

@@ -308,3 +308,22 @@ func TestForkBudgetFileValue(t *testing.T) {
 		}
 	}
 }
+
+// TestForkBudgetChildTakePaced: a child that runs while every slot is held asks
+// for a slot once a second, not at every fast tick.
+func TestForkBudgetChildTakePaced(t *testing.T) {
+	t.Parallel()
+	in := forkInput()
+	childRuns(&in)
+	slotTaken(&in)
+	takes := 0
+	st := State{}
+	for i := range 40 { // 2 s of 50 ms ticks
+		var ds []Decision
+		ds, st = Decide(at(in, now.Add(time.Duration(i)*50*time.Millisecond)), st)
+		takes += len(only(ds, RemedyForkBudget))
+	}
+	if takes != 2 {
+		t.Errorf("%d takes over 2 s, want 2", takes)
+	}
+}
