@@ -349,3 +349,64 @@ func fileLine(t *testing.T, path, setting string) (string, bool) {
 	l, ok := monitor.ParseConfigFile(string(b), []string{setting})[setting]
 	return l.Value, ok
 }
+
+// TestForkBudgetWontFitRealCgroup: a server in a memory cgroup whose limit
+// leaves less room than its next save's expected copy-on-write (no save
+// measured yet: a quarter of its RSS, with the margin): the due save waits,
+// fork_wont_fit says why, and once the limit is raised save is given back and
+// the save runs. On the code before, the save forked into the tight group.
+func TestForkBudgetWontFitRealCgroup(t *testing.T) {
+	t.Parallel()
+	cg := testredis.MemoryCgroup(t, 0)
+	srv := testredis.Start(t, testredis.Options{Save: "5 1", MemCgroup: cg})
+	srv.Fill(t, 40000, 1000)
+	c := srv.Client(t)
+	if err := c.Save(ctxT(t)).Err(); err != nil { // no fork: no copy-on-write measured
+		t.Fatalf("SAVE: %v", err)
+	}
+	// Room of 4 MiB beside the group's working set (the page cache of the RDB
+	// file is reclaimed to reach it); the expected copy-on-write is ~10 MiB.
+	cg.SetLimit(t, cgroupWorkingSet(t, cg)+4<<20)
+	g := startGuardian(t, srv, guardianOpts{})
+	g.waitTicks(1)
+	if err := c.Set(ctxT(t), "due", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f := g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDForkWontFit}, nil)
+	t.Logf("fork_wont_fit: %s", f.str("cause"))
+	waitConfig(t, c, policy.SettingSave, "")
+	if got := srv.Info(t)["rdb_changes_since_last_save"]; got == "0" {
+		t.Fatalf("a save ran although it did not fit")
+	}
+	cg.SetLimit(t, 1<<30)
+	waitConfig(t, c, policy.SettingSave, "5 1")
+	srv.WaitFor(t, "the deferred save", waitLong, func(i map[string]string) bool {
+		return i["rdb_changes_since_last_save"] == "0" && i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_bgsave_status"] == "ok"
+	})
+	for _, ch := range ledgerChanges(t, g.StateDir) {
+		if ch.Setting == policy.SettingSave {
+			t.Errorf("ledger still holds %+v", ch)
+		}
+	}
+}
+
+// cgroupWorkingSet is the group's usage less its inactive page cache, as the
+// guardian counts it.
+func cgroupWorkingSet(t *testing.T, cg *testredis.MemCgroup) int64 {
+	t.Helper()
+	usageFile, inactiveKey := "memory.current", "inactive_file"
+	if cg.Version == 1 {
+		usageFile, inactiveKey = "memory.usage_in_bytes", "total_inactive_file"
+	}
+	usage, err := strconv.ParseInt(strings.TrimSpace(cg.ReadFile(t, usageFile)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(cg.ReadFile(t, "memory.stat"), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok && k == inactiveKey {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return usage - n
+		}
+	}
+	return usage
+}

@@ -200,7 +200,7 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 			return []Decision{{Remedy: RemedyForkBudget, Action: ActForkResume, Setting: SettingSave, Value: held.Original, Reason: IDForkDeferred,
 				Detail: fmt.Sprintf("a fork slot is free after %s: the due save runs now", round(d))}}, fs, st
 		}
-		return nil, append(fs, deferredFindings(in, c, held, ours, fv, wontFitText(exp, room, fits))...), st
+		return nil, append(fs, deferredFindings(in, c, held, ours, fv, wontFitText(exp, room, fits, c.Margin))...), st
 	}
 	if fv.Mine && st.TakenAt.IsZero() && due {
 		// A slot kept from a child that ended with a save still due (it failed,
@@ -221,10 +221,10 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	hold := Decision{Remedy: RemedyForkBudget, Setting: SettingSave, Value: "", Reason: IDForkDeferred, FileValue: saveFileValue(s)}
 	if !fits {
 		hold.Action, hold.Reason = ActSet, IDForkWontFit
-		hold.Detail = "defer the due save: " + wontFitText(exp, room, fits)
+		hold.Detail = "defer the due save: " + wontFitText(exp, room, fits, c.Margin)
 		return []Decision{hold}, append(fs, Finding{ID: IDForkWontFit, Severity: Warning,
 			Summary: "a due save's copy-on-write does not fit the memory it would be charged to",
-			Cause:   wontFitText(exp, room, fits),
+			Cause:   wontFitText(exp, room, fits, c.Margin),
 			Fix:     "the save waits for room (at most fork_budget.max_deferral); free memory or raise the cgroup's limit"}), st
 	}
 	st.TakenAt = in.Now
@@ -327,11 +327,12 @@ func forkRoom(s monitor.Snapshot, margin float64) (exp, room int64, fits bool) {
 	return exp, room, float64(exp)*(1+margin) <= float64(room)
 }
 
-func wontFitText(exp, room int64, fits bool) string {
+func wontFitText(exp, room int64, fits bool, margin float64) string {
 	if fits {
 		return ""
 	}
-	return fmt.Sprintf("expected copy-on-write %s (with the margin) against %s of room", HumanBytes(exp), HumanBytes(room))
+	return fmt.Sprintf("expected copy-on-write %s, %s with the %.0f%% margin, against %s of room",
+		HumanBytes(exp), HumanBytes(int64(float64(exp)*(1+margin))), margin*100, HumanBytes(room))
 }
 
 // OtherForkRunning reports whether another instance of the host holds a fork
