@@ -212,7 +212,9 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 		st.TakenAt = time.Time{}
 		return []Decision{release("no fork child runs")}, fs, st
 	}
-	if !due || fv.Mine || sh.IsYielded(RemedyForkBudget, SettingSave) {
+	if !due || fv.Mine || sh.IsYielded(RemedyForkBudget, SettingSave) || !st.ForcedAt.IsZero() {
+		// (A save let go at max_deferral is not deferred again before it
+		// succeeded: the critical finding stands meanwhile.)
 		if !due {
 			sh.EndEpisode(RemedyForkBudget, SettingSave)
 		}

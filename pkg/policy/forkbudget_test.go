@@ -177,6 +177,9 @@ func TestForkBudgetForcedStaysCritical(t *testing.T) {
 	if !hasFinding(res.Findings, IDForkDeferred, Critical) {
 		t.Fatalf("after the forced give-back: %+v, want fork_deferred critical", res.Findings)
 	}
+	if fb := only(res.Decisions, RemedyForkBudget); len(fb) != 0 {
+		t.Fatalf("after the forced give-back, the slot still taken: %+v, want no new deferral before the save succeeds", fb)
+	}
 	saved := at(next, now.Add(10*time.Second))
 	saved.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(9 * time.Second).Unix()
 	if res, _ := Evaluate(saved, st); hasFinding(res.Findings, IDForkDeferred, Critical) {
