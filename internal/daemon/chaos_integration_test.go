@@ -284,7 +284,11 @@ func TestChaosKillsAndRestarts(t *testing.T) {
 		if rejected > 0 {
 			outage = post.LastReject.Sub(bgsaveAt).Round(time.Millisecond).String() + " after the BGSAVE"
 			if kind == chaosPlain || kind == chaosReset {
-				if errs["MISCONF"] != rejected {
+				// A "dial" error is the test's own client, not Redis: its pool of one
+				// fails fast for up to a second after any failed dial (seen under a
+				// CPU and disk hog in a round without a restart). Anything else but
+				// MISCONF would mean Redis restarted or cut the connection.
+				if errs["MISCONF"]+errs["dial"] != rejected {
 					t.Errorf("%s: rejections by kind %v, want only MISCONF (no Redis restart this round)", when, errs)
 				}
 			}
@@ -293,9 +297,10 @@ func TestChaosKillsAndRestarts(t *testing.T) {
 			// A write sent after the kill reaches Redis after the toggle's CONFIG
 			// SET (sent before the guardian died; chaosSlack covers one still in
 			// Redis's socket buffer then); when its reply was read does not matter.
-			if live == "no" && kind != chaosRestartDead && post.LastRejectSent.After(killedAt.Add(chaosSlack)) {
-				t.Errorf("%s: a write sent at %s was rejected, after the kill at %s although the toggle was live",
-					when, post.LastRejectSent.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+			lastMisconf := post.LastSent["MISCONF"]
+			if live == "no" && kind != chaosRestartDead && lastMisconf.After(killedAt.Add(chaosSlack)) {
+				t.Errorf("%s: a write sent at %s was rejected with MISCONF, after the kill at %s although the toggle was live",
+					when, lastMisconf.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
 			}
 		}
 

@@ -31,6 +31,11 @@ type WriteStats struct {
 	FirstOKAfterReject time.Time
 	// Errors counts failures by the error's first word, e.g. "MISCONF", "LOADING", "dial".
 	Errors map[string]int
+	// LastSent is when the last failed SET of each kind (the keys of Errors) was
+	// sent: a test judges the rejections Redis made (MISCONF) apart from its own
+	// client's (a "dial" error: go-redis's pool of one fails every call fast for up
+	// to a second after a dial failed, whatever the server does meanwhile).
+	LastSent map[string]time.Time
 }
 
 // Writer is a write load on a Server: one goroutine doing SET wload:<n> in a loop and
@@ -61,7 +66,7 @@ func (s *Server) StartWriter(t testing.TB, every time.Duration) *Writer {
 		}),
 		cancel: cancel,
 		done:   make(chan struct{}),
-		stats:  WriteStats{Errors: map[string]int{}},
+		stats:  WriteStats{Errors: map[string]int{}, LastSent: map[string]time.Time{}},
 	}
 	go w.loop(ctx, every)
 	t.Cleanup(func() { w.Stop() })
@@ -117,6 +122,7 @@ func (w *Writer) record(sent, at time.Time, err error) {
 		prefix = f[0]
 	}
 	st.Errors[prefix]++
+	st.LastSent[prefix] = sent
 }
 
 // Stats returns the counts so far; the Writer keeps running.
@@ -125,6 +131,7 @@ func (w *Writer) Stats() WriteStats {
 	defer w.mu.Unlock()
 	st := w.stats
 	st.Errors = maps.Clone(w.stats.Errors)
+	st.LastSent = maps.Clone(w.stats.LastSent)
 	return st
 }
 
