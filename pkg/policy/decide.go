@@ -19,6 +19,7 @@ const (
 	ActBgsave       Action = "bgsave"       // BGSAVE (SCHEDULE when Schedule is set)
 	ActBgrewriteaof Action = "bgrewriteaof" // BGREWRITEAOF
 	ActDeleteTemp   Action = "delete_temp"  // remove one stale Redis temp file
+	ActClientKill   Action = "client_kill"  // CLIENT KILL ID of Client, after checking it again
 	ActWarn         Action = "warn"         // report only (e.g. a toggle still held)
 	ActSuppressed   Action = "suppressed"   // report only: a limit stopped the remedy (Limit says which)
 )
@@ -40,6 +41,11 @@ type Decision struct {
 	MinAge time.Duration
 	// Limit names the limit that suppressed the decision (ActSuppressed).
 	Limit string
+	// Client is the client to disconnect (ActClientKill) as CLIENT LIST showed it,
+	// and MinOmem the output buffer it must still hold: the executor kills only
+	// the same client (id, address, command), still killable, still that big.
+	Client  monitor.Client
+	MinOmem int64
 	// FileValue is what the config file says for Setting when a set is decided
 	// ("" unknown), recorded with the change to tell a CONFIG REWRITE later.
 	FileValue string

@@ -177,6 +177,7 @@ type Setting struct {
 var Registry = []Remedy{
 	Define(replicaGuard),
 	Define(stopWrites),
+	Define(clientGuard),
 	Define(bgsaveRetry),
 	Define(tempCleanup),
 	Define(rewriteDeferral),

@@ -143,6 +143,8 @@ func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcom
 		err = e.command(ctx, d, "BGREWRITEAOF")
 	case policy.ActDeleteTemp:
 		err = e.deleteTemp(ctx, d)
+	case policy.ActClientKill:
+		err = e.clientKill(ctx, d)
 	case policy.ActForkSlotTake:
 		err = e.forkTake(ctx, d)
 	case policy.ActForkSlotRelease:
@@ -596,4 +598,81 @@ func (e *Executor) procRoot() string {
 		return "/proc"
 	}
 	return e.ProcRoot
+}
+
+// clientKill disconnects one client (client_guard) after checking every rule
+// again on the live CLIENT LIST entry of its id: still the client the decision
+// saw (address and command: ids are not reused while Redis runs, but count from
+// 1 again after a restart), still not a replica, the master link or no-evict,
+// and its output buffer still at least the decision's size (a client that has
+// started to read is left alone). The guardian's own connections never match:
+// their command is CLIENT LIST or INFO, their buffers empty, and CLIENT KILL's
+// SKIPME default spares the caller. A client gone meanwhile is what was wanted.
+func (e *Executor) clientKill(ctx context.Context, d policy.Decision) error {
+	want := d.Client
+	live, found, err := e.clientByID(ctx, want.ID)
+	if err != nil {
+		return err
+	}
+	fields := func(c monitor.Client) []zap.Field {
+		return []zap.Field{zap.Int64("client_id", c.ID), zap.String("client_addr", c.Addr), zap.String("client_name", c.Name),
+			zap.String("client_cmd", c.Cmd), zap.String("client_flags", c.Flags), zap.Int64("omem_bytes", c.Omem),
+			zap.Float64("age_seconds", c.Age.Seconds())}
+	}
+	switch {
+	case !found:
+		e.Log.Info(fmt.Sprintf("client id=%d is gone: nothing to kill", want.ID), fields(want)...)
+		return ErrChanged
+	case live.Addr != want.Addr || live.Cmd != want.Cmd:
+		e.Log.Info(fmt.Sprintf("client id=%d is now addr=%s cmd=%s, not the addr=%s cmd=%s seen: not killing it", want.ID, live.Addr, live.Cmd, want.Addr, want.Cmd), fields(live)...)
+		return ErrChanged
+	case policy.ClientKillable(live) != "":
+		return fmt.Errorf("not killing client id=%d: %s", live.ID, policy.ClientKillable(live))
+	case d.MinOmem <= 0 || live.Omem < d.MinOmem:
+		e.Log.Info(fmt.Sprintf("client id=%d holds %s of output buffer now, under %s: not killing it", live.ID, policy.HumanBytes(live.Omem), policy.HumanBytes(d.MinOmem)), fields(live)...)
+		return ErrChanged
+	}
+	msg := fmt.Sprintf("id=%d addr=%s cmd=%s with %s of output buffer", live.ID, live.Addr, live.Cmd, policy.HumanBytes(live.Omem))
+	if e.DryRun {
+		e.Log.Warn("dry-run: would kill client "+msg+": "+d.Detail, e.event(d, events.RemedyApplied, append(fields(live), zap.String("result", "ok"))...)...)
+		return nil
+	}
+	n, err := e.Client.Do(ctx, "CLIENT", "KILL", "ID", live.ID).Int64()
+	if err != nil {
+		return fmt.Errorf("CLIENT KILL ID %d: %w", live.ID, err)
+	}
+	if n == 0 {
+		e.Log.Info(fmt.Sprintf("client id=%d went before CLIENT KILL", live.ID), fields(live)...)
+		return ErrChanged
+	}
+	e.Log.Warn("killed client "+msg+": "+d.Detail, e.event(d, events.RemedyApplied, append(fields(live), zap.String("result", "killed"))...)...)
+	return nil
+}
+
+// clientByID reads one client's live CLIENT LIST entry: CLIENT LIST ID (6.2+),
+// else the whole list.
+func (e *Executor) clientByID(ctx context.Context, id int64) (monitor.Client, bool, error) {
+	raw, err := e.Client.Do(ctx, "CLIENT", "LIST", "ID", id).Text()
+	if err != nil && !isRedisError(err) {
+		return monitor.Client{}, false, fmt.Errorf("CLIENT LIST ID %d: %w", id, err)
+	}
+	if err != nil {
+		// Before 6.2 CLIENT LIST takes no ID: read the whole list.
+		if raw, err = e.Client.Do(ctx, "CLIENT", "LIST").Text(); err != nil {
+			return monitor.Client{}, false, fmt.Errorf("CLIENT LIST: %w", err)
+		}
+	}
+	for _, c := range monitor.ParseClientList(raw) {
+		if c.ID == id {
+			return c, true, nil
+		}
+	}
+	return monitor.Client{}, false, nil
+}
+
+// isRedisError reports whether err is Redis's answer (ERR syntax ...), not a
+// failure to ask.
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }
