@@ -48,7 +48,7 @@ type instState struct {
 
 // remedyCounters are the executor events counted, each as its own _total counter.
 var remedyCounters = map[events.Name]struct{ name, help string }{
-	events.RemedyApplied: {"remedies_applied_total", "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy."},
+	events.RemedyApplied: {"remedies_applied_total", "Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed, clients disconnected), by remedy."},
 	events.RemedyUndone:  {"remedies_undone_total", "Held settings the guardian restored, by remedy."},
 	events.RemedyFailed:  {"remedies_failed_total", "Remedies that failed (ACL denied, renamed command, Redis gone), by remedy."},
 	events.RemedyYielded: {"remedies_yielded_total", "Held settings abandoned because someone else changed them, by remedy."},

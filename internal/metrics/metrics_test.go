@@ -53,7 +53,7 @@ func TestTicksAndEvents(t *testing.T) {
 # HELP redis_guardian_held_changes Settings the guardian currently holds changed (recorded in its ledger).
 # TYPE redis_guardian_held_changes gauge
 redis_guardian_held_changes{instance="main"} 1
-# HELP redis_guardian_remedies_applied_total Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed), by remedy.
+# HELP redis_guardian_remedies_applied_total Remedies carried out (settings changed, BGSAVE/BGREWRITEAOF started, temp files removed, clients disconnected), by remedy.
 # TYPE redis_guardian_remedies_applied_total counter
 redis_guardian_remedies_applied_total{instance="main",remedy="stop_writes"} 1
 # HELP redis_guardian_remedies_suppressed_total Remedies a limit held back (reason: max_per_hour or backoff), once per episode, by remedy.
