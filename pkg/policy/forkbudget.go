@@ -142,29 +142,25 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 			fs = append(fs, forcedFinding(c, st, fv))
 		}
 	}
-	if in.Stopping {
+	// Stopping, or turned off (a reload): give back what the remedy holds, take nothing.
+	letGo := func(why string) []Decision {
 		var ds []Decision
 		if ours {
-			ds = append(ds, undo("the guardian is stopping"))
+			ds = append(ds, undo(why))
 		}
 		if fv.Mine {
-			ds = append(ds, release("the guardian is stopping"))
+			ds = append(ds, release(why))
 		}
-		return ds, fs, st
+		return ds
+	}
+	if in.Stopping {
+		return letGo("the guardian is stopping"), fs, st
 	}
 	if isHeld && !ours {
 		return nil, fs, st // another remedy's hold of save: not ours to judge
 	}
 	if !c.Enabled {
-		// Turned off (a reload): give back what the remedy holds, take nothing.
-		var ds []Decision
-		if ours {
-			ds = append(ds, undo("fork_budget is disabled"))
-		}
-		if fv.Mine {
-			ds = append(ds, release("fork_budget is disabled"))
-		}
-		return ds, fs, st
+		return letGo("fork_budget is disabled"), fs, st
 	}
 	if !fv.Known {
 		if ours {
@@ -188,19 +184,8 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	due := saveDue(in, save)
 	exp, room, fits := forkRoom(s, c.Margin)
 	if ours {
-		d := in.Now.Sub(held.Since)
-		switch {
-		case d >= c.MaxDeferral:
-			st.ForcedAt, st.ForcedAfter = in.Now, d
-			return []Decision{undo(fmt.Sprintf("the save waited %s, fork_budget.max_deferral", round(d)))}, append(fs, forcedFinding(c, st, fv)), st
-		case !due:
-			return []Decision{undo("no automatic save is due any more")}, fs, st
-		case fits && (fv.Mine || fv.Free() > 0):
-			st.TakenAt = in.Now
-			return []Decision{{Remedy: RemedyForkBudget, Action: ActForkResume, Setting: SettingSave, Value: held.Original, Reason: IDForkDeferred,
-				Detail: fmt.Sprintf("a fork slot is free after %s: the due save runs now", round(d))}}, fs, st
-		}
-		return nil, append(fs, deferredFindings(in, c, held, ours, fv, wontFitText(exp, room, fits, c.Margin))...), st
+		ds, more := st.whileDeferred(in, c, held, due, exp, room, fits, undo)
+		return ds, append(fs, more...), st
 	}
 	if fv.Mine && st.TakenAt.IsZero() && due {
 		// A slot kept from a child that ended with a save still due (it failed,
@@ -233,6 +218,27 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	hold.Action = ActForkSlotTake
 	hold.Detail = "an automatic save is due: take a fork slot, or defer the save while " + orText(strings.Join(fv.Others, ", "), "others") + " hold every slot"
 	return []Decision{hold}, fs, st
+}
+
+// whileDeferred decides for a save the remedy holds off: let it go at
+// max_deferral, give it back when no save is due any more, resume it when a slot
+// is free and the room fits, else keep waiting and say why.
+func (st *forkBudgetState) whileDeferred(in Input, c *ForkBudgetConfig, held Held, due bool, exp, room int64, fits bool,
+	undo func(string) Decision) ([]Decision, []Finding) {
+	fv := in.Snapshot.Fork
+	d := in.Now.Sub(held.Since)
+	switch {
+	case d >= c.MaxDeferral:
+		st.ForcedAt, st.ForcedAfter = in.Now, d
+		return []Decision{undo(fmt.Sprintf("the save waited %s, fork_budget.max_deferral", round(d)))}, []Finding{forcedFinding(c, *st, fv)}
+	case !due:
+		return []Decision{undo("no automatic save is due any more")}, nil
+	case fits && (fv.Mine || fv.Free() > 0):
+		st.TakenAt = in.Now
+		return []Decision{{Remedy: RemedyForkBudget, Action: ActForkResume, Setting: SettingSave, Value: held.Original, Reason: IDForkDeferred,
+			Detail: fmt.Sprintf("a fork slot is free after %s: the due save runs now", round(d))}}, nil
+	}
+	return nil, deferredFindings(in, c, held, true, fv, wontFitText(exp, room, fits, c.Margin))
 }
 
 // forcedFinding is the critical finding of a save let go at max_deferral, until
