@@ -43,8 +43,10 @@ func openStuckMonitor(t *testing.T, socket string) {
 // writeCounts are a writer's accepted writes and OOM rejections.
 type writeCounts struct{ ok, oom atomic.Int64 }
 
-// writeBig overwrites 64 keys with 4 KiB values in pipelines of 32 until ctx
-// ends: the dataset stays small while a MONITOR is fed 4 KiB a command.
+// writeBig overwrites 64 keys with 4 KiB values in pipelines of 32, one every
+// 2 ms, until ctx ends: the dataset stays small while a MONITOR is fed 4 KiB a
+// command (up to 64 MB/s), and a replica keeps up with the stream on a loaded
+// machine (unpaced, 360 MB/s could outgrow its output buffer limit).
 func writeBig(ctx context.Context, c *redis.Client, n *writeCounts) {
 	val := strings.Repeat("x", 4096)
 	go func() {
@@ -63,6 +65,7 @@ func writeBig(ctx context.Context, c *redis.Client, n *writeCounts) {
 					n.oom.Add(1)
 				}
 			}
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 }
