@@ -81,10 +81,14 @@ sleep 0.5
 wait "$wpid" 2>/dev/null || true; wpid=
 bold "8. the outcome"
 echo "   $ok; stop-writes-on-bgsave-error is $(redis-cli -s "$sock" config get stop-writes-on-bgsave-error | tail -1) again"
-# The state dir keeps the ledger's lock and reserve; an empty ledger has no file.
-left=$(find "$dir/state" -name '*.ledger.json' | wc -l)
-if [ "$left" -eq 0 ]; then echo "   ledger: empty (nothing held)"; else echo "   ledger: $left file(s) still hold changes"; fi
+# What the ledger holds now: oom_shield's oom-score-adj is a standing hold (kept
+# for as long as the instance forks, given back when the guardian stops).
+held=$(grep -ho '"setting": "[^"]*"' "$dir"/state/*.ledger.json 2>/dev/null | sed 's/"setting": //; s/"//g' | tr '\n' ' ')
+echo "   ledger while the guardian runs: ${held:-empty}"
 total=$(grep -c . "$dir/writes.log" || true); rejected=$(grep -c MISCONF "$dir/writes.log" || true)
 echo "   writes: $total sent, $rejected rejected with MISCONF"
 echo "   (without the guardian every write from the fault to the fix would have been rejected)"
 kill "$gpid" 2>/dev/null; wait "$gpid" 2>/dev/null || true; gpid=
+# The state dir keeps the ledger's lock and reserve; an empty ledger has no file.
+left=$(find "$dir/state" -name '*.ledger.json' | wc -l)
+if [ "$left" -eq 0 ]; then echo "   ledger after the guardian stopped: empty (everything given back)"; else echo "   ledger after the guardian stopped: $left file(s) still hold changes"; fi
