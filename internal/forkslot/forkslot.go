@@ -102,7 +102,10 @@ func (s *Slots) Release() error {
 	}
 	f := s.held
 	s.held = nil
-	_ = f.Truncate(0) // the name goes with the slot; closing unlocks
+	// The name goes with the slot; closing unlocks. (A fork of this process
+	// that has not exec'd yet holds the descriptor too, and the lock with it,
+	// until its exec: the guardian starts no subprocess while it runs.)
+	_ = f.Truncate(0)
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("release fork slot %s: %w", f.Name(), err)
 	}

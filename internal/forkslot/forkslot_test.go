@@ -89,8 +89,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// TestOtherProcess is not parallel: starting its subprocess forks this test
+// process, and between fork and exec the child holds a copy of every descriptor,
+// so a slot another test releases meanwhile stays locked until the exec (seen
+// once in eight loaded runs: "b.View after release ... Others:[?]").
 func TestOtherProcess(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), holderEnv+"="+dir)
