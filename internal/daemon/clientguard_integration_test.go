@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,27 +17,6 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
-
-// openStuckMonitor opens a MONITOR that never reads its replies: a socket with a
-// small receive buffer (fault-injection.md, "A runaway client").
-func openStuckMonitor(t *testing.T, socket string) {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: socket}); err != nil {
-		_ = syscall.Close(fd)
-		t.Fatalf("connect the MONITOR: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if _, err := syscall.Write(fd, []byte("MONITOR\r\n")); err != nil {
-		t.Fatalf("send MONITOR: %v", err)
-	}
-}
 
 // writeCounts are a writer's accepted writes and OOM rejections.
 type writeCounts struct{ ok, oom atomic.Int64 }
@@ -112,7 +90,7 @@ func TestClientGuardKillsRunawayMonitor(t *testing.T) {
 			}
 			syncFull := master.Info(t)["sync_full"]
 
-			openStuckMonitor(t, master.Socket)
+			master.StuckMonitor(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			var n writeCounts

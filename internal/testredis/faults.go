@@ -320,3 +320,26 @@ func isRewriteChild(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	return err == nil && strings.Contains(string(b), "-aof-rewrite")
 }
+
+// StuckMonitor opens a MONITOR that never reads its replies (fault-injection.md,
+// "A runaway client"): a socket with a small receive buffer, so Redis's output
+// buffer for it grows with every command. It is closed by t.Cleanup.
+func (s *Server) StuckMonitor(t testing.TB) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("testredis: StuckMonitor: %v", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096); err != nil {
+		_ = syscall.Close(fd)
+		t.Fatalf("testredis: StuckMonitor: SO_RCVBUF: %v", err)
+	}
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: s.Socket}); err != nil {
+		_ = syscall.Close(fd)
+		t.Fatalf("testredis: StuckMonitor: connect: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if _, err := syscall.Write(fd, []byte("MONITOR\r\n")); err != nil {
+		t.Fatalf("testredis: StuckMonitor: send MONITOR: %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,27 +29,6 @@ func collector(t *testing.T, srv *testredis.Server) *monitor.Collector {
 	t.Cleanup(func() { _ = client.Close() })
 	return monitor.NewCollector(monitor.CollectorOptions{Name: "main", Addr: srv.Socket,
 		Redis: monitor.NewRedisSource(client, opts), HostChecks: monitor.HostChecksOff})
-}
-
-// stuckMonitor opens a MONITOR that never reads its replies: a socket with a
-// small receive buffer, as fault-injection.md's runaway client.
-func stuckMonitor(t *testing.T, socket string) {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: socket}); err != nil {
-		_ = syscall.Close(fd)
-		t.Fatalf("connect the MONITOR: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if _, err := syscall.Write(fd, []byte("MONITOR\r\n")); err != nil {
-		t.Fatalf("send MONITOR: %v", err)
-	}
 }
 
 // bigWriter overwrites 64 keys with 4 KiB values in pipelines of 32 until ctx
@@ -130,7 +108,7 @@ func TestRunawayMonitorIsTheCause(t *testing.T) {
 			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true,
 				Args: []string{"--maxmemory", "64mb", "--maxmemory-policy", "noeviction"}})
 			c := srv.Client(t)
-			stuckMonitor(t, srv.Socket)
+			srv.StuckMonitor(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			var oom atomic.Int64
