@@ -1,8 +1,6 @@
 package daemon_test
 
 import (
-	"context"
-	"crypto/rand"
 	"os"
 	"strconv"
 	"strings"
@@ -140,7 +138,7 @@ func oomScenario(t *testing.T, b testredis.Build, shield bool) (bool, string) {
 	}
 	child := srv.ChildPID(t, waitLong)
 	t.Logf("oom-score-adj %s: oom_score_adj server %d, child %d", configGet(t, c, policy.SettingOOMScoreAdj), oomScoreAdj(t, pid), oomScoreAdj(t, child))
-	overwrite(c, keys, valueSize)
+	_ = srv.Overwrite(c, keys, valueSize) // the server may be the one the OOM killer took
 
 	deadline := time.Now().Add(time.Minute)
 	for oomKills(t, cg) == killsBefore && time.Now().Before(deadline) {
@@ -175,24 +173,6 @@ func oomScenario(t *testing.T, b testredis.Build, shield bool) (bool, string) {
 		t.Errorf("oom-score-adj %q, want %q", got, want)
 	}
 	return true, srv.LogTail(20)
-}
-
-// overwrite sets every fill key again with new random values, so each page the
-// save child still reads is copied for the server.
-func overwrite(c *redis.Client, keys, valueSize int) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for i := 1; i <= keys; {
-		pipe := c.Pipeline()
-		for n := 0; n < 500 && i <= keys; n, i = n+1, i+1 {
-			v := make([]byte, valueSize)
-			_, _ = rand.Read(v)
-			pipe.Set(ctx, "fill:"+strconv.Itoa(i), v, 0)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return // the server may be the one the OOM killer took
-		}
-	}
 }
 
 func oomScoreAdj(t *testing.T, pid int) int {

@@ -343,3 +343,26 @@ func (s *Server) StuckMonitor(t testing.TB) {
 		t.Fatalf("testredis: StuckMonitor: send MONITOR: %v", err)
 	}
 }
+
+// Overwrite sets every key Fill made ("fill:1".."fill:<keys>") to a new random
+// value of valueSize bytes, in pipelines: each page of the dataset written while a
+// fork child shares it is copied (copy-on-write). It stops at the first failed
+// batch (the server may be the one the OOM killer took) and returns that error.
+func (s *Server) Overwrite(c *redis.Client, keys, valueSize int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := 1; i <= keys; {
+		pipe := c.Pipeline()
+		for n := 0; n < 500 && i <= keys; n, i = n+1, i+1 {
+			v := make([]byte, valueSize)
+			for j := range v {
+				v[j] = byte(rand.Uint32())
+			}
+			pipe.Set(ctx, "fill:"+strconv.Itoa(i), v, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("overwrite stopped at key %d: %w", i, err)
+		}
+	}
+	return nil
+}

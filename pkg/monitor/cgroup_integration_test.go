@@ -2,7 +2,6 @@ package monitor_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
-	"github.com/redis/go-redis/v9"
 )
 
 // TestHostSourceMemoryCgroup: a real redis-server in a memory cgroup of its own
@@ -95,7 +93,9 @@ func TestHostSourceMemoryCgroup(t *testing.T) {
 		t.Fatalf("BGSAVE: %v", err)
 	}
 	child := srv.ChildPID(t, 10*time.Second)
-	cgOverwrite(t, c, keys, valueSize)
+	if err := srv.Overwrite(c, keys, valueSize); err != nil {
+		t.Log(err) // a connection the OOM kill's wait timed out; the log is the judge
+	}
 	cgWaitLog(t, srv, "Background saving terminated by signal 9", 30*time.Second)
 	if _, err := os.Stat("/proc/" + strconv.Itoa(child)); err == nil {
 		t.Errorf("save child %d still alive", child)
@@ -147,28 +147,6 @@ func cgFindingIDs(fs []policy.Finding) map[string]bool {
 		m[f.ID] = true
 	}
 	return m
-}
-
-// cgOverwrite sets every key Fill made ("fill:1".."fill:<keys>") to a new random
-// value, in pipelines: each page of the dataset written while a fork child
-// shares it is copied, and charged to the group. A failed batch ends it (a
-// connection the OOM kill's wait timed out); the log is the judge.
-func cgOverwrite(t *testing.T, c *redis.Client, keys, valueSize int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for i := 1; i <= keys; {
-		pipe := c.Pipeline()
-		for n := 0; n < 500 && i <= keys; n, i = n+1, i+1 {
-			v := make([]byte, valueSize)
-			_, _ = rand.Read(v)
-			pipe.Set(ctx, "fill:"+strconv.Itoa(i), v, 0)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			t.Logf("overwrite stopped at key %d: %v", i, err)
-			return
-		}
-	}
 }
 
 // cgWaitLog waits until the server's log holds substr.
