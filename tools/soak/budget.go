@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// budget is how many writes a fault may cost. Within free after the fault's start
+// (or after its end, with untilEnd) any rejection is the fault's own doing and
+// allowed: a guardian that is down, an OOM of Redis's own that no remedy lifts, a
+// replica refusing writes. Beyond that at most extra writes may be rejected until
+// grace after the fault was cleared; a rejection outside every fault's window is a
+// violation by itself.
+type budget struct {
+	free     time.Duration
+	untilEnd bool // free counts from the fault's end, not its start
+	extra    int
+	grace    time.Duration
+}
+
+// budgets per kind, at the writer's nominal 500 writes/s (see docs/soak.md).
+var budgets = map[kind]budget{
+	// A failed save that rejects writes is lifted at once (the log line wakes the
+	// guardian) or predicted: 50 writes are 100 ms at 500/s.
+	kForkFail:  {extra: 50, grace: 5 * time.Second},
+	kDiskFull:  {extra: 50, grace: 5 * time.Second},
+	kEACCES:    {extra: 50, grace: 5 * time.Second},
+	kKillChild: {extra: 50, grace: 5 * time.Second},
+	// A restart of Redis refuses nothing (its connection errors are no
+	// rejections); a save fault lasting through it is that fault's.
+	kRedisRestart:  {extra: 50, grace: 5 * time.Second},
+	kConfigRewrite: {grace: 2 * time.Second},
+	// An operator's oom-score-adj costs nothing; an operator who ends a hold
+	// while its cause lasts gets the rejections (operator_revert below).
+	kOperatorSet: {grace: 2 * time.Second},
+	// While the guardian is down nothing lifts a failed save; it has 3 s after
+	// its restart (start-up, the first tick) to lift what built up meanwhile.
+	kGuardianKill: {free: 3 * time.Second, untilEnd: true, extra: 50, grace: 5 * time.Second},
+	// A runaway MONITOR under the fault's 4 MB/s of noise fills maxmemory (64
+	// MiB) in about 10 s; client_guard kills it at the next full INFO reading
+	// (info_refresh, 10 s): 22 s from the start, then 50 writes. The fault lasts
+	// 25-35 s, so a MONITOR left alone shows.
+	kMonitor: {free: 22 * time.Second, extra: 50, grace: 5 * time.Second},
+	// A dataset past maxmemory is Redis's own OOM, lifted by nothing but room.
+	kOOMGrowth: {free: 2 * time.Second, untilEnd: true, extra: 50, grace: 5 * time.Second},
+	// A replica refuses writes (READONLY) until promoted.
+	kReplica: {free: time.Second, untilEnd: true, extra: 50, grace: 5 * time.Second},
+}
+
+// revertBudget is an operator_set that set stop-writes-on-bgsave-error back to yes
+// during a hold: the operator wins, so Redis rejects writes until the faults that
+// were active then are cleared and a save succeeds (Redis retries its save 5 s
+// after a failure, at its next save point: 10 s). Free until 20 s after the last
+// of those faults ends.
+var revertBudget = budget{free: 20 * time.Second, untilEnd: true, extra: 50, grace: 5 * time.Second}
+
+// window is one fault as the attribution sees it.
+type window struct {
+	rec        *faultRec
+	b          budget
+	freeUntil  time.Time
+	until      time.Time // end of the window: the fault's end plus its grace
+	charged    int       // rejections charged to it
+	overBudget int       // those beyond the free time
+}
+
+func windows(recs []*faultRec) []*window {
+	var out []*window
+	for _, r := range recs {
+		if r.failed || r.start.IsZero() {
+			continue
+		}
+		b := budgets[r.step.Kind]
+		end := r.end
+		if r.revert {
+			b = revertBudget
+			end = lastOverlapEnd(recs, r)
+		}
+		from := r.start
+		if b.untilEnd {
+			from = end
+		}
+		out = append(out, &window{rec: r, b: b, freeUntil: from.Add(b.free), until: end.Add(b.grace)})
+	}
+	return out
+}
+
+// lastOverlapEnd is when the last fault on r's instance that was active at r's
+// start (or a guardian kill) was cleared.
+func lastOverlapEnd(recs []*faultRec, r *faultRec) time.Time {
+	end := r.end
+	for _, o := range recs {
+		if (o.step.Inst == r.step.Inst || o.step.Inst < 0) && !o.start.After(r.start) && o.end.After(end) {
+			end = o.end
+		}
+	}
+	return end
+}
+
+// attribute charges every rejected write to a fault active on its instance when
+// it was sent: one in whose free time it falls if any, else the one with the most
+// of its extra left. It returns the windows and the violations: writes rejected
+// with no fault to explain them, and faults over their budget.
+func attribute(recs []*faultRec, rejected []rejection, names []string) ([]*window, []violation) {
+	ws := windows(recs)
+	sort.Slice(rejected, func(i, j int) bool { return rejected[i].sent.Before(rejected[j].sent) })
+	var out []violation
+	unexplained := map[int]int{}
+	firstUnexplained := map[int]rejection{}
+	for _, r := range rejected {
+		if r.class == "unavailable" {
+			continue
+		}
+		var best *window
+		for _, w := range ws {
+			if (w.rec.step.Inst != r.inst && w.rec.step.Inst >= 0) || r.sent.Before(w.rec.start) || r.sent.After(w.until) {
+				continue
+			}
+			if !r.sent.After(w.freeUntil) {
+				best = w
+				break
+			}
+			if best == nil || w.b.extra-w.overBudget > best.b.extra-best.overBudget {
+				best = w
+			}
+		}
+		if best == nil {
+			if unexplained[r.inst] == 0 {
+				firstUnexplained[r.inst] = r
+			}
+			unexplained[r.inst]++
+			continue
+		}
+		best.charged++
+		if r.sent.After(best.freeUntil) {
+			best.overBudget++
+		}
+	}
+	for i, n := range unexplained {
+		r := firstUnexplained[i]
+		out = append(out, violation{at: r.sent, inst: names[i], what: fmt.Sprintf("%d writes rejected (first: %s) with no fault active", n, r.class)})
+	}
+	for _, w := range ws {
+		if w.overBudget > w.b.extra {
+			who := "every instance"
+			if w.rec.step.Inst >= 0 {
+				who = names[w.rec.step.Inst]
+			}
+			out = append(out, violation{at: w.rec.start, inst: who, what: fmt.Sprintf("%s cost %d writes beyond its free time, budget %d (%d in all)",
+				w.rec.step.Kind, w.overBudget, w.b.extra, w.charged)})
+		}
+	}
+	return ws, out
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// pollEvery is how often the observer reads each instance.
+	pollEvery = 300 * time.Millisecond
+	// unnamedGrace is how long a changed setting may go unnamed in the ledger
+	// before it is a violation: two readings of the ledger around one CONFIG GET
+	// can still miss an entry made and removed between them.
+	unnamedGrace = 2 * time.Second
+)
+
+// entry is what the observer reads of a ledger entry, parsed on its own (not with
+// the guardian's code: the observer trusts nothing of the guardian's).
+type entry struct {
+	Setting string `json:"setting"`
+	Value   string `json:"value"`
+	Remedy  string `json:"remedy"`
+	Applied bool   `json:"applied"`
+}
+
+// readLedger reads state_dir/<name>.ledger.json; no file is an empty ledger.
+func readLedger(stateDir, name string) ([]entry, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, name+".ledger.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", name, err)
+	}
+	var f struct {
+		Changes []entry `json:"changes"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse ledger of %s: %w", name, err)
+	}
+	return f.Changes, nil
+}
+
+func named(l []entry, setting string) (entry, bool) {
+	for _, e := range l {
+		if e.Setting == setting {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// instObs is what the observer expects of one instance.
+type instObs struct {
+	name     string
+	c        *redis.Client
+	base     map[string]string // the values the soak configured
+	expected map[string]string // base, with an operator's changes
+	opVal    map[string]string // an operator's values, never to be overwritten
+	revertAt time.Time         // the operator set stop-writes back to yes during a hold
+	gen      int               // restarts of Redis: a reading across one is dropped
+	paused   bool
+	miss     map[string]time.Time // changed and unnamed since
+	open     map[string]bool      // violations reported and not cleared since
+}
+
+// observer checks the invariants continuously from INFO, CONFIG GET and the
+// ledger files; it never asks the guardian or reads its log.
+type observer struct {
+	stateDir string
+	report   func(inst, what string)
+
+	mu   sync.Mutex
+	inst []*instObs
+}
+
+// snapshot is what the observer expects of an instance at the start of a reading.
+type snapshot struct {
+	gen      int
+	expected map[string]string
+	opVal    map[string]string
+	revertAt time.Time
+}
+
+func (o *observer) begin(i int) (snapshot, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	in := o.inst[i]
+	if in.paused {
+		return snapshot{}, false
+	}
+	return snapshot{gen: in.gen, expected: clone(in.expected), opVal: clone(in.opVal), revertAt: in.revertAt}, true
+}
+
+// run polls every instance until ctx ends.
+func (o *observer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range o.inst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(pollEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				o.check(ctx, i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// check reads one instance once: the ledger, CONFIG GET and INFO, the ledger again.
+func (o *observer) check(ctx context.Context, i int) {
+	snap, ok := o.begin(i)
+	if !ok {
+		return
+	}
+	in := o.inst[i]
+	l1, err1 := readLedger(o.stateDir, in.name)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	vals, err := configGet(cctx, in.c)
+	var info map[string]string
+	if err == nil {
+		info, err = infoFields(cctx, in.c)
+	}
+	cancel()
+	l2, err2 := readLedger(o.stateDir, in.name)
+	if err != nil {
+		return // Redis down or busy: the writer's counts tell that story
+	}
+	if err := errors.Join(err1, err2); err != nil {
+		o.violate(i, "ledger", err.Error())
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if in.gen != snap.gen || in.paused {
+		return
+	}
+	o.judge(i, snap, vals, info, append(l1, l2...))
+}
+
+// judge applies the invariants to one reading; o.mu is held.
+func (o *observer) judge(i int, snap snapshot, vals, info map[string]string, ledger []entry) {
+	in := o.inst[i]
+	now := time.Now()
+	for _, s := range watched {
+		if _, ok := named(ledger, s); vals[s] == snap.expected[s] || ok {
+			delete(in.miss, s)
+			in.open["unnamed:"+s] = false
+			continue
+		}
+		if in.miss[s].IsZero() {
+			in.miss[s] = now
+		} else if now.Sub(in.miss[s]) >= unnamedGrace {
+			o.violateLocked(i, "unnamed:"+s, fmt.Sprintf("%s is %q (original %q) and the ledger does not name it (for %s)",
+				s, vals[s], snap.expected[s], now.Sub(in.miss[s]).Round(time.Millisecond)))
+		}
+	}
+	for s, v := range snap.opVal {
+		if vals[s] != v {
+			o.violateLocked(i, "operator:"+s, fmt.Sprintf("the operator's %s %q was overwritten with %q", s, v, vals[s]))
+		}
+	}
+	if !snap.revertAt.IsZero() && vals["stop-writes-on-bgsave-error"] == "no" {
+		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
+		if last > snap.revertAt.Unix() {
+			in.revertAt = time.Time{} // a save succeeded: that episode is over
+		} else {
+			o.violateLocked(i, "revert", fmt.Sprintf("stop-writes-on-bgsave-error set to no again after the operator set it back to yes at %s, with no save succeeded since",
+				snap.revertAt.Format("15:04:05.000")))
+		}
+	}
+}
+
+func (o *observer) violate(i int, key, what string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.violateLocked(i, key, what)
+}
+
+// violateLocked reports a violation once until it clears.
+func (o *observer) violateLocked(i int, key, what string) {
+	in := o.inst[i]
+	if in.open[key] {
+		return
+	}
+	in.open[key] = true
+	o.report(in.name, what)
+}
+
+func clone(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
