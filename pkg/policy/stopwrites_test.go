@@ -42,6 +42,15 @@ func TestDecideStopWrites(t *testing.T) {
 			misconf(in)
 			in.Snapshot.Redis.Config["save"] = ""
 		}},
+		{name: "misconf while fork_budget holds save empty", setup: func(in *Input, _ *State) {
+			// Redis rejects nothing while save is "", but every write the moment
+			// fork_budget gives save back: lift it now (the soak, seed 1234).
+			misconf(in)
+			in.Snapshot.Redis.Config["save"] = ""
+			in.Held = map[string]Held{SettingSave: {Setting: SettingSave, Original: "900 1", Value: "",
+				Remedy: RemedyForkBudget, Reason: IDForkDeferred, Since: now.Add(-time.Second)}}
+		}, want: append(set(IDMisconfRDB), Decision{Remedy: RemedyForkBudget, Action: ActUndo, Setting: SettingSave,
+			Value: "900 1", Reason: IDForkDeferred})},
 		{name: "misconf with stop-writes off", setup: func(in *Input, _ *State) {
 			misconf(in)
 			in.Snapshot.Redis.Config["stop-writes-on-bgsave-error"] = "no"
