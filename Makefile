@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke package package-check install-test
+.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke soak package package-check install-test
 
 all: build
 
@@ -113,6 +113,17 @@ bench-smoke: build deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100x ./pkg/... > dist/bench/go-smoke.txt
 	$(GO) run ./tools/bench -quick -guardian $(BIN) -gobench dist/bench/go-smoke.txt \
 		-out dist/bench/benchmarks.md -plot dist/bench/benchmarks-rejected-writes.png
+
+# soak runs the real guardian against a server of each build under write load and
+# injects a random schedule of real faults, drawn from SOAK_SEED (empty: a random
+# seed, printed; the same seed gives the same schedule), for SOAK_DURATION; an
+# independent observer checks the guardian's promises and the run fails on any
+# violation (root, like the tests; see docs/soak.md). The report and the
+# guardian's log are kept in dist/soak/.
+SOAK_SEED     ?=
+SOAK_DURATION ?= 10m
+soak: build deps
+	$(GO) run ./tools/soak -guardian $(BIN) -duration $(SOAK_DURATION) $(if $(SOAK_SEED),-seed $(SOAK_SEED)) -out dist/soak
 
 clean:
 	rm -rf bin dist

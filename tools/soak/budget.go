@@ -63,6 +63,8 @@ type window struct {
 	until      time.Time // end of the window: the fault's end plus its grace
 	charged    int       // rejections charged to it
 	overBudget int       // those beyond the free time
+	first      time.Time // the first and last rejection beyond the free time
+	last       time.Time
 }
 
 func windows(recs []*faultRec) []*window {
@@ -81,7 +83,11 @@ func windows(recs []*faultRec) []*window {
 		if b.untilEnd {
 			from = end
 		}
-		out = append(out, &window{rec: r, b: b, freeUntil: from.Add(b.free), until: end.Add(b.grace)})
+		w := &window{rec: r, b: b, freeUntil: from.Add(b.free), until: end.Add(b.grace)}
+		if w.freeUntil.After(w.until) {
+			w.until = w.freeUntil
+		}
+		out = append(out, w)
 	}
 	return out
 }
@@ -135,6 +141,10 @@ func attribute(recs []*faultRec, rejected []rejection, names []string) ([]*windo
 		best.charged++
 		if r.sent.After(best.freeUntil) {
 			best.overBudget++
+			if best.first.IsZero() {
+				best.first = r.sent
+			}
+			best.last = r.sent
 		}
 	}
 	for i, n := range unexplained {
@@ -147,8 +157,8 @@ func attribute(recs []*faultRec, rejected []rejection, names []string) ([]*windo
 			if w.rec.step.Inst >= 0 {
 				who = names[w.rec.step.Inst]
 			}
-			out = append(out, violation{at: w.rec.start, inst: who, what: fmt.Sprintf("%s cost %d writes beyond its free time, budget %d (%d in all)",
-				w.rec.step.Kind, w.overBudget, w.b.extra, w.charged)})
+			out = append(out, violation{at: w.rec.start, inst: who, what: fmt.Sprintf("%s cost %d writes beyond its free time, budget %d (%d in all), sent %s to %s",
+				w.rec.step.Kind, w.overBudget, w.b.extra, w.charged, w.first.Format("15:04:05.000"), w.last.Format("15:04:05.000"))})
 		}
 	}
 	return ws, out

@@ -25,7 +25,10 @@ var watched = []string{
 var baseArgs = []string{
 	"--maxmemory", "64mb", "--maxmemory-policy", "noeviction",
 	"--stop-writes-on-bgsave-error", "yes", "--oom-score-adj", "no",
-	"--auto-aof-rewrite-percentage", "100",
+	"--auto-aof-rewrite-percentage", "100", "--replicaof", "no", "one",
+	// After testredis's --save "" (NoSave): that resets what a config file
+	// rewritten by CONFIG REWRITE says, so the save points are exactly these.
+	"--save", "10 1",
 }
 
 // startServers starts one server per build, on a 64 MiB tmpfs (for disk_full),
@@ -36,7 +39,7 @@ func startServers(t *scope, builds []testredis.Build) ([]*testredis.Server, erro
 	err := try(t, func() {
 		for _, b := range builds {
 			out = append(out, testredis.Start(t, testredis.Options{
-				Build: b, TmpfsSize: "64m", TCP: true, Save: "10 1",
+				Build: b, TmpfsSize: "64m", TCP: true, NoSave: true,
 				ConfigText: "# redis-guardian soak\n", Args: baseArgs,
 			}))
 		}

@@ -145,7 +145,6 @@ func mustDo(sc *scope, c *redis.Client, args ...any) {
 	}
 }
 
-
 // noise writes 8 KiB values (100 keys, about 4 MB/s) until the returned func is
 // called: under it a MONITOR that never reads fills maxmemory within seconds.
 func noise(c *redis.Client) func() {

@@ -34,6 +34,7 @@ type options struct {
 	rssMiB   int64
 	verbose  bool
 	dryRun   bool
+	outDir   string
 }
 
 func main() {
@@ -51,6 +52,7 @@ func parseFlags(args []string) (options, error) {
 	kindList := fs.String("kinds", "", "the fault kinds to inject (default: all)")
 	fs.Int64Var(&o.rssMiB, "rss-limit", 100, "the guardian's RSS bound in MiB")
 	fs.BoolVar(&o.verbose, "v", false, "log every fault as it is cleared")
+	fs.StringVar(&o.outDir, "out", "dist/soak", "where the guardian's log and the report are kept")
 	fs.BoolVar(&o.dryRun, "schedule-only", false, "print the schedule and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -140,6 +142,9 @@ func (k *soak) soak(ctx context.Context, steps []step) int {
 	k.mu.Unlock()
 	s.guardStarts = k.g.starts
 	s.write(os.Stdout)
+	if err := k.keep(s); err != nil {
+		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
+	}
 	if len(s.violations) > 0 {
 		fmt.Printf("soak: FAILED with %d violations (seed %d)\n", len(s.violations), k.opts.seed)
 		return 1

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -96,4 +99,22 @@ func (s summary) writeRSS(w io.Writer) {
 		fmt.Fprintf(w, " %.1f", float64(v)/1024)
 	}
 	fmt.Fprintln(w)
+}
+
+// keep writes the report and a copy of the guardian's log to the out dir, for a
+// look at what the guardian did around a violation.
+func (k *soak) keep(s summary) error {
+	if err := os.MkdirAll(k.opts.outDir, 0o755); err != nil {
+		return fmt.Errorf("keep the report: %w", err)
+	}
+	var b strings.Builder
+	s.write(&b)
+	if err := os.WriteFile(filepath.Join(k.opts.outDir, "report.txt"), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("keep the report: %w", err)
+	}
+	log, err := os.ReadFile(filepath.Join(k.g.dir, "guardian.log"))
+	if err != nil {
+		return fmt.Errorf("keep the guardian's log: %w", err)
+	}
+	return os.WriteFile(filepath.Join(k.opts.outDir, "guardian.log"), log, 0o644)
 }

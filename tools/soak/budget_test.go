@@ -1,0 +1,68 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAttribute(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	rec := func(k kind, inst int, from, to float64) *faultRec {
+		return &faultRec{step: step{Kind: k, Inst: inst}, start: at(from), end: at(to)}
+	}
+	rej := func(inst int, s float64, n int, class string) []rejection {
+		var out []rejection
+		for j := range n {
+			out = append(out, rejection{inst: inst, sent: at(s + float64(j)*0.002), class: class})
+		}
+		return out
+	}
+	fork := rec(kForkFail, 0, 10, 20)
+	kill := rec(kGuardianKill, -1, 30, 35)
+	mon := rec(kMonitor, 1, 40, 70)
+	recs := []*faultRec{fork, kill, mon}
+	var rejected []rejection
+	rejected = append(rejected, rej(0, 10.5, 40, "MISCONF")...)     // within fork_fail's 50
+	rejected = append(rejected, rej(0, 31, 400, "MISCONF")...)      // the guardian is down: free
+	rejected = append(rejected, rej(1, 50, 300, "OOM")...)          // the MONITOR's free 22 s
+	rejected = append(rejected, rej(1, 63, 60, "OOM")...)           // past it: over 50
+	rejected = append(rejected, rej(0, 100, 3, "MISCONF")...)       // no fault at all
+	rejected = append(rejected, rej(0, 200, 500, "unavailable")...) // no reply: not a rejection
+	ws, vs := attribute(recs, rejected, []string{"a", "b"})
+	got := map[kind][2]int{}
+	for _, w := range ws {
+		got[w.rec.step.Kind] = [2]int{w.charged, w.overBudget}
+	}
+	want := map[kind][2]int{kForkFail: {40, 40}, kGuardianKill: {400, 0}, kMonitor: {360, 60}}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s charged, over = %v, want %v", k, got[k], v)
+		}
+	}
+	var msgs []string
+	for _, v := range vs {
+		msgs = append(msgs, v.inst+": "+v.what)
+	}
+	all := strings.Join(msgs, "\n")
+	if len(vs) != 2 || !strings.Contains(all, "a: 3 writes rejected (first: MISCONF) with no fault active") ||
+		!strings.Contains(all, "b: monitor cost 60 writes beyond its free time, budget 50") {
+		t.Errorf("violations:\n%s\nwant the 3 unexplained writes on a and the monitor over budget on b", all)
+	}
+}
+
+func TestRevertWindowRunsToTheOverlappingFaultsEnd(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fork := &faultRec{step: step{Kind: kForkFail, Inst: 0}, start: t0, end: t0.Add(60 * time.Second)}
+	op := &faultRec{step: step{Kind: kOperatorSet, Inst: 0}, start: t0.Add(5 * time.Second), end: t0.Add(5 * time.Second), revert: true}
+	var rejected []rejection
+	for j := range 1000 { // MISCONF from the revert until the fault ends, and 20 s after
+		rejected = append(rejected, rejection{inst: 0, sent: t0.Add(6*time.Second + time.Duration(j)*70*time.Millisecond), class: "MISCONF"})
+	}
+	if _, vs := attribute([]*faultRec{fork, op}, rejected, []string{"a"}); len(vs) != 0 {
+		t.Errorf("violations %+v, want none: the operator won until the fault's end", vs)
+	}
+}
