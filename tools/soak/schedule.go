@@ -49,15 +49,6 @@ var kinds = []kindSpec{
 	{kReplica, 4, 5 * time.Second, 20 * time.Second, false},
 }
 
-func specOf(k kind) kindSpec {
-	for _, s := range kinds {
-		if s.kind == k {
-			return s
-		}
-	}
-	panic("soak: unknown fault kind " + string(k))
-}
-
 // step is one fault of the schedule: at At after the start, on instance Inst (-1
 // for the guardian), for Dur.
 type step struct {
