@@ -404,7 +404,7 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{name: "max_concurrent differs between instances",
-			doc: "instances:\n  - addr: a:1\n  - addr: b:2\n    remedies:\n      fork_budget:\n        max_concurrent: 2\n  - addr: c:3\n    remedies:\n      fork_budget:\n        enabled: false\n        max_concurrent: 3\n",
+			doc:  "instances:\n  - addr: a:1\n  - addr: b:2\n    remedies:\n      fork_budget:\n        max_concurrent: 2\n  - addr: c:3\n    remedies:\n      fork_budget:\n        enabled: false\n        max_concurrent: 3\n",
 			want: []string{"instances[1].remedies.fork_budget.max_concurrent: 2 differs from instances[0]'s 1: the host's fork slots are one budget, every instance must count the same slots"}},
 		{name: "relative runtime dir", doc: "runtime_dir: run\n", want: []string{`runtime_dir: "run" must be an absolute path`}},
 		{name: "bad duration", doc: "interval: 1x\n", want: []string{`interval: "1x" is not a duration`}},

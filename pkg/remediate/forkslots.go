@@ -122,4 +122,3 @@ func (e *Executor) ownForkSlot(d policy.Decision, name string) (bool, error) {
 	}
 	return ok, nil
 }
-
