@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
@@ -97,7 +99,9 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
 		return 2
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// SIGINT or SIGTERM clears every fault at once and skips the settle checks,
+	// so the mounts, ownerships and limits are put back before the exit.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := k.setUp(ctx, builds); err != nil {
 		fmt.Fprintf(os.Stderr, "soak: set up: %v\n", err)
@@ -118,9 +122,14 @@ func (k *soak) soak(ctx context.Context, steps []step) int {
 	go k.sampleRSS(bg, 5*time.Second, k.opts.rssMiB*1024)
 	time.Sleep(3 * time.Second) // the guardian's start: its first ticks and standing holds
 	k.start = time.Now()
-	k.execute(steps)
-	fmt.Fprintf(os.Stderr, "soak: faults done after %s; settling\n", time.Since(k.start).Round(time.Second))
-	k.settle(ctx, k.opts.settle)
+	k.execute(ctx, steps)
+	if ctx.Err() != nil {
+		fmt.Fprintf(os.Stderr, "soak: interrupted after %s: faults cleared, no settle checks\n", time.Since(k.start).Round(time.Second))
+		k.violation("soak", "interrupted: the run is incomplete")
+	} else {
+		fmt.Fprintf(os.Stderr, "soak: faults done after %s; settling\n", time.Since(k.start).Round(time.Second))
+		k.settle(ctx, k.opts.settle)
+	}
 	stop()
 	<-done
 	s := summary{seed: k.opts.seed, duration: k.opts.duration, names: k.names, steps: steps}

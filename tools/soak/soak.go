@@ -103,7 +103,7 @@ func (k *soak) setUp(ctx context.Context, builds []testredis.Build) error {
 
 // execute runs the schedule: each fault in a goroutine of its own, injected at its
 // time and cleared after its duration. It returns when every fault is cleared.
-func (k *soak) execute(steps []step) {
+func (k *soak) execute(ctx context.Context, steps []step) {
 	var wg sync.WaitGroup
 	for _, st := range steps {
 		rec := &faultRec{step: st}
@@ -113,14 +113,16 @@ func (k *soak) execute(steps []step) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Until(k.start.Add(st.At)))
-			k.runFault(st, rec)
+			if !sleep(ctx, time.Until(k.start.Add(st.At))) {
+				return // interrupted: the faults not yet injected are not
+			}
+			k.runFault(ctx, st, rec)
 		}()
 	}
 	wg.Wait()
 }
 
-func (k *soak) runFault(st step, rec *faultRec) {
+func (k *soak) runFault(ctx context.Context, st step, rec *faultRec) {
 	who := "guardian"
 	if st.Inst >= 0 {
 		who = k.names[st.Inst]
@@ -130,7 +132,7 @@ func (k *soak) runFault(st step, rec *faultRec) {
 	var clear func()
 	err := try(sc, func() { clear = k.inject(sc, st, rec) })
 	if err == nil {
-		time.Sleep(st.Dur)
+		sleep(ctx, st.Dur) // interrupted: cleared at once
 		if clear != nil {
 			err = try(sc, clear)
 		}
@@ -211,5 +213,17 @@ func (k *soak) settle(ctx context.Context, d time.Duration) {
 		if err != nil || len(lines) > 0 {
 			k.violation(k.names[i], fmt.Sprintf("%s holds the guardian's values after its stop: %q (err %v)", filepath.Base(s.ConfigFile), lines, err))
 		}
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
