@@ -76,7 +76,17 @@ func (k *soak) operatorSet(sc *scope, i int) string {
 	if err != nil {
 		sc.Fatalf("%v", err)
 	}
-	if e, ok := named(ledger, "stop-writes-on-bgsave-error"); ok && e.Applied && e.Value == "no" && e.Remedy == "stop_writes" {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	live, err := configGet(ctx, c)
+	cancel()
+	if err != nil {
+		sc.Fatalf("%v", err)
+	}
+	// The live value too: after a restart of Redis the ledger still names the
+	// old process's hold until the guardian's next tick, and setting yes over
+	// a yes would be no revert (the soak's seed 20261206 did that once).
+	if e, ok := named(ledger, "stop-writes-on-bgsave-error"); ok && e.Applied && e.Value == "no" && e.Remedy == "stop_writes" &&
+		live["stop-writes-on-bgsave-error"] == "no" {
 		mustDo(sc, c, "CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
 		k.obs.operatorRevert(i)
 		return "stop-writes-on-bgsave-error yes (revert of a hold)"
