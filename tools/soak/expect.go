@@ -25,7 +25,7 @@ func (o *observer) restarted(i int) {
 	in := o.inst[i]
 	in.paused = false
 	in.gen++
-	in.expected, in.opVal, in.revertAt = clone(in.base), map[string]string{}, time.Time{}
+	in.expected, in.opVal, in.revertAt, in.revertSave = clone(in.base), map[string]string{}, time.Time{}, 0
 	in.miss = map[string]time.Time{}
 }
 
@@ -38,11 +38,14 @@ func (o *observer) operatorSet(i int, setting, value string) {
 }
 
 // operatorRevert records that an operator set stop-writes-on-bgsave-error back to
-// its original during the guardian's hold.
-func (o *observer) operatorRevert(i int) {
+// its original during the guardian's hold, with rdb_last_save_time read before:
+// a later successful save ends that episode. (The time of the revert would not
+// do: rdb_last_save_time counts seconds, and the guardian's retried save often
+// succeeds within the second of the revert; seed 20261206 saw that.)
+func (o *observer) operatorRevert(i int, lastSave int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.inst[i].revertAt = time.Now()
+	o.inst[i].revertAt, o.inst[i].revertSave = time.Now(), lastSave
 }
 
 // leftover says what is left changed on an instance: settings that differ from

@@ -78,6 +78,10 @@ func (k *soak) operatorSet(sc *scope, i int) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	live, err := configGet(ctx, c)
+	var info map[string]string
+	if err == nil {
+		info, err = infoFields(ctx, c)
+	}
 	cancel()
 	if err != nil {
 		sc.Fatalf("%v", err)
@@ -88,7 +92,8 @@ func (k *soak) operatorSet(sc *scope, i int) string {
 	if e, ok := named(ledger, "stop-writes-on-bgsave-error"); ok && e.Applied && e.Value == "no" && e.Remedy == "stop_writes" &&
 		live["stop-writes-on-bgsave-error"] == "no" {
 		mustDo(sc, c, "CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
-		k.obs.operatorRevert(i)
+		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
+		k.obs.operatorRevert(i, last)
 		return "stop-writes-on-bgsave-error yes (revert of a hold)"
 	}
 	if k.obs.expectedOf(i, "oom-score-adj") == "absolute" {

@@ -61,16 +61,17 @@ func named(l []entry, setting string) (entry, bool) {
 
 // instObs is what the observer expects of one instance.
 type instObs struct {
-	name     string
-	c        *redis.Client
-	base     map[string]string // the values the soak configured
-	expected map[string]string // base, with an operator's changes
-	opVal    map[string]string // an operator's values, never to be overwritten
-	revertAt time.Time         // the operator set stop-writes back to yes during a hold
-	gen      int               // restarts of Redis: a reading across one is dropped
-	paused   bool
-	miss     map[string]time.Time // changed and unnamed since
-	open     map[string]bool      // violations reported and not cleared since
+	name       string
+	c          *redis.Client
+	base       map[string]string // the values the soak configured
+	expected   map[string]string // base, with an operator's changes
+	opVal      map[string]string // an operator's values, never to be overwritten
+	revertAt   time.Time         // the operator set stop-writes back to yes during a hold
+	revertSave int64             // rdb_last_save_time before that revert
+	gen        int               // restarts of Redis: a reading across one is dropped
+	paused     bool
+	miss       map[string]time.Time // changed and unnamed since
+	open       map[string]bool      // violations reported and not cleared since
 }
 
 // observer checks the invariants continuously from INFO, CONFIG GET and the
@@ -85,10 +86,11 @@ type observer struct {
 
 // snapshot is what the observer expects of an instance at the start of a reading.
 type snapshot struct {
-	gen      int
-	expected map[string]string
-	opVal    map[string]string
-	revertAt time.Time
+	gen        int
+	expected   map[string]string
+	opVal      map[string]string
+	revertAt   time.Time
+	revertSave int64
 }
 
 func (o *observer) begin(i int) (snapshot, bool) {
@@ -98,7 +100,7 @@ func (o *observer) begin(i int) (snapshot, bool) {
 	if in.paused {
 		return snapshot{}, false
 	}
-	return snapshot{gen: in.gen, expected: clone(in.expected), opVal: clone(in.opVal), revertAt: in.revertAt}, true
+	return snapshot{gen: in.gen, expected: clone(in.expected), opVal: clone(in.opVal), revertAt: in.revertAt, revertSave: in.revertSave}, true
 }
 
 // run polls every instance until ctx ends.
@@ -178,7 +180,7 @@ func (o *observer) judge(i int, snap snapshot, vals, info map[string]string, led
 	}
 	if !snap.revertAt.IsZero() && vals["stop-writes-on-bgsave-error"] == "no" {
 		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
-		if last > snap.revertAt.Unix() {
+		if last > snap.revertSave {
 			in.revertAt = time.Time{} // a save succeeded: that episode is over
 		} else {
 			o.violateLocked(i, "revert", fmt.Sprintf("stop-writes-on-bgsave-error set to no again after the operator set it back to yes at %s, with no save succeeded since",

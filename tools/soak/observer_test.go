@@ -73,16 +73,16 @@ func TestObserverOperatorWins(t *testing.T) {
 func TestObserverRevertHoldsUntilASaveSucceeds(t *testing.T) {
 	t.Parallel()
 	o, got := newTestObserver()
-	o.operatorRevert(0)
-	at := o.inst[0].revertAt.Unix()
+	const at = 1000
+	o.operatorRevert(0, at)
 	held := map[string]string{"stop-writes-on-bgsave-error": "no"}
 	ledger := entry{Setting: "stop-writes-on-bgsave-error", Value: "no", Remedy: "stop_writes"}
-	reading(o, held, map[string]string{"rdb_last_save_time": "1"}, ledger)
+	reading(o, held, map[string]string{"rdb_last_save_time": itoa(at)}, ledger)
 	if len(*got) != 1 || !strings.Contains((*got)[0], "set to no again after the operator set it back to yes") {
 		t.Fatalf("violations %v, want the guardian's retake of the episode flagged", *got)
 	}
 	o2, got2 := newTestObserver()
-	o2.operatorRevert(0)
+	o2.operatorRevert(0, at)
 	reading(o2, held, map[string]string{"rdb_last_save_time": itoa(at + 1)}, ledger)
 	if len(*got2) != 0 || !o2.inst[0].revertAt.IsZero() {
 		t.Errorf("violations %v, revertAt %v: a save succeeded since, the episode is over", *got2, o2.inst[0].revertAt)
