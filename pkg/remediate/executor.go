@@ -186,6 +186,21 @@ func (e *Executor) configGet(ctx context.Context, setting string) (string, error
 	return kv[1], nil
 }
 
+// liveRunID returns the run_id of the process that answers now (INFO server),
+// "" when it cannot tell. One round trip per CONFIG SET, which is rare.
+func (e *Executor) liveRunID(ctx context.Context) string {
+	raw, err := e.Client.Do(ctx, "INFO", "server").Text()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(raw, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 func (e *Executor) configSet(ctx context.Context, setting, value string) error {
 	if err := e.Client.Do(ctx, e.ConfigCommand, "SET", setting, value).Err(); err != nil {
 		return fmt.Errorf("%s SET %s %s: %w", e.ConfigCommand, setting, value, err)
@@ -212,6 +227,16 @@ func (e *Executor) set(ctx context.Context, d policy.Decision) error {
 		return nil // already so: nothing to record or undo
 	}
 	runID, configFile := e.identity()
+	if live := e.liveRunID(ctx); live != "" && live != runID {
+		// Redis restarted since the reading this decision came from: the change
+		// lands on the new process, so its entry names that one. Under the old
+		// run_id the next reconcile would drop it as the old process's, and the
+		// value would stay with no record (the soak left `save ""` that way).
+		e.mu.Lock()
+		e.runID = live
+		e.mu.Unlock()
+		runID = live
+	}
 	c := Change{Instance: e.Instance, Addr: e.Addr, RunID: runID, ConfigFile: configFile, Setting: d.Setting, Original: orig, Value: d.Value,
 		Remedy: d.Remedy, Reason: d.Reason, Time: e.Now(), FileValue: d.FileValue}
 	if prev, ok := e.Ledger.Get(d.Setting); ok && prev.Remedy == d.Remedy && policy.SameValue(d.Setting, orig, prev.Value) {

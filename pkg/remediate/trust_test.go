@@ -128,6 +128,32 @@ func TestRedisRestartedDropsEntry(t *testing.T) {
 	}
 }
 
+// TestChangeOnARestartedRedisIsRecordedAsItsOwn: a decision made from the
+// reading of one process, carried out after Redis restarted, lands on the new
+// process: its entry must name that one, or the next reconcile drops it as the
+// old process's and the guardian's value stays on Redis with no record. The soak
+// (seed 20261206) left `save ""` on a restarted Valkey that way: no snapshot
+// until the next restart.
+func TestChangeOnARestartedRedisIsRecordedAsItsOwn(t *testing.T) {
+	t.Parallel()
+	l := NewMemLedger()
+	srv := newConfigServer(map[string]string{policy.SettingStopWrites: "yes"})
+	e, _ := newExecutor(t, srv, l)
+	e.Reconcile(monitor.RedisReading{Info: monitor.Info{RunID: "aaaa"}, Config: monitor.RedisConfig{policy.SettingStopWrites: "yes"}}, true)
+	srv.info = "# Server\r\nrun_id:bbbb\r\n" // restarted since that reading
+	if o := e.Execute(context.Background(), setStopWrites); o.Err != "" {
+		t.Fatalf("set: %v", o.Err)
+	}
+	e.Reconcile(monitor.RedisReading{Info: monitor.Info{RunID: "bbbb"}, Config: monitor.RedisConfig{policy.SettingStopWrites: "no"}}, true)
+	c, ok := l.Get(policy.SettingStopWrites)
+	if !ok || c.RunID != "bbbb" || !c.Applied {
+		t.Errorf("ledger %+v, want the change held on the process it was made on (run_id bbbb, applied)", l.All())
+	}
+	if srv.config[policy.SettingStopWrites] != "no" {
+		t.Errorf("live %s = %q, want the guardian's no", policy.SettingStopWrites, srv.config[policy.SettingStopWrites])
+	}
+}
+
 // TestStrandedEntry: an entry made on another address is not undone against the
 // new one, not offered to the policy as held, and never overwritten.
 func TestStrandedEntry(t *testing.T) {
