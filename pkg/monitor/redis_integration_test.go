@@ -22,14 +22,7 @@ func TestRedisSourceLightTicks(t *testing.T) {
 			t.Parallel()
 			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true})
 			ctx := context.Background()
-			opts := monitor.RedisOptions{Addr: srv.Socket, DialTimeout: time.Second, CommandTimeout: time.Second,
-				ConfigRefresh: time.Hour, InfoRefresh: time.Hour}
-			client, err := monitor.NewRedisClient(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = client.Close() })
-			src := monitor.NewRedisSource(client, opts)
+			src := lightSource(t, srv)
 			c := srv.Client(t)
 
 			t0 := time.Now()
@@ -96,14 +89,7 @@ func TestRedisSourceWatchesMemory(t *testing.T) {
 	t.Parallel()
 	srv := testredis.Start(t, testredis.Options{NoSave: true, Args: []string{"--maxmemory", "16mb", "--maxmemory-policy", "noeviction"}})
 	ctx := context.Background()
-	opts := monitor.RedisOptions{Addr: srv.Socket, DialTimeout: time.Second, CommandTimeout: time.Second,
-		ConfigRefresh: time.Hour, InfoRefresh: time.Hour}
-	client, err := monitor.NewRedisClient(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	src := monitor.NewRedisSource(client, opts)
+	src := lightSource(t, srv)
 	c := srv.Client(t)
 	t0 := time.Now()
 	first := src.Read(ctx, t0)
@@ -132,4 +118,18 @@ func TestRedisSourceWatchesMemory(t *testing.T) {
 	if watched.InfoFull || watched.Info.UsedMemory >= full.Info.UsedMemory-2<<20 {
 		t.Errorf("light read past the watch: full %v, used_memory %d after deleting 3 MiB of %d; want it live", watched.InfoFull, watched.Info.UsedMemory, full.Info.UsedMemory)
 	}
+}
+
+// lightSource reads srv with full reads only when asked (MarkInfoStale): every
+// other read is a light one.
+func lightSource(t *testing.T, srv *testredis.Server) *monitor.RedisSource {
+	t.Helper()
+	opts := monitor.RedisOptions{Addr: srv.Socket, DialTimeout: time.Second, CommandTimeout: time.Second,
+		ConfigRefresh: time.Hour, InfoRefresh: time.Hour}
+	client, err := monitor.NewRedisClient(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return monitor.NewRedisSource(client, opts)
 }
