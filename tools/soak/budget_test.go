@@ -22,14 +22,15 @@ func TestAttribute(t *testing.T) {
 	}
 	fork := rec(kForkFail, 0, 10, 20)
 	kill := rec(kGuardianKill, -1, 30, 35)
-	mon := rec(kMonitor, 1, 40, 70)
+	mon := rec(kMonitor, 1, 40, 80)
 	recs := []*faultRec{fork, kill, mon}
 	var rejected []rejection
 	rejected = append(rejected, rej(0, 10.5, 40, "MISCONF")...)     // within fork_fail's 50
 	rejected = append(rejected, rej(0, 31, 400, "MISCONF")...)      // the guardian is down: free
-	rejected = append(rejected, rej(1, 50, 300, "OOM")...)          // the MONITOR's free 22 s
-	rejected = append(rejected, rej(1, 63, 60, "OOM")...)           // past it: over 50
+	rejected = append(rejected, rej(1, 50, 300, "OOM")...)          // the MONITOR's free 30 s
+	rejected = append(rejected, rej(1, 71, 60, "OOM")...)           // past it: over 50
 	rejected = append(rejected, rej(0, 100, 3, "MISCONF")...)       // no fault at all
+	rejected = append(rejected, rej(0, 12, 2, "OOM")...)            // fork_fail explains no OOM
 	rejected = append(rejected, rej(0, 200, 500, "unavailable")...) // no reply: not a rejection
 	ws, vs := attribute(recs, rejected, []string{"a", "b"})
 	got := map[kind][2]int{}
@@ -47,7 +48,7 @@ func TestAttribute(t *testing.T) {
 		msgs = append(msgs, v.inst+": "+v.what)
 	}
 	all := strings.Join(msgs, "\n")
-	if len(vs) != 2 || !strings.Contains(all, "a: 3 writes rejected (first: MISCONF) with no fault active") ||
+	if len(vs) != 2 || !strings.Contains(all, "a: 5 writes rejected (first: OOM) with no fault active") ||
 		!strings.Contains(all, "b: monitor cost 60 writes beyond its free time, budget 50") {
 		t.Errorf("violations:\n%s\nwant the 3 unexplained writes on a and the monitor over budget on b", all)
 	}

@@ -86,9 +86,9 @@ func configGet(ctx context.Context, c *redis.Client) (map[string]string, error) 
 	return out, nil
 }
 
-// infoFields reads INFO server and persistence as a field -> value map.
+// infoFields reads INFO server, persistence and replication as a field -> value map.
 func infoFields(ctx context.Context, c *redis.Client) (map[string]string, error) {
-	raw, err := c.Info(ctx, "server", "persistence").Result()
+	raw, err := c.Info(ctx, "server", "persistence", "replication").Result()
 	if err != nil {
 		return nil, fmt.Errorf("INFO: %w", err)
 	}

@@ -89,8 +89,11 @@ func (k *soak) operatorSet(sc *scope, i int) string {
 	// The live value too: after a restart of Redis the ledger still names the
 	// old process's hold until the guardian's next tick, and setting yes over
 	// a yes would be no revert (the soak's seed 20261206 did that once).
+	// Not on a replica: there the revert makes Redis exit at the master's next
+	// write after a failed save (replica_guard's reason), and the instance
+	// would be gone until the next restart (seed 20261206 lost one for 3 min).
 	if e, ok := named(ledger, "stop-writes-on-bgsave-error"); ok && e.Applied && e.Value == "no" && e.Remedy == "stop_writes" &&
-		live["stop-writes-on-bgsave-error"] == "no" {
+		live["stop-writes-on-bgsave-error"] == "no" && info["role"] == "master" {
 		mustDo(sc, c, "CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
 		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
 		k.obs.operatorRevert(i, last)

@@ -44,7 +44,7 @@ var kinds = []kindSpec{
 	{kGuardianKill, 4, 500 * time.Millisecond, 5 * time.Second, true},
 	{kOperatorSet, 6, 0, 0, false},
 	{kConfigRewrite, 5, 0, 0, false},
-	{kMonitor, 4, 25 * time.Second, 35 * time.Second, false},
+	{kMonitor, 4, 35 * time.Second, 45 * time.Second, false},
 	{kOOMGrowth, 3, 3 * time.Second, 10 * time.Second, false},
 	{kReplica, 4, 5 * time.Second, 20 * time.Second, false},
 }
