@@ -236,8 +236,9 @@ func TestFragmentationOnAllocatorNumbersReal(t *testing.T) {
 				}
 			}
 			// The advice follows the server's answer: refused, a failover and
-			// restart (with activedefrag only "if your build supports it", or not
-			// at all where INFO shows the build cannot); accepted, it is on.
+			// restart (with activedefrag only as what works on builds with Redis's
+			// bundled jemalloc, or not at all where INFO shows the build cannot);
+			// accepted, it is on.
 			wantFix := []string{"fail over to a replica and restart this one, which would return about"}
 			if err == nil {
 				wantFix = []string{"activedefrag is on"}
@@ -247,7 +248,7 @@ func TestFragmentationOnAllocatorNumbersReal(t *testing.T) {
 					t.Errorf("fix lacks %q: %s", want, f.Fix)
 				}
 			}
-			if err != nil && strings.Contains(f.Fix, "activedefrag yes") && !strings.Contains(f.Fix, "activedefrag yes if your build supports it") {
+			if err != nil && strings.Contains(f.Fix, "activedefrag yes") && !strings.Contains(f.Fix, "activedefrag yes) works only on builds with Redis's bundled jemalloc") {
 				t.Errorf("fix offers activedefrag to a build that refuses it: %s", f.Fix)
 			}
 			if strings.Contains(f.Fix, "(jemalloc builds)") {
