@@ -298,7 +298,7 @@ func defragFindings(in Input, r *DefragConfig, st defragState, v defragView) []F
 	switch {
 	case st.refused != "":
 		f.Cause += "; CONFIG SET activedefrag yes was refused: " + st.refused
-		f.Fix = "this build refuses activedefrag (its jemalloc is not Redis's bundled one, with the defrag hint), and the guardian will not ask again until the server restarts: " +
+		f.Fix = "this build refuses activedefrag (its jemalloc is not Redis's bundled one, with the defrag hint), and the guardian asks again only once the server (or the guardian) restarts: " +
 			strings.Replace(restart, "this one", "this server", 1) + " (allocator_active - allocator_allocated)"
 	case in.Now.Before(st.stalledUntil):
 		f.Cause += "; " + st.stalled

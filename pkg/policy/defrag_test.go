@@ -176,7 +176,7 @@ func TestDecideDefrag(t *testing.T) {
 			},
 			want: []Decision{undoCM()},
 			fix: []string{"this build refuses activedefrag", "fail over to a replica and restart this server, which would return about 208.0 MiB",
-				"will not ask again until the server restarts"},
+				"asks again only once the server (or the guardian) restarts"},
 			notFix: []string{"remedies.defrag asks"}},
 		{name: "refused, nothing held: nothing tried",
 			setup: func(in *Input, st *State) {
