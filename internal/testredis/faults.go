@@ -380,7 +380,9 @@ const FragmentKeys = 500000
 // with `--enable-debug-command yes` (Options.Args).
 func (s *Server) Fragment(t testing.TB) {
 	t.Helper()
-	c := s.newClient(nil)
+	// DEBUG POPULATE of 500000 keys takes seconds on a loaded machine: more
+	// than go-redis's default read timeout of 3 s.
+	c := s.newClient(func(o *redis.Options) { o.ReadTimeout = time.Minute })
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -193,7 +193,7 @@ func decideDefrag(in Input, r *DefragConfig, st defragState, sh *Shared) ([]Deci
 	if v.adHeld {
 		return nil, defragFindings(in, r, st, v), st
 	}
-	return defragTake(in, r, st, sh, v), defragFindings(in, r, st, v), st
+	return defragTake(in, r, sh, v), defragFindings(in, r, st, v), st
 }
 
 // defragGiveBackWhy says why the remedy must not hold now ("" when it may).
@@ -255,7 +255,7 @@ func defragGiveBack(in Input, v defragView, why string) []Decision {
 
 // defragTake is the step towards the hold: the bound first when the live
 // active-defrag-cycle-max is above max_cycle, then activedefrag yes.
-func defragTake(in Input, r *DefragConfig, st defragState, sh *Shared, v defragView) []Decision {
+func defragTake(in Input, r *DefragConfig, sh *Shared, v defragView) []Decision {
 	cfg, info := in.Snapshot.Redis.Config, in.Snapshot.Redis.Info
 	live, known := cfg[SettingActiveDefrag]
 	cm, cmErr := strconv.Atoi(strings.TrimSpace(cfg[SettingDefragCycleMax]))
@@ -298,8 +298,8 @@ func defragFindings(in Input, r *DefragConfig, st defragState, v defragView) []F
 	switch {
 	case st.refused != "":
 		f.Cause += "; CONFIG SET activedefrag yes was refused: " + st.refused
-		f.Fix = "this build refuses activedefrag (its jemalloc is not Redis's bundled one, with the defrag hint), and the guardian asks again only once the server (or the guardian) restarts: " +
-			strings.Replace(restart, "this one", "this server", 1) + " (allocator_active - allocator_allocated)"
+		f.Fix = fmt.Sprintf("this build refuses activedefrag (its jemalloc is not Redis's bundled one, with the defrag hint), and the guardian asks again only once the server (or the guardian) restarts: "+
+			"fail over to a replica and restart this server, which would return about %s (allocator_active - allocator_allocated)", HumanBytes(v.frag))
 	case in.Now.Before(st.stalledUntil):
 		f.Cause += "; " + st.stalled
 		f.Fix = fmt.Sprintf("active defrag did not return it, so the guardian gave it back and tries again after %s: %s",
