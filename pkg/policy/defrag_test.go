@@ -185,6 +185,14 @@ func TestDecideDefrag(t *testing.T) {
 				withDefragState(st, defragState{runID: "run1", refused: refusedAnswer})
 			},
 			fix: []string{"this build refuses activedefrag"}},
+		{name: "refused, fragmentation_high ignored by the operator: neither finding",
+			setup: func(in *Input, st *State) {
+				fragmented(in)
+				defragOn(in)
+				in.Ignore = map[string]bool{IDFragmentationHigh: true}
+				withDefragState(st, defragState{runID: "run1", refused: refusedAnswer})
+			},
+			noFinding: true},
 		{name: "refused on another run: a restart (maybe into another binary) asks again",
 			setup: func(in *Input, st *State) {
 				fragmented(in)
