@@ -217,9 +217,10 @@ func TestFragmentationOnAllocatorNumbers(t *testing.T) {
 			snap: measured, want: true,
 			wantSumma: "the allocator holds 208.0 MiB in fragmented pages (allocator_active / allocator_allocated 6.94)",
 			cause:     []string{"allocator_active 243.0 MiB for allocator_allocated 35.0 MiB: 208.0 MiB in pages the allocator holds partly empty (ratio 6.94)", "allocator_rss_bytes 63.0 MiB more are empty pages the allocator gives back by itself"},
-			fix: []string{"CONFIG SET activedefrag yes if your build supports it (Debian's packages refuse it: their jemalloc lacks the defrag hint)",
-				"otherwise fail over to a replica and restart this one, which would return about 208.0 MiB"},
-			notFix: []string{"enable activedefrag yes (jemalloc builds)"},
+			fix: []string{"active defrag (activedefrag yes) works only on builds with Redis's bundled jemalloc, which Debian's packages lack (they refuse it)",
+				"remedies.defrag asks the server",
+				"On any build: fail over to a replica and restart this one, which would return about 208.0 MiB"},
+			notFix: []string{"enable activedefrag yes (jemalloc builds)", "CONFIG SET activedefrag yes"},
 		},
 		{
 			// Valkey 8.1 built without the defrag hint (Debian's), measured:

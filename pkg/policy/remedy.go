@@ -186,6 +186,7 @@ var Registry = []Remedy{
 	Define(fsyncRelief),
 	Define(oomShield),
 	Define(forkBudget),
+	Define(defrag),
 }
 
 // Remedies holds the configuration of every remedy, by name.
