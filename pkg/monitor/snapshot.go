@@ -20,6 +20,25 @@ type Snapshot struct {
 	Log      LogReading
 	// Fork is the host's fork slots (fork_budget), zero when not read.
 	Fork ForkView
+	// Peers are the other instances of this guardian process whose Redis runs
+	// on this host, as their own loops last read them (oom_relief keeps their
+	// maxmemory out of the room it raises into). Instances watched by another
+	// guardian process are not among them.
+	Peers []PeerMemory
+}
+
+// PeerMemory is the memory of another Redis of this host, as the instance of
+// the same guardian process that watches it last read it.
+type PeerMemory struct {
+	Name string
+	// MaxMemory is its maxmemory (0: no limit); UsedMemory and RSS its last
+	// used_memory and RSS.
+	MaxMemory  int64
+	UsedMemory int64
+	RSS        int64
+	// CgroupLimit is the cgroup that sets its memory limit (CgroupReading's
+	// LimitPath), "" when none: a peer under the same limit shares its room.
+	CgroupLimit string
 }
 
 // ErrKind classifies why Redis could not be read, because each kind has a different
