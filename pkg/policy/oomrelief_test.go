@@ -206,7 +206,7 @@ func TestOOMReliefEpisode(t *testing.T) {
 		prev := in.Snapshot
 		in.Prev = &prev
 		in.Snapshot.Redis.InfoTime = t0.Add(-time.Duration(i%2) * time.Second) // every other tick is a light one
-		in.Snapshot.Redis.Info.ErrorstatOOM += 10                                 // still rejecting
+		in.Snapshot.Redis.Info.ErrorstatOOM += 10                              // still rejecting
 		in.Snapshot.Redis.Info.UsedMemory = currentMaxmemory(in)
 		var ds []Decision
 		ds, last, st = decide(in, st)
@@ -252,7 +252,6 @@ func TestOOMReliefEpisode(t *testing.T) {
 }
 
 func prevOOM(in Input) int64 { return in.Prev.Redis.Info.ErrorstatOOM }
-
 
 func TestMaxmemorySetting(t *testing.T) {
 	t.Parallel()
