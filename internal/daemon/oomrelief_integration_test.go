@@ -154,6 +154,7 @@ func TestOOMReliefStopsAtMaxRaise(t *testing.T) {
 			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true,
 				Args: []string{"--maxmemory", strconv.Itoa(reliefOrig), "--maxmemory-policy", "noeviction"}})
 			c := srv.Client(t)
+			srv.Fill(t, 12000, 1000) // about 13 MB: the cap is reached within seconds of growth
 			g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, InfoRefresh: 400 * time.Millisecond, Remedies: reliefRemedies})
 			g.waitTicks(3)
 
