@@ -43,6 +43,11 @@ import (
 //   - no child: the slot is released once the grace after taking it has passed
 //     (the child appears at Redis's next cron, about 100 ms later).
 //
+// The guardian's own BGSAVE and BGREWRITEAOF (bgsave_retry, rewrite_retry,
+// rewrite_deferral) take a slot in the executor before they are sent
+// (remediate.Executor.OwnForksTakeSlots), and this remedy gives it back once
+// their child has ended, as for an automatic save.
+//
 // A hold is bounded by max_deferral, not by an hourly cap: the remedy's actions
 // (a slot per save) are not rate limited.
 const RemedyForkBudget = "fork_budget"
