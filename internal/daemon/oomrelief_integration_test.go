@@ -192,3 +192,50 @@ func TestOOMReliefStopsAtMaxRaise(t *testing.T) {
 		})
 	}
 }
+
+// TestOOMReliefStaysWithinCgroupRoom: the room a memory cgroup leaves bounds the
+// raise before max_raise does. Redis runs in a group whose limit is what it holds
+// beyond used_memory plus 24 MiB; a dataset that keeps growing past maxmemory
+// 20mb is given a raise that stops short of 25mb, with oom_relief_no_room naming
+// the cgroup, and the kernel never OOM-kills Redis.
+func TestOOMReliefStaysWithinCgroupRoom(t *testing.T) {
+	for _, b := range testredis.Matrix(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			cg := testredis.MemoryCgroup(t, 0)
+			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true, MemCgroup: cg,
+				Args: []string{"--maxmemory", strconv.Itoa(reliefOrig), "--maxmemory-policy", "noeviction"}})
+			c := srv.Client(t)
+			srv.Fill(t, 12000, 1000)
+			used, _ := strconv.ParseInt(srv.Info(t)["used_memory"], 10, 64)
+			limit := workingSet(t, cg) - used + 24<<20
+			cg.SetLimit(t, limit)
+			t.Logf("%s: cgroup limit %s (used_memory %s)", b.Name, policy.HumanBytes(limit), policy.HumanBytes(used))
+
+			g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, InfoRefresh: 400 * time.Millisecond, Remedies: reliefRemedies})
+			g.waitTicks(3)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			var n growCounts
+			writeGrowing(ctx, srv.Client(t), 0, &n)
+			crit := g.waitEntry(fieldsEq{"event": string(events.FindingRaised), "finding": policy.IDOOMReliefNoRoom, "severity": string(policy.Critical)}, nil)
+			cancel()
+			t.Logf("%s: %s", b.Name, crit.str("cause"))
+			if !strings.Contains(crit.str("cause"), "cgroup") {
+				t.Errorf("cause %q does not name the cgroup's room", crit.str("cause"))
+			}
+			got, _ := strconv.ParseInt(configGet(t, c, "maxmemory"), 10, 64)
+			if got <= reliefOrig || got >= reliefCap {
+				t.Errorf("maxmemory %d: want a raise stopped by the cgroup, in (%d, %d)", got, reliefOrig, reliefCap)
+			}
+			if k := oomKills(t, cg); k != 0 {
+				t.Errorf("the kernel OOM-killed %d processes in the group", k)
+			}
+			if err := c.Ping(ctxT(t)).Err(); err != nil {
+				t.Errorf("Redis does not answer after the raise: %v", err)
+			}
+			t.Logf("%s: maxmemory raised to %s under a cgroup limit of %s; working set %s", b.Name,
+				policy.HumanBytes(got), policy.HumanBytes(limit), policy.HumanBytes(workingSet(t, cg)))
+		})
+	}
+}

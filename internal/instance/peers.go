@@ -36,7 +36,7 @@ func (p *Peers) publish(name string, s monitor.Snapshot) {
 		return
 	}
 	in := s.Redis.Info
-	m := monitor.PeerMemory{Name: name, MaxMemory: in.MaxMemory, UsedMemory: in.UsedMemory, RSS: in.UsedMemoryRSS}
+	m := monitor.PeerMemory{Name: name, MaxMemory: in.MaxMemory, UsedMemory: in.UsedMemory}
 	if cg := s.Host.Cgroup; cg.Known && cg.MemoryMax > 0 {
 		m.CgroupLimit = cg.LimitPath
 	}

@@ -15,7 +15,7 @@ func TestPeers(t *testing.T) {
 	t.Parallel()
 	local := func(maxmem, used int64, limit string) monitor.Snapshot {
 		s := monitor.Snapshot{Host: monitor.HostReading{Available: true}}
-		s.Redis.Info.MaxMemory, s.Redis.Info.UsedMemory, s.Redis.Info.UsedMemoryRSS = maxmem, used, used+1
+		s.Redis.Info.MaxMemory, s.Redis.Info.UsedMemory = maxmem, used
 		if limit != "" {
 			s.Host.Cgroup = monitor.CgroupReading{Known: true, MemoryMax: 1 << 30, LimitPath: limit}
 		}
@@ -29,7 +29,7 @@ func TestPeers(t *testing.T) {
 	p.publish("down", down)
 	down.Redis.Err = errors.New("connection refused")
 	p.publish("down", down) // its last reading no longer holds
-	want := []monitor.PeerMemory{{Name: "b", MaxMemory: 200, UsedMemory: 20, RSS: 21, CgroupLimit: "/redis.slice"}}
+	want := []monitor.PeerMemory{{Name: "b", MaxMemory: 200, UsedMemory: 20, CgroupLimit: "/redis.slice"}}
 	if diff := cmp.Diff(want, p.others("a")); diff != "" {
 		t.Errorf("a sees (-want +got):\n%s", diff)
 	}

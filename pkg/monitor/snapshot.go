@@ -31,11 +31,9 @@ type Snapshot struct {
 // the same guardian process that watches it last read it.
 type PeerMemory struct {
 	Name string
-	// MaxMemory is its maxmemory (0: no limit); UsedMemory and RSS its last
-	// used_memory and RSS.
+	// MaxMemory is its maxmemory (0: no limit); UsedMemory its last used_memory.
 	MaxMemory  int64
 	UsedMemory int64
-	RSS        int64
 	// CgroupLimit is the cgroup that sets its memory limit (CgroupReading's
 	// LimitPath), "" when none: a peer under the same limit shares its room.
 	CgroupLimit string

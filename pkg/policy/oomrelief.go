@@ -30,17 +30,18 @@ import (
 // steps of step percent of the original, one step per fresh memory reading (INFO
 // memory is read at every info_refresh: a step is judged on the reading after
 // it), never above max_raise percent of the original, and never into room the
-// host does not have: RAM (MemTotal) or the cgroup's limit, less the copy-on-write
-// a fork child of this instance is expected to copy (ExpectedCOW, when it forks),
-// less the maxmemory of the other instances this guardian process watches on the
-// host (Snapshot.Peers; instances of another guardian process are not seen: the
-// MemAvailable bound below still counts what they use now), less Redis's RSS
-// above used_memory; and within what is free now (used_memory plus MemAvailable,
-// or the cgroup's limit less its working set, less the same reserve and the
-// peers' unused maxmemory). While it holds, a warning (oom_relief_raised) says by
-// how much, from what, and the room; when writes are still rejected or about to
-// be and no room is left (max_raise reached, or the host's room), a critical
-// oom_relief_no_room says which bound stopped it.
+// host does not have (reliefRoomOf): RAM (MemTotal) or the cgroup's limit, less
+// everything else that runs there (read as used_memory plus what is free now:
+// MemAvailable, or the limit less the group's working set), less 5% kept free,
+// less the copy-on-write a fork child of this instance is expected to copy
+// (ExpectedCOW, when it forks), less the maxmemory of the other instances this
+// guardian process watches on the host (Snapshot.Peers: what they may still take
+// up to it). Instances watched by another guardian process are not seen: only
+// what they use now, which is not free. While it holds, a warning
+// (oom_relief_raised) says by how much, from what, and the room; when writes are
+// rejected (or about to be: then a warning) and no room is left (max_raise
+// reached, or the host's room), oom_relief_no_room, critical, says which bound
+// stopped it.
 //
 // Given back: once used_memory has stayed under give_back_below percent of the
 // original for dwell, with its growth not predicted to reach that either; never
@@ -303,12 +304,25 @@ type reliefRoom struct {
 	text    string
 }
 
-// reliefRoomOf is the room for maxmemory: RAM or the cgroup's limit less the
-// fork reserve, the peers' maxmemory and Redis's RSS above used_memory; and
-// what is free now, less the reserve and the peers' unused maxmemory.
+// reliefKeepFree: a twentieth (5%) of RAM or of the cgroup's limit is never
+// raised into. At the exact limit the kernel reclaims page cache on every
+// allocation and a cgroup's OOM killer is one allocator hiccup away (Redis's
+// memory above used_memory grows with the data).
+const reliefKeepFree = 20
+
+// reliefRoomOf is the highest maxmemory the memory Redis is charged to has room
+// for: used_memory plus what is free now (MemAvailable; the cgroup's limit less
+// its working set), less 5% of RAM or the limit kept free, the copy-on-write
+// reserve of a fork (when the instance forks), and what the other instances of
+// the host may still take (their maxmemory less what they use: what they use
+// is already not free). That is RAM or the limit less everything else that runs
+// there, less the others' maxmemory, less the reserves. Only what is charged
+// counts: Redis's RSS includes its binary's pages, which a cgroup does not
+// charge to it (measured: RSS 11-13 MiB above used_memory, the group's working
+// set 3 MiB above).
 func reliefRoomOf(in Input, r reliefReading) reliefRoom {
 	s := in.Snapshot
-	h, info := s.Host, s.Redis.Info
+	h := s.Host
 	if !h.Available || h.MemTotal == 0 {
 		return reliefRoom{text: "unknown (the host is not read: Redis is not local, or host_checks is off)"}
 	}
@@ -316,29 +330,23 @@ func reliefRoomOf(in Input, r reliefReading) reliefRoom {
 	if CanFork(in) {
 		cow = ExpectedCOW(s)
 	}
-	over := max(info.UsedMemoryRSS-info.UsedMemory, 0)
 	var parts []string
-	bound := func(what string, limit, avail int64, peers []monitor.PeerMemory) int64 {
-		var claimed, unused int64
+	bound := func(what string, limit, free int64, freeWhat string, peers []monitor.PeerMemory) int64 {
+		var unused int64
 		for _, p := range peers {
-			if p.MaxMemory > 0 {
-				claimed += p.MaxMemory
-				unused += max(p.MaxMemory-p.UsedMemory, 0)
-			} else {
-				claimed += p.RSS // no limit: at least what it holds
-			}
+			unused += max(p.MaxMemory-p.UsedMemory, 0) // no maxmemory: what it uses is all that is known
 		}
-		total := limit - cow - claimed - over
-		now := r.used + avail - cow - unused
-		text := fmt.Sprintf("%s %s less %s fork reserve", what, HumanBytes(limit), HumanBytes(cow))
+		keep := limit / reliefKeepFree
+		ceiling := max(r.used+free-keep-cow-unused, 0)
+		text := fmt.Sprintf("%s %s: used_memory %s + %s %s, less %s kept free (5%%), %s fork reserve",
+			what, HumanBytes(limit), HumanBytes(r.used), freeWhat, HumanBytes(free), HumanBytes(keep), HumanBytes(cow))
 		if len(peers) > 0 {
-			text += fmt.Sprintf(", %s for %d other instance(s)", HumanBytes(claimed), len(peers))
+			text += fmt.Sprintf(", %s the %d other instance(s) may still take up to their maxmemory", HumanBytes(unused), len(peers))
 		}
-		text += fmt.Sprintf(", %s RSS above used_memory: %s; free now allows %s", HumanBytes(over), HumanBytes(max(total, 0)), HumanBytes(max(now, 0)))
-		parts = append(parts, text)
-		return max(min(total, now), 0)
+		parts = append(parts, text+" = "+HumanBytes(ceiling))
+		return ceiling
 	}
-	ceiling := bound("RAM", int64(h.MemTotal), int64(h.MemAvailable), s.Peers)
+	ceiling := bound("RAM", int64(h.MemTotal), int64(h.MemAvailable), "MemAvailable", s.Peers)
 	if cg := h.Cgroup; cg.Known && cg.MemoryMax > 0 {
 		var same []monitor.PeerMemory
 		for _, p := range s.Peers {
@@ -346,8 +354,8 @@ func reliefRoomOf(in Input, r reliefReading) reliefRoom {
 				same = append(same, p)
 			}
 		}
-		avail := max(int64(cg.MemoryMax)-int64(cg.WorkingSet), 0)
-		ceiling = min(ceiling, bound("cgroup "+orUnknown(cg.LimitPath)+" limit", int64(cg.MemoryMax), avail, same))
+		free := max(int64(cg.MemoryMax)-int64(cg.WorkingSet), 0)
+		ceiling = min(ceiling, bound("cgroup "+orUnknown(cg.LimitPath)+" limit", int64(cg.MemoryMax), free, "free (limit less working set)", same))
 	}
 	return reliefRoom{ceiling: ceiling, text: fmt.Sprintf("maxmemory up to %s (%s)", HumanBytes(ceiling), strings.Join(parts, "; "))}
 }

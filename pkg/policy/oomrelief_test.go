@@ -114,24 +114,25 @@ func TestDecideOOMRelief(t *testing.T) {
 		{name: "at max_raise: no room, critical", setup: fns(raisedTo(25*mib), used(25*mib)), finds: []idSev{warn(IDOOMReliefRaised), crit(IDOOMReliefNoRoom)}},
 		{name: "at max_raise, growth only predicts rejections: a warning", setup: fns(raisedTo(25*mib), used(19*mib), reliefState(oomReliefState{
 			Samples: []memSample{{T: now.Add(-10 * time.Second), Used: 14 * mib}}})), finds: []idSev{warn(IDOOMReliefRaised), warn(IDOOMReliefNoRoom)}},
-		{name: "host RAM: 23.5 MiB less 2 MiB reserve, 1 MiB above used_memory", setup: fns(host(23*mib+mib/2, 12*gib)), want: set(20*mib+mib/2, IDOOMRejections)},
-		{name: "host RAM leaves no room with the fork reserve", setup: fns(host(23*mib, 12*gib)), finds: []idSev{crit(IDOOMReliefNoRoom)}},
-		{name: "the same host, no fork: no reserve", setup: fns(host(23*mib, 12*gib), noFork), want: set(21*mib, IDOOMRejections)},
-		{name: "host MemAvailable: what is free now", setup: fns(host(16*gib, 2*mib+mib/2)), want: set(20*mib+mib/2, IDOOMRejections)},
+		{name: "host RAM: MemAvailable less 5% kept free and the 2 MiB fork reserve", setup: fns(host(40*mib, 4*mib+3*mib/4)), want: set(20*mib+3*mib/4, IDOOMRejections)},
+		{name: "host RAM leaves no room with the fork reserve", setup: fns(host(40*mib, 4*mib)), finds: []idSev{crit(IDOOMReliefNoRoom)}},
+		{name: "the same host, no fork: no reserve", setup: fns(host(40*mib, 4*mib), noFork), want: set(21*mib, IDOOMRejections)},
+		{name: "host MemAvailable: what is free now", setup: fns(host(16*gib, 16*gib/20+2*mib+mib/2)), want: set(20*mib+mib/2, IDOOMRejections)},
 		{name: "cgroup: limit less working set", setup: fns(edit(func(in *Input) {
-			in.Snapshot.Host.Cgroup = monitor.CgroupReading{Known: true, Path: "/r", LimitPath: "/r", MemoryMax: uint64(gib), WorkingSet: uint64(gib - 2*mib - mib/2)}
+			in.Snapshot.Host.Cgroup = monitor.CgroupReading{Known: true, Path: "/r", LimitPath: "/r", MemoryMax: uint64(gib), WorkingSet: uint64(gib - gib/20 - 2*mib - mib/2)}
 		})), want: set(20*mib+mib/2, IDOOMRejections)},
 		{name: "cgroup: other instances under the same limit", setup: fns(edit(func(in *Input) {
 			in.Snapshot.Host.Cgroup = monitor.CgroupReading{Known: true, Path: "/r", LimitPath: "/r", MemoryMax: uint64(100 * mib), WorkingSet: uint64(30 * mib)}
 			in.Snapshot.Peers = []monitor.PeerMemory{{Name: "b", MaxMemory: 76 * mib, UsedMemory: 5 * mib, CgroupLimit: "/r"},
 				{Name: "c", MaxMemory: gib, UsedMemory: 5 * mib}} // c is under another limit: only the host counts it
 		})), finds: []idSev{crit(IDOOMReliefNoRoom)}},
-		{name: "host: the other instances' maxmemory", setup: fns(host(gib+21*mib, 12*gib), noFork, edit(func(in *Input) {
-			in.Snapshot.Peers = []monitor.PeerMemory{{Name: "b", MaxMemory: gib - mib/2, UsedMemory: 100 * mib}}
+		{name: "host: the other instances' maxmemory", setup: fns(host(2*gib, gib), noFork, edit(func(in *Input) {
+			// It may still take its maxmemory less its use: all but 20.5 MiB of what is free, less 5% of RAM.
+			in.Snapshot.Peers = []monitor.PeerMemory{{Name: "b", MaxMemory: 100*mib + gib - 2*gib/20 - mib/2, UsedMemory: 100 * mib}}
 		})), want: set(20*mib+mib/2, IDOOMRejections)},
-		{name: "host: another instance without maxmemory counts its RSS", setup: fns(host(gib, 12*gib), noFork, edit(func(in *Input) {
-			in.Snapshot.Peers = []monitor.PeerMemory{{Name: "b", RSS: gib - 10*mib}}
-		})), finds: []idSev{crit(IDOOMReliefNoRoom)}},
+		{name: "host: another instance without maxmemory counts what it uses (not free)", setup: fns(host(2*gib, 2*gib/20+2*mib+mib/2), edit(func(in *Input) {
+			in.Snapshot.Peers = []monitor.PeerMemory{{Name: "b", UsedMemory: gib}}
+		})), want: set(20*mib+mib/2, IDOOMRejections)},
 		{name: "host not read: no room known", setup: fns(edit(func(in *Input) { in.Snapshot.Host = monitor.HostReading{Reason: "remote"} })), finds: []idSev{crit(IDOOMReliefNoRoom)}},
 		{name: "held, under the threshold for the dwell: given back", setup: fns(raisedTo(25*mib), used(10*mib),
 			reliefState(oomReliefState{BelowSince: now.Add(-10 * time.Minute)})), want: undo, finds: []idSev{warn(IDOOMReliefRaised)}},
