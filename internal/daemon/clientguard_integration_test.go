@@ -163,3 +163,29 @@ func TestClientGuardKillsRunawayMonitor(t *testing.T) {
 		})
 	}
 }
+
+// TestClientGuardBetweenFullReads: an instance past half its maxmemory is read
+// for memory at every tick, so a runaway MONITOR is killed between two full
+// INFO reads. info_refresh is an hour here: after the guardian's first tick
+// every read is a light one. On the code before, a light read asked for
+// persistence only and CLIENT LIST ran at full reads only: the MONITOR was
+// never killed (Redis rejected writes until the next full read, up to
+// info_refresh).
+func TestClientGuardBetweenFullReads(t *testing.T) {
+	t.Parallel()
+	srv := testredis.Start(t, testredis.Options{NoSave: true, Args: []string{"--maxmemory", "128mb", "--maxmemory-policy", "noeviction"}})
+	srv.Fill(t, 56000, 1024) // about 57% of maxmemory: room for a MONITOR past 32 MiB
+	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, InfoRefresh: time.Hour})
+	g.waitTicks(2) // the full read is behind: every tick from here on is light
+
+	srv.StuckMonitor(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var n writeCounts
+	writeBig(ctx, srv.Client(t), &n)
+	e := g.waitEntry(fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyClientGuard, "result": "killed"}, nil)
+	if e.str("client_cmd") != "monitor" {
+		t.Errorf("killed %v, want the MONITOR", e.Fields)
+	}
+	t.Logf("killed between full reads: %s %v; %d writes rejected with OOM before", e.Message, e.Fields, n.oom.Load())
+}

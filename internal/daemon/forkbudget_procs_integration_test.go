@@ -43,6 +43,9 @@ func TestForkBudgetAcrossGuardianProcesses(t *testing.T) {
 	for _, p := range procs {
 		p.waitOutput(eventRE(string(events.Started)))
 	}
+	// The guardians may take longer to start than a save point's 5 s on a
+	// loaded machine: the saves come due together from now.
+	saveTogether(t, srvs)
 	o, stop := observeForks(t, srvs)
 	writeOneKeyEach(t, srvs)
 

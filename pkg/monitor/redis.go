@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -238,7 +239,7 @@ func (r *RedisSource) MarkInfoStale() {
 // memory (see RedisReading.Clients).
 func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	start := time.Now()
-	raw, full, err := r.info(ctx, now)
+	raw, full, mem, err := r.info(ctx, now)
 	rd := RedisReading{Latency: time.Since(start)}
 	if err != nil {
 		rd.Err = fmt.Errorf("INFO: %w", BoundError(err))
@@ -258,7 +259,7 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	}
 	rd.Info, rd.InfoTime, rd.InfoFull = r.last, r.infoTime, full
 	r.mu.Unlock()
-	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, full)
+	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, mem)
 
 	r.mu.Lock()
 	refresh := r.stale || r.configTime.IsZero() || now.Sub(r.configTime) >= r.opts.ConfigRefresh ||
@@ -285,8 +286,9 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 }
 
 // info runs this tick's INFO: every section when a full read is due, else the
-// light sections. full says which.
-func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full bool, err error) {
+// light sections, with memory while the last reading shows memory pressure
+// (MemoryWatched). full says which; mem says the memory section was read.
+func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full, mem bool, err error) {
 	r.mu.Lock()
 	args := r.infoArgs
 	full = r.opts.InfoRefresh <= 0 || r.fullStale || r.infoTime.IsZero() || now.Sub(r.infoTime) >= r.opts.InfoRefresh
@@ -301,6 +303,10 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		default:
 			full = true // a replica before 7.0: its role needs a second section
 		}
+		if !full && len(args) > 1 && MemoryWatched(r.last) {
+			args = append(slices.Clip(args), "memory")
+			mem = true
+		}
 	}
 	r.mu.Unlock()
 	s, err := r.client.Do(ctx, args...).Text()
@@ -313,6 +319,7 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		s, err = r.client.Do(ctx, "INFO").Text()
 		full = true
 	}
+	mem = mem || full
 	if full && err == nil {
 		// Cleared after the read: the connection it may have opened is the one
 		// this full read used.
@@ -320,7 +327,24 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		r.fullStale = false
 		r.mu.Unlock()
 	}
-	return s, full, err
+	return s, full, mem, err
+}
+
+// MemoryWatchShare is the share of maxmemory in use from which a light read
+// asks for INFO memory too: used_memory and the client buffers are then read
+// at every tick, not at the next full read (info_refresh, 10 s by default), so
+// client_guard and the memory findings act within a tick when a runaway client
+// or a growing dataset fills what is left. Below it (or without maxmemory) a
+// light read stays persistence only: the memory section costs Redis's main
+// thread more than the few lines of persistence, and an instance at half its
+// limit has time until the next full read.
+const MemoryWatchShare = 0.5
+
+// MemoryWatched reports whether the memory section belongs in light reads:
+// used_memory at MemoryWatchShare of maxmemory, or client buffers large
+// (ClientBuffersLarge), in the last reading.
+func MemoryWatched(in Info) bool {
+	return ClientBuffersLarge(in) || in.MaxMemory > 0 && float64(in.UsedMemory) >= MemoryWatchShare*float64(in.MaxMemory)
 }
 
 func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {

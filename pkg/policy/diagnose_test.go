@@ -867,6 +867,16 @@ func diagCases() []diagCase {
 			want: []idSev{crit(IDMaxmemoryNearLimit)},
 		},
 		{
+			// Hovering just under maxmemory (a runaway client's buffer at the
+			// edge) is full too: no flip to warning and back at every tick.
+			name: "maxmemory at 99.6% with noeviction",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.UsedMemory = gib - 4*mib
+				s.Redis.Info.MaxMemoryPolicy = "noeviction"
+			},
+			want: []idSev{crit(IDMaxmemoryNearLimit)},
+		},
+		{
 			name: "maxmemory above host memory",
 			snap: func(s *monitor.Snapshot) { s.Redis.Info.MaxMemory = 32 * gib },
 			want: []idSev{warn(IDMaxmemoryExceedsHost)},

@@ -131,6 +131,13 @@ func (d *diag) memLimits() []memLimit {
 	return out
 }
 
+// fullPercent is where a noeviction Redis counts as full (critical): a write
+// bigger than what is left is rejected already, and used_memory that hovers
+// about maxmemory (99.96% one tick, 100.01% the next) must not flip the
+// finding between warning and critical at every tick (seen: every 10 s under
+// a runaway MONITOR).
+const fullPercent = 99
+
 // memPressure is maxmemory_near_limit: Redis's memory near the tightest of its
 // ceilings, with what holds it; the cause and the fix follow the biggest share,
 // so a runaway client is not answered with "raise maxmemory".
@@ -153,7 +160,7 @@ func (d *diag) memPressure() {
 	summary := fmt.Sprintf("Redis uses %.0f%% of maxmemory", pct)
 	if worst.what != "maxmemory" {
 		summary = fmt.Sprintf("Redis's RSS is %.0f%% of %s: the OOM killer comes next", pct, worst.what)
-	} else if pct >= 100 && in.MaxMemoryPolicy == "noeviction" {
+	} else if pct >= fullPercent && in.MaxMemoryPolicy == "noeviction" {
 		sev = Critical
 	}
 	cause, fix := d.memCause(worst, false)
