@@ -69,6 +69,9 @@ type RedisReading struct {
 	// reading asked for all of them.
 	InfoTime time.Time
 	InfoFull bool
+	// MemoryTime is when INFO memory was last read: at a full read, and at a
+	// light one too while memory is watched (MemoryWatched).
+	MemoryTime time.Time
 
 	// Config is the last CONFIG GET result; it is refreshed rarely, so ConfigTime
 	// says how old it is. ConfigErr is set when CONFIG GET failed (renamed command,

@@ -28,9 +28,10 @@ import (
 // How: through the ledger (recorded before it is made, the original kept across
 // steps, an operator's change wins, a CONFIG REWRITE during the hold caught), in
 // steps of step percent of the original, one step per fresh memory reading (INFO
-// memory is read at every info_refresh: a step is judged on the reading after
-// it), never above max_raise percent of the original, and never into room the
-// host does not have (reliefRoomOf): RAM (MemTotal) or the cgroup's limit, less
+// memory is read at every tick from half of maxmemory, else at every
+// info_refresh: a step is judged on the reading after it, and OOM rejections
+// count only when read after it), never above max_raise percent of the
+// original, and never into room the host does not have (reliefRoomOf): RAM (MemTotal) or the cgroup's limit, less
 // everything else that runs there (read as used_memory plus what is free now:
 // MemAvailable, or the limit less the group's working set), less 5% kept free,
 // less the copy-on-write a fork child of this instance is expected to copy
@@ -156,7 +157,9 @@ func decideOOMRelief(in Input, c *OOMReliefConfig, st oomReliefState, sh *Shared
 			r.orig = v
 		}
 	}
-	if p := in.Prev; p != nil && info.HasErrorstats && p.Redis.Info.RunID == info.RunID {
+	if p := in.Prev; p != nil && info.HasErrorstats && p.Redis.Info.RunID == info.RunID && StatsTime(in).After(st.RaisedAt) {
+		// Rejections count when read after the last step: a light read carries
+		// the last full read's errorstats, from before the step.
 		r.rejected = max(info.ErrorstatOOM-p.Redis.Info.ErrorstatOOM, 0)
 	}
 	reason, why, pressed := reliefPressure(in, c, r)
@@ -234,7 +237,7 @@ func (st *oomReliefState) step(in Input, c *OOMReliefConfig, sh *Shared, r relie
 			Cause:   why + "; the raise is stopped by " + bound,
 			Fix:     "reduce the dataset (delete or expire keys), pick an eviction policy if this is a cache (allkeys-lru), or give the host (or cgroup) more memory and raise maxmemory by hand"}}
 	}
-	t := StatsTime(in)
+	t := memTime(in)
 	if !st.RaisedAt.IsZero() && !t.After(st.RaisedAt) {
 		return nil, nil // the last step is judged on a newer reading
 	}
@@ -360,6 +363,16 @@ func reliefRoomOf(in Input, r reliefReading) reliefRoom {
 	return reliefRoom{ceiling: ceiling, text: fmt.Sprintf("maxmemory up to %s (%s)", HumanBytes(ceiling), strings.Join(parts, "; "))}
 }
 
+// memTime is when the snapshot's used_memory was read: every tick while memory
+// is watched (monitor.MemoryWatched: at half of maxmemory), else at the last
+// full read.
+func memTime(in Input) time.Time {
+	if t := in.Snapshot.Redis.MemoryTime; !t.IsZero() && !t.After(in.Now) && t.After(StatsTime(in)) {
+		return t
+	}
+	return StatsTime(in)
+}
+
 // currentMaxmemory is maxmemory now: the held value, else CONFIG GET's (fresh
 // after every change), else INFO's.
 func currentMaxmemory(in Input) int64 {
@@ -383,7 +396,7 @@ func (st oomReliefState) sample(in Input, horizon time.Duration) oomReliefState 
 	if st.RunID != info.RunID {
 		st = oomReliefState{RunID: info.RunID}
 	}
-	t := StatsTime(in)
+	t := memTime(in)
 	used := max(info.UsedMemory-info.MemNotCountedForEvict, 0)
 	if n := len(st.Samples); n > 0 && !t.After(st.Samples[n-1].T) {
 		return st

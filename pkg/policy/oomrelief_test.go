@@ -110,6 +110,13 @@ func TestDecideOOMRelief(t *testing.T) {
 		{name: "a step waits for a newer memory reading", setup: fns(reliefState(oomReliefState{RaisedAt: now}))},
 		{name: "a newer reading: the next step", setup: fns(raisedTo(21*mib), used(21*mib), reliefState(oomReliefState{RaisedAt: now.Add(-time.Second)})),
 			want: set(22*mib, IDMaxmemoryNearLimit), finds: []idSev{warn(IDOOMReliefRaised)}},
+		{name: "a light read after a step: the full read's rejections are from before it", setup: fns(raisedTo(21*mib), used(20*mib+mib/2), edit(func(in *Input) {
+			in.Snapshot.Redis.InfoTime, in.Snapshot.Redis.MemoryTime = now.Add(-2*time.Second), now
+			in.Prev.Redis.Info.ErrorstatOOM = in.Snapshot.Redis.Info.ErrorstatOOM - 50 // the rise the full read saw
+		}), reliefState(oomReliefState{RaisedAt: now.Add(-time.Second)})), finds: []idSev{warn(IDOOMReliefRaised)}},
+		{name: "a light read after a step, at maxmemory again: the next step", setup: fns(raisedTo(21*mib), used(21*mib), edit(func(in *Input) {
+			in.Snapshot.Redis.InfoTime, in.Snapshot.Redis.MemoryTime = now.Add(-2*time.Second), now
+		}), reliefState(oomReliefState{RaisedAt: now.Add(-time.Second)})), want: set(22*mib, IDMaxmemoryNearLimit), finds: []idSev{warn(IDOOMReliefRaised)}},
 		{name: "capped at max_raise", setup: fns(raisedTo(24*mib+mib/2), used(25*mib)), want: set(25*mib, IDMaxmemoryNearLimit), finds: []idSev{warn(IDOOMReliefRaised)}},
 		{name: "at max_raise: no room, critical", setup: fns(raisedTo(25*mib), used(25*mib)), finds: []idSev{warn(IDOOMReliefRaised), crit(IDOOMReliefNoRoom)}},
 		{name: "at max_raise, growth only predicts rejections: a warning", setup: fns(raisedTo(25*mib), used(19*mib), reliefState(oomReliefState{
