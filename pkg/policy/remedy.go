@@ -178,6 +178,7 @@ var Registry = []Remedy{
 	Define(replicaGuard),
 	Define(stopWrites),
 	Define(clientGuard),
+	Define(oomRelief),
 	Define(bgsaveRetry),
 	Define(tempCleanup),
 	Define(rewriteDeferral),
