@@ -174,6 +174,8 @@ type RedisSource struct {
 	// The last reading of every section, which a light tick's sections update.
 	last     Info
 	infoTime time.Time
+	// memTime is when the memory section was last read.
+	memTime time.Time
 	// fullStale makes the next tick a full one: a new connection or a failed read.
 	fullStale bool
 	// clientList is the last CLIENT LIST (clients.go).
@@ -257,7 +259,10 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	} else {
 		r.last.Merge(raw)
 	}
-	rd.Info, rd.InfoTime, rd.InfoFull = r.last, r.infoTime, full
+	if mem {
+		r.memTime = now
+	}
+	rd.Info, rd.InfoTime, rd.InfoFull, rd.MemoryTime = r.last, r.infoTime, full, r.memTime
 	r.mu.Unlock()
 	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, mem)
 

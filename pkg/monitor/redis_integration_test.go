@@ -106,6 +106,9 @@ func TestRedisSourceWatchesMemory(t *testing.T) {
 	if light.InfoFull || light.Info.UsedMemory != first.Info.UsedMemory {
 		t.Fatalf("light read below the watch: full %v, used_memory %d; want the full read's %d", light.InfoFull, light.Info.UsedMemory, first.Info.UsedMemory)
 	}
+	if !light.MemoryTime.Equal(t0) {
+		t.Errorf("light read below the watch: MemoryTime %v, want the full read's %v", light.MemoryTime, t0)
+	}
 	src.MarkInfoStale()
 	full := src.Read(ctx, t0.Add(2*time.Second))
 	if !full.InfoFull || !monitor.MemoryWatched(full.Info) {
@@ -117,6 +120,9 @@ func TestRedisSourceWatchesMemory(t *testing.T) {
 	watched := src.Read(ctx, t0.Add(3*time.Second))
 	if watched.InfoFull || watched.Info.UsedMemory >= full.Info.UsedMemory-2<<20 {
 		t.Errorf("light read past the watch: full %v, used_memory %d after deleting 3 MiB of %d; want it live", watched.InfoFull, watched.Info.UsedMemory, full.Info.UsedMemory)
+	}
+	if want := t0.Add(3 * time.Second); !watched.MemoryTime.Equal(want) || !watched.InfoTime.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("light read past the watch: MemoryTime %v, InfoTime %v; want %v and the full read's", watched.MemoryTime, watched.InfoTime, want)
 	}
 }
 

@@ -210,12 +210,29 @@ func (d *diag) memCause(l memLimit, oom bool) (cause, fix string) {
 		case l.what != "maxmemory":
 			fix = fmt.Sprintf("set maxmemory below %s (%s), with an eviction policy if this is a cache, or reduce the dataset, or give Redis more room", l.what, HumanBytes(l.limit))
 		case oom:
-			fix = "raise maxmemory if the host has room, pick an eviction policy that can evict (allkeys-lru for a cache), or reduce the dataset"
+			fix = d.raiseFix() + ", pick an eviction policy that can evict (allkeys-lru for a cache), or reduce the dataset"
 		default:
-			fix = "raise maxmemory if the host has room, or reduce the dataset; with noeviction, writes fail with OOM at 100%"
+			fix = d.raiseFix() + ", or reduce the dataset; with noeviction, writes fail with OOM at 100%"
 		}
 	}
 	return cause, fix
+}
+
+// raiseFix says whether maxmemory can be raised, and how far: the guardian
+// reads the host, so "if the host has room" is a number (oom_relief's room:
+// RAM or the cgroup's limit less what else runs there, the other instances'
+// maxmemory and a fork's copy-on-write).
+func (d *diag) raiseFix() string {
+	in := Input{Snapshot: d.s, Now: d.s.Time}
+	room := reliefRoomOf(in, reliefReading{used: max(d.info.UsedMemory-d.info.MemNotCountedForEvict, 0)})
+	switch {
+	case room.ceiling == 0:
+		return "raise maxmemory if the host has room"
+	case room.ceiling <= d.info.MaxMemory:
+		return fmt.Sprintf("the host has no room to raise maxmemory (%s)", room.text)
+	}
+	return fmt.Sprintf("raise maxmemory by up to %s (%s; remedies.oom_relief raises it by itself within that room while writes are rejected)",
+		HumanBytes(room.ceiling-d.info.MaxMemory), room.text)
 }
 
 // clientsCause names the clients whose buffers fill memory (the snapshot's
