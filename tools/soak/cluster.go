@@ -15,7 +15,7 @@ import (
 // value the soak configured (or an operator set) and looks for it in the ledger.
 var watched = []string{
 	"stop-writes-on-bgsave-error", "save", "auto-aof-rewrite-percentage", "oom-score-adj",
-	"no-appendfsync-on-rewrite", "client-output-buffer-limit",
+	"no-appendfsync-on-rewrite", "client-output-buffer-limit", "activedefrag", "active-defrag-cycle-max",
 }
 
 // baseArgs configure every instance. They are command-line arguments, so a
