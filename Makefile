@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke package package-check install-test
+.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke package package-check install-test fuzz
 
 all: build
 
@@ -113,6 +113,14 @@ bench-smoke: build deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100x ./pkg/... > dist/bench/go-smoke.txt
 	$(GO) run ./tools/bench -quick -guardian $(BIN) -gobench dist/bench/go-smoke.txt \
 		-out dist/bench/benchmarks.md -plot dist/bench/benchmarks-rejected-writes.png
+
+# fuzz runs every fuzz target (found by grep: scripts/fuzz.sh) one at a time for
+# FUZZTIME each, one worker at nice 19, and prints execs, execs/s and corpus per
+# target; FUZZ=regexp picks targets. The figures go in docs/bench/fuzzing.md by hand.
+FUZZTIME ?= 10m
+FUZZ     ?= .
+fuzz:
+	GO='$(GO)' FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' scripts/fuzz.sh
 
 clean:
 	rm -rf bin dist

@@ -135,6 +135,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 		}
 	}
 	perfFixes(p)
+	fuzzingSection(p)
 	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 30 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 2 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -500,6 +501,20 @@ A CPU profile of BenchmarkHostRead (` + "`go test -bench HostRead -cpuprofile`" 
 - Already right, kept: one multi-section INFO per tick, CONFIG GET only on refresh (figure 2), one reused timer in the loop (no time.Tick/time.After per tick).
 
 `)
+}
+
+// fuzzingNotes holds the figures of the last `make fuzz`, recorded by hand: the
+// runs take an hour, far longer than a bench run, so the report carries them over
+// rather than measuring them.
+const fuzzingNotes = "docs/bench/fuzzing.md"
+
+// fuzzingSection copies fuzzingNotes into the report, so regenerating it keeps them.
+func fuzzingSection(p func(string, ...any)) {
+	b, err := os.ReadFile(fuzzingNotes)
+	if err != nil {
+		return
+	}
+	p("## Fuzzing\n\n%s\n\n", strings.TrimSpace(string(b)))
 }
 
 // conclusions points at the written reading of the figures: what was met, what was
