@@ -185,5 +185,11 @@ func checkAccepted(t *testing.T, c *Config) {
 		if in.Addr == "" || in.ConfigCommand == "" {
 			t.Errorf("instances[%d]: addr %q, config_command %q", i, in.Addr, in.ConfigCommand)
 		}
+		// A socket path may hold a space; no address holds a control character,
+		// and no host a space.
+		if strings.IndexFunc(in.Addr, unicode.IsControl) >= 0 ||
+			!strings.HasPrefix(in.Addr, "/") && strings.IndexFunc(in.Addr, unicode.IsSpace) >= 0 {
+			t.Errorf("instances[%d].addr %q accepted", i, in.Addr)
+		}
 	}
 }
