@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		f.Add(withoutComments(b))
 	}
 	f.Add([]byte(""))
 	f.Add([]byte("interval: 250ms\nmode: dry-run\ninstances:\n  - addr: redis://u:hunter22@127.0.0.1:6380/0\n    name: main\n    remedies:\n      stop_writes: {enabled: false}\n"))
@@ -54,6 +54,19 @@ func FuzzParse(f *testing.F) {
 		}
 		checkAccepted(t, c)
 	})
+}
+
+// withoutComments drops the comment-only and blank lines of a YAML document: the
+// example's 15 KiB are mostly comments, which cost every exec and every
+// minimization of the fuzzer and reach no code of this package.
+func withoutComments(b []byte) []byte {
+	var out []byte
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
+			out = append(out, l...)
+		}
+	}
+	return out
 }
 
 func errText(err error) string {
