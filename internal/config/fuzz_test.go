@@ -206,3 +206,35 @@ func checkAccepted(t *testing.T, c *Config) {
 		}
 	}
 }
+
+// TestProblemsNameTheirPlaceOnOneLine: FuzzParse found a key that named no place
+// (an empty key: ": unknown key (line 1)", testdata/fuzz/FuzzParse/df4e6e1d1b67683c);
+// keys and values holding a newline split a problem over lines, and an address
+// with a control character or a host with a space was accepted.
+func TestProblemsNameTheirPlaceOnOneLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		doc, want string
+	}{
+		{`"": 1`, `"": unknown key (line 1)`},
+		{"\"a\\nb\": 1\n", `"a\nb": unknown key (line 1)`},
+		{"thresholds:\n  \"x.y\": 1\n", `thresholds."x.y": unknown key (line 2)`},
+		{"remedies:\n  stop_writes:\n    \"\": 1\n", `remedies.stop_writes."": unknown key (line 3); known: cooldown, enabled, max_per_hour, predictive, predictive_dwell, require_aof, warn_every`},
+		{"instances:\n  - {addr: 'h:1', tls: {ca: \"/x\\ny\"}}\n", `instances[0].tls.ca: stat /x\ny: no such file or directory`},
+		{"instances: [{addr: \"a\\nb:1\"}]\n", `instances[0].addr: the address holds a control character (at byte 1)`},
+		{"instances: [{addr: \"/run/redis\\u0085.sock\"}]\n", `instances[0].addr: the address holds a control character (at byte 10)`},
+		{"instances: [{addr: \"my host:6379\"}]\n", `instances[0].addr: "my host:6379": a host name holds no space`},
+	} {
+		_, err := Parse(strings.NewReader(tc.doc))
+		if err == nil {
+			t.Errorf("%q: accepted", tc.doc)
+			continue
+		}
+		if ps := problemsOf(err); !slices.Contains(ps, tc.want) {
+			t.Errorf("%q: problems %q, want %q among them", tc.doc, ps, tc.want)
+		}
+	}
+	if _, err := Parse(strings.NewReader("instances: [{addr: \"/run/my redis/redis.sock\"}]\n")); err != nil {
+		t.Errorf("a socket path with a space: %v", err)
+	}
+}
