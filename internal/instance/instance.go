@@ -165,15 +165,15 @@ func (p *Prepared) build(ledger remediate.Ledger, blocked error) *Built {
 	// Every instance of every guardian of the host shares the slot files of
 	// runtime_dir; each instance opens its own (a lock of another open of the
 	// same process excludes it as another process's does).
-	maxForks := 1
+	maxForks, budget := 1, false
 	if fb := policy.ConfigOf[*policy.ForkBudgetConfig](in.Remedies); fb != nil {
-		maxForks = fb.MaxConcurrent
+		maxForks, budget = fb.MaxConcurrent, fb.Enabled
 	}
 	slots := forkslot.New(p.cfg.RuntimeDir, maxForks, in.Name)
 	exec := &remediate.Executor{
 		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
 		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun || blocked != nil, Log: ilog.Named("remediate"), Now: time.Now,
-		OnEvent: o.OnEvent, Slots: slots,
+		OnEvent: o.OnEvent, Slots: slots, OwnForksTakeSlots: budget,
 	}
 	loop := &daemon.Instance{
 		Reader: forkReader{p.Collector, slots}, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
