@@ -16,10 +16,9 @@ FUZZTIME=${FUZZTIME:-10m}
 FUZZ=${FUZZ:-.}
 out=dist/fuzz
 mkdir -p "$out"
-cache=$($GO env GOCACHE)/fuzz
-module=$($GO list -m)
+cache=$("$GO" env GOCACHE)/fuzz
 
-targets=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' cmd internal pkg tools 2>/dev/null |
+targets=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\([a-z_]* \*testing\.F\)' cmd internal pkg tools 2>/dev/null |
 	sed -E 's#^([^:]*)/[^/:]*:func (Fuzz[A-Za-z0-9_]*).*#\1 \2#' | grep -E " .*$FUZZ" | sort -k2)
 [ -n "$targets" ] || { echo "fuzz.sh: no fuzz target matches $FUZZ" >&2; exit 1; }
 echo "fuzz targets:"
@@ -31,7 +30,7 @@ echo "$targets" | while read -r dir name; do
 	log=$out/$name.log
 	echo "== $name ($dir, $FUZZTIME) $(date -u +%H:%M:%S)"
 	rc=0
-	nice -n 19 $GO test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -parallel 1 "./$dir" >"$log" 2>&1 || rc=$?
+	nice -n 19 "$GO" test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -parallel 1 "./$dir" >"$log" 2>&1 || rc=$?
 	tail -n 3 "$log"
 	last=$(grep '^fuzz: elapsed:' "$log" | tail -n 1)
 	# fuzz: elapsed: 10m0s, execs: 1234 (2/sec), new interesting: 5 (total: 20)
@@ -52,6 +51,6 @@ echo "$targets" | while read -r dir name; do
 	[ "$rc" -eq 0 ] || echo "$name failed: see $log" >&2
 done
 echo
-echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short=12 HEAD) $($GO version | cut -d' ' -f3) FUZZTIME=$FUZZTIME (corpus: the run's total; the cache in $cache)"
+echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short=12 HEAD) $("$GO" version | cut -d' ' -f3) FUZZTIME=$FUZZTIME (corpus: the run's total; the cache in $cache)"
 cat "$summary"
 ! grep -q ' FAIL: ' "$summary"
