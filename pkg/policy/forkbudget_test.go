@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -414,5 +415,52 @@ func TestForkBudgetEarlySave(t *testing.T) {
 	in = at(in, now.Add(2*time.Second))
 	if ds, _ := Decide(in, st); len(only(ds, RemedyForkBudget)) != 0 {
 		t.Errorf("again 2 s later: %+v, want nothing", only(ds, RemedyForkBudget))
+	}
+}
+
+// TestForkBudgetBesideStopWrites: a save that failed (MISCONF, stop_writes
+// holds the toggle) and comes due again while another instance holds the slot.
+// fork_budget holds save "" (Redis then accepts writes whatever the toggle),
+// and stop_writes keeps its toggle all the same: the last save still failed,
+// and giving it back would reject writes the moment save returns. Once the
+// slot frees, save is given back with the slot held and the toggle stays
+// until a save succeeds; then it is given back.
+func TestForkBudgetBesideStopWrites(t *testing.T) {
+	t.Parallel()
+	toggle := Held{Setting: SettingStopWrites, Original: "yes", Value: "no", Remedy: RemedyStopWrites, Reason: IDMisconfRDB, Since: now.Add(-time.Minute)}
+	actions := func(in Input) map[string][]Action {
+		ds, _ := Decide(in, State{})
+		out := map[string][]Action{}
+		for _, d := range ds {
+			if d.Remedy == RemedyForkBudget || d.Remedy == RemedyStopWrites {
+				out[d.Remedy] = append(out[d.Remedy], d.Action)
+			}
+		}
+		return out
+	}
+	in := forkInput()
+	saveDueNow(&in)
+	misconf(&in)
+	in.Snapshot.Redis.Config[SettingStopWrites] = "no"
+	in.Held[SettingStopWrites] = toggle
+	slotTaken(&in)
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || !slices.Equal(got[RemedyForkBudget], []Action{ActForkSlotTake}) {
+		t.Errorf("due, slot taken: %v; want fork_budget's take-or-hold and stop_writes keeping its toggle", got)
+	}
+	saveHeld(time.Minute)(&in)
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || len(got[RemedyForkBudget]) != 0 {
+		t.Errorf("save held, slot taken: %v; want both to keep what they hold", got)
+	}
+	in.Snapshot.Fork.Others = nil
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || !slices.Equal(got[RemedyForkBudget], []Action{ActForkResume}) {
+		t.Errorf("save held, slot free: %v; want save resumed and the toggle kept", got)
+	}
+	delete(in.Held, SettingSave)
+	in.Snapshot.Redis.Config[SettingSave] = "3600 1 300 100"
+	in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "ok"
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Unix()
+	in.Snapshot.Redis.Info.RDBChangesSinceLastSave = 0
+	if got := actions(in); !slices.Equal(got[RemedyStopWrites], []Action{ActUndo}) {
+		t.Errorf("the save succeeded: %v; want the toggle given back", got)
 	}
 }
