@@ -48,8 +48,8 @@ func TestReadConfigFile(t *testing.T) {
 // remedy holds (policy.HeldSettings, which this package cannot import) and those
 // preflight reads.
 var fuzzFileSettings = []string{
-	"auto-aof-rewrite-percentage", "client-output-buffer-limit", "no-appendfsync-on-rewrite",
-	"oom-score-adj", "save", "stop-writes-on-bgsave-error",
+	"active-defrag-cycle-max", "activedefrag", "auto-aof-rewrite-percentage", "client-output-buffer-limit",
+	"maxmemory", "no-appendfsync-on-rewrite", "oom-score-adj", "save", "stop-writes-on-bgsave-error",
 	"dir", "appendonly", "appenddirname", "appendfilename",
 }
 

@@ -33,6 +33,9 @@ func realLedgers(f *testing.F) [][]byte {
 		{Setting: policy.SettingOOMScoreAdj, Original: "no", Value: "yes", Remedy: policy.RemedyOOMShield, Reason: "oom_risk"},
 		{Setting: policy.SettingOutputBufferLimit, Original: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
 			Value: "normal 0 0 0 slave 1073741824 268435456 60 pubsub 33554432 8388608 60", Remedy: policy.RemedyReplicaBuffer, Reason: "replica_resync_loop"},
+		{Setting: policy.SettingMaxmemory, Original: "1073741824", Value: "1181116006", Remedy: policy.RemedyOOMRelief, Reason: "oom_rejections"},
+		{Setting: policy.SettingActiveDefrag, Original: "no", Value: "yes", Remedy: policy.RemedyDefrag, Reason: "fragmentation"},
+		{Setting: policy.SettingDefragCycleMax, Original: "25", Value: "10", Remedy: policy.RemedyDefrag, Reason: "fragmentation"},
 	}
 	dir := f.TempDir()
 	all, err := OpenFileLedger(dir, "all")
@@ -42,11 +45,12 @@ func realLedgers(f *testing.F) [][]byte {
 	defer all.Close()
 	var out [][]byte
 	for _, c := range held {
+		name := c.Remedy + "-" + c.Setting
 		c.Instance, c.Addr, c.RunID, c.ConfigFile, c.Time = "main", "127.0.0.1:6380", "5f3c0e1d2a", "/etc/redis/redis.conf", at
 		if err := policy.CheckHeld(c.Remedy, c.Setting, c.Original, c.Value); err != nil {
 			f.Fatalf("seed %s: %v", c.Setting, err)
 		}
-		one, err := OpenFileLedger(dir, c.Remedy)
+		one, err := OpenFileLedger(dir, name)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -57,7 +61,7 @@ func realLedgers(f *testing.F) [][]byte {
 		if err := all.Record(c); err != nil {
 			f.Fatal(err)
 		}
-		b, err := os.ReadFile(LedgerPath(dir, c.Remedy))
+		b, err := os.ReadFile(LedgerPath(dir, name))
 		if err != nil {
 			f.Fatal(err)
 		}
