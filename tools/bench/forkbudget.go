@@ -48,10 +48,11 @@ type forkRun struct {
 	peak       int64 // memory.max_usage_in_bytes over the run (page cache included)
 	peakAnon   int64 // the group's anonymous memory at its highest (20 ms samples)
 	delays     []time.Duration
-	unsaved    int   // servers with no save in the run (dead or never ran)
-	holds      int   // fork_budget's remedy_applied events
-	restored   bool  // save back at its original on every live server after the guardian stopped
-	rss        int64 // the servers' RSS together, before the saves
+	unsaved    int            // servers with no save in the run (dead or never ran)
+	holds      int            // fork_budget's remedy_applied events
+	firstAct   *time.Duration // the guardian's first fork_budget action, from the first save's due time
+	restored   bool           // save back at its original on every live server after the guardian stopped
+	rss        int64          // the servers' RSS together, before the saves
 }
 
 // measureForkBudget interleaves runs with and without the guardian; cow is the
@@ -164,12 +165,15 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
 	cg.SetLimit(t, r.limit)
 	oom0 := fbOOMKills(t, cg)
 	resetPeak(t, cg)
-	due := time.Unix(lastSave+int64(size.saveAfter)+1, 0) // Redis saves once now-lastsave > seconds
-	if time.Until(due) < time.Second {
-		t.Fatalf("the set-up took until %s before the saves came due: lengthen the save point", time.Until(due))
+	due := make([]time.Time, len(srvs))
+	for i, ls := range lastSave {
+		due[i] = time.Unix(ls+int64(size.saveAfter)+1, 0) // Redis saves once now-lastsave > seconds
+		if time.Until(due[i]) < time.Second {
+			t.Fatalf("the set-up took until %s before the saves came due: lengthen the save point", time.Until(due[i]))
+		}
 	}
 	o := watchForks(t, cg, srvs)
-	deadline := due.Add(time.Duration(fbServers)*fbChildLife(size)*3 + 30*time.Second)
+	deadline := due[0].Add(time.Duration(fbServers)*fbChildLife(size)*3 + 30*time.Second)
 	for !o.finished() && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -189,12 +193,13 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
 			r.unsaved++
 			continue
 		}
-		r.delays = append(r.delays, o.started[i].Sub(due))
+		r.delays = append(r.delays, o.started[i].Sub(due[i]))
 	}
 	// Room again, so the guardian's last saves and give-backs are not in a full group.
 	cg.SetLimit(t, r.limit+1<<30)
 	if g != nil {
 		r.holds = countEvents(g, events.RemedyApplied, policy.RemedyForkBudget)
+		r.firstAct = fbFirstAction(t, g, due[0])
 		if err := g.stop(); err != nil {
 			t.Errorf("guardian: %v", err)
 		}
@@ -205,15 +210,33 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
 	return r
 }
 
+// fbFirstAction is when the guardian first acted for fork_budget (a slot taken or
+// save held), from due; it logs every fork_budget event of the run.
+func fbFirstAction(t *benchT, g *inproc, due time.Time) *time.Duration {
+	var first *time.Duration
+	for _, e := range g.logs.All() {
+		m := e.ContextMap()
+		if m["remedy"] != policy.RemedyForkBudget {
+			continue
+		}
+		d := e.Time.Sub(due)
+		t.Logf("%+.3fs %s %v", d.Seconds(), e.Message, m)
+		if m[events.FieldKey] == string(events.RemedyApplied) && first == nil {
+			first = &d
+		}
+	}
+	return first
+}
+
 // fbChildLife is about how long one save child lives.
 func fbChildLife(size fbSize) time.Duration {
 	return time.Duration(int64(size.keys)*size.keyDelay) * time.Microsecond
 }
 
 // fbSyncSaves runs SAVE on every server at once, so their last saves fall in the
-// same second, then sets the save point and slows the save child; it returns
-// that second. It tries again when the SAVEs straddled a second.
-func fbSyncSaves(t *benchT, srvs []*testredis.Server, size fbSize) int64 {
+// same second (it tries again when they straddled one), then sets the save point
+// and slows the save child; it returns each server's last save, in Unix seconds.
+func fbSyncSaves(t *benchT, srvs []*testredis.Server, size fbSize) []int64 {
 	ctx := context.Background()
 	for attempt := 0; ; attempt++ {
 		var wg sync.WaitGroup
@@ -230,7 +253,7 @@ func fbSyncSaves(t *benchT, srvs []*testredis.Server, size fbSize) int64 {
 			}
 			seconds[s.Info(t)["rdb_last_save_time"]] = true
 		}
-		if len(seconds) == 1 || attempt == 4 {
+		if len(seconds) == 1 || attempt == 2 {
 			break
 		}
 	}
@@ -243,10 +266,9 @@ func fbSyncSaves(t *benchT, srvs []*testredis.Server, size fbSize) int64 {
 			t.Fatalf("CONFIG SET rdb-key-save-delay: %v", err)
 		}
 	}
-	var last int64
-	for _, s := range srvs {
-		n, _ := strconv.ParseInt(s.Info(t)["rdb_last_save_time"], 10, 64)
-		last = max(last, n)
+	last := make([]int64, len(srvs))
+	for i, s := range srvs {
+		last[i], _ = strconv.ParseInt(s.Info(t)["rdb_last_save_time"], 10, 64)
 	}
 	return last
 }
@@ -515,9 +537,9 @@ func (r *report) forkSection(p func(string, ...any)) {
 	}
 	s := r.params.forkSize
 	p("## 9. Fork budget: saves due together in one memory cgroup\n\n")
-	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them in the same second, then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (a child lives about %s): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died. Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when the save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
+	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them at once (their last saves in the same second, or a second apart), then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (a child lives about %s): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died. Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when its save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). fork_budget actions: its remedy_applied events (a slot taken for a due save or a child, save held or given back), and when the first came, from the first save's due time. *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
 		fbServers, s.keys, fbValueSize, s.saveAfter, s.keyDelay, fbChildLife(s), fbRoomFactor, mib(r.fork[0].cowOne), s.saveAfter)
-	p("| Run | Mode | RSS of the servers | Limit | Peak usage (page cache incl.) | Peak anonymous | OOM kills | Main killed | Children killed | Children at once | Save delays | Unsaved | fork_budget holds | save given back |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| Run | Mode | RSS of the servers | Limit | Peak usage (page cache incl.) | Peak anonymous | OOM kills | Main killed | Children killed | Children at once | Save delays | Unsaved | fork_budget actions (first, from due) | save given back |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, x := range r.fork {
 		var d []string
 		for _, v := range x.delays {
@@ -526,6 +548,9 @@ func (r *report) forkSection(p func(string, ...any)) {
 		holds, restored := "-", "-"
 		if x.mode == modeGuarded {
 			holds, restored = strconv.Itoa(x.holds), met(x.restored)
+			if x.firstAct != nil {
+				holds += fmt.Sprintf(" (%+d ms)", x.firstAct.Milliseconds())
+			}
 		}
 		p("| %d | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %d | %s | %s |\n", i+1, x.mode, mib(x.rss), mib(x.limit), mib(x.peak), mib(x.peakAnon),
 			x.oomKills, x.mainKilled, x.childKills, x.maxAtOnce, strings.Join(d, ", "), x.unsaved, holds, restored)
