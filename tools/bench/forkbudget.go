@@ -48,11 +48,12 @@ type forkRun struct {
 	peak       int64 // memory.max_usage_in_bytes over the run (page cache included)
 	peakAnon   int64 // the group's anonymous memory at its highest (20 ms samples)
 	delays     []time.Duration
-	unsaved    int            // servers with no save in the run (dead or never ran)
-	holds      int            // fork_budget's remedy_applied events
-	firstAct   *time.Duration // the guardian's first fork_budget action, from the first save's due time
-	restored   bool           // save back at its original on every live server after the guardian stopped
-	rss        int64          // the servers' RSS together, before the saves
+	childRan   []time.Duration // how long each server's first save child ran
+	unsaved    int             // servers with no save in the run (dead or never ran)
+	holds      int             // fork_budget's remedy_applied events
+	firstAct   *time.Duration  // the guardian's first fork_budget action, from the first save's due time
+	restored   bool            // save back at its original on every live server after the guardian stopped
+	rss        int64           // the servers' RSS together, before the saves
 }
 
 // measureForkBudget interleaves runs with and without the guardian; cow is the
@@ -194,6 +195,9 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
 			continue
 		}
 		r.delays = append(r.delays, o.started[i].Sub(due[i]))
+		if !o.ended[i].IsZero() {
+			r.childRan = append(r.childRan, o.ended[i].Sub(o.started[i]))
+		}
 	}
 	// Room again, so the guardian's last saves and give-backs are not in a full group.
 	cg.SetLimit(t, r.limit+1<<30)
@@ -295,7 +299,8 @@ type forkWatch struct {
 	mu        sync.Mutex
 	maxAtOnce int
 	started   []time.Time
-	saved     []bool // a save completed (ok or failed) after the synced one
+	ended     []time.Time // when that first child was seen gone
+	saved     []bool      // a save completed (ok or failed) after the synced one
 	dead      []bool
 	// peakAnon is the group's anonymous memory at its highest sample (v1
 	// total_rss, v2 anon): what the OOM killer cannot reclaim without swap.
@@ -308,7 +313,7 @@ type forkWatch struct {
 
 func watchForks(t *benchT, cg *testredis.MemCgroup, srvs []*testredis.Server) *forkWatch {
 	n := len(srvs)
-	o := &forkWatch{cg: cg, anonKey: "total_rss", started: make([]time.Time, n), saved: make([]bool, n), dead: make([]bool, n), done: make(chan struct{})}
+	o := &forkWatch{cg: cg, anonKey: "total_rss", started: make([]time.Time, n), ended: make([]time.Time, n), saved: make([]bool, n), dead: make([]bool, n), done: make(chan struct{})}
 	if cg.Version == 2 {
 		o.anonKey = "anon"
 	}
@@ -362,8 +367,8 @@ func (o *forkWatch) sample(ctx context.Context, srvs []*testredis.Server, cs []*
 			}
 		}
 		// The first child is gone: its save ended (ok, or failed and retried later).
-		if !busy && !o.started[i].IsZero() {
-			o.saved[i] = true
+		if !busy && !o.started[i].IsZero() && !o.saved[i] {
+			o.saved[i], o.ended[i] = true, now
 		}
 		o.mu.Unlock()
 	}
@@ -537,13 +542,16 @@ func (r *report) forkSection(p func(string, ...any)) {
 	}
 	s := r.params.forkSize
 	p("## 9. Fork budget: saves due together in one memory cgroup\n\n")
-	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them at once (their last saves in the same second, or a second apart), then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (a child lives about %s): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died. Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when its save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). fork_budget actions: its remedy_applied events (a slot taken for a due save or a child, save held or given back), and when the first came, from the first save's due time. *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
+	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them at once (their last saves in the same second, or a second apart), then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (%s of delays per child; the sleeps' granularity and the load make it longer: see how long the children ran): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died. Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when its save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). fork_budget actions: its remedy_applied events (a slot taken for a due save or a child, save held or given back), and when the first came, from the first save's due time. *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
 		fbServers, s.keys, fbValueSize, s.saveAfter, s.keyDelay, fbChildLife(s), fbRoomFactor, mib(r.fork[0].cowOne), s.saveAfter)
-	p("| Run | Mode | RSS of the servers | Limit | Peak usage (page cache incl.) | Peak anonymous | OOM kills | Main killed | Children killed | Children at once | Save delays | Unsaved | fork_budget actions (first, from due) | save given back |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| Run | Mode | RSS of the servers | Limit | Peak usage (page cache incl.) | Peak anonymous | OOM kills | Main killed | Children killed | Children at once | Save delays | Children ran | Unsaved | fork_budget actions (first, from due) | save given back |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, x := range r.fork {
-		var d []string
+		var d, ran []string
 		for _, v := range x.delays {
 			d = append(d, fmtDur(v))
+		}
+		for _, v := range x.childRan {
+			ran = append(ran, fmtDur(v))
 		}
 		holds, restored := "-", "-"
 		if x.mode == modeGuarded {
@@ -552,8 +560,8 @@ func (r *report) forkSection(p func(string, ...any)) {
 				holds += fmt.Sprintf(" (%+d ms)", x.firstAct.Milliseconds())
 			}
 		}
-		p("| %d | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %d | %s | %s |\n", i+1, x.mode, mib(x.rss), mib(x.limit), mib(x.peak), mib(x.peakAnon),
-			x.oomKills, x.mainKilled, x.childKills, x.maxAtOnce, strings.Join(d, ", "), x.unsaved, holds, restored)
+		p("| %d | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s | %d | %s | %s |\n", i+1, x.mode, mib(x.rss), mib(x.limit), mib(x.peak), mib(x.peakAnon),
+			x.oomKills, x.mainKilled, x.childKills, x.maxAtOnce, strings.Join(d, ", "), strings.Join(ran, ", "), x.unsaved, holds, restored)
 	}
 	p("\n")
 }
