@@ -59,11 +59,11 @@ type forkRun struct {
 // measureForkBudget interleaves runs with and without the guardian; cow is the
 // copy-on-write of one save, measured once first.
 func measureForkBudget(t *benchT, size fbSize, reps int, verbose bool) []forkRun {
-	var cow int64
-	if err := scenario("fork budget: one save's copy-on-write", verbose, func(t *benchT) { cow = fbCalibrate(t, size) }); err != nil {
+	var cal fbCalibration
+	if err := scenario("fork budget: one save's copy-on-write", verbose, func(t *benchT) { cal = fbCalibrate(t, size) }); err != nil {
 		t.Fatalf("%v", err)
 	}
-	t.Logf("one save's copy-on-write: %d MiB", cow>>20)
+	t.Logf("one save's copy-on-write: %d MiB, its child ran %s", cal.cow>>20, cal.life)
 	var out []forkRun
 	for rep := range reps {
 		modes := []string{modeAlone, modeGuarded}
@@ -72,7 +72,7 @@ func measureForkBudget(t *benchT, size fbSize, reps int, verbose bool) []forkRun
 		}
 		for _, mode := range modes {
 			var r forkRun
-			err := scenario(fmt.Sprintf("fork budget / %s #%d", mode, rep+1), verbose, func(t *benchT) { r = forkBudgetRun(t, size, mode, cow) })
+			err := scenario(fmt.Sprintf("fork budget / %s #%d", mode, rep+1), verbose, func(t *benchT) { r = forkBudgetRun(t, size, mode, cal) })
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 				t.Errorf("%v", err)
@@ -99,9 +99,16 @@ func fbStart(t *benchT, cg *testredis.MemCgroup, n int, size fbSize) []*testredi
 	return srvs
 }
 
+// fbCalibration is one save under the writer: its copy-on-write and how long its
+// child ran.
+type fbCalibration struct {
+	cow  int64
+	life time.Duration
+}
+
 // fbCalibrate measures one save's copy-on-write: one server, the writer
 // overwriting every key in a loop while a slowed BGSAVE runs.
-func fbCalibrate(t *benchT, size fbSize) int64 {
+func fbCalibrate(t *benchT, size fbSize) fbCalibration {
 	cg := testredis.MemoryCgroup(t, 0)
 	srv := fbStart(t, cg, 1, size)[0]
 	c := srv.Client(t)
@@ -111,6 +118,7 @@ func fbCalibrate(t *benchT, size fbSize) int64 {
 	}
 	stop := fbWriters(t, []*testredis.Server{srv}, size.keys)
 	defer stop()
+	t0 := time.Now()
 	if err := c.BgSave(ctx).Err(); err != nil {
 		t.Fatalf("BGSAVE: %v", err)
 	}
@@ -118,7 +126,7 @@ func fbCalibrate(t *benchT, size fbSize) int64 {
 		return i["rdb_bgsave_in_progress"] == "0" && i["rdb_last_cow_size"] != "" && i["rdb_last_cow_size"] != "0"
 	})
 	cow, _ := strconv.ParseInt(srv.Info(t)["rdb_last_cow_size"], 10, 64)
-	return cow
+	return fbCalibration{cow: cow, life: time.Since(t0)}
 }
 
 // fbWriters overwrites every key of each server in a loop (testredis Overwrite,
@@ -147,7 +155,8 @@ func fbWriters(t *benchT, srvs []*testredis.Server, keys int) (stop func()) {
 // server in the same second, then the save point set), the group's limit set to
 // the servers' working set plus fbRoomFactor copies-on-write, and the writers
 // started; the run ends once every server saved, or died, or a deadline passed.
-func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
+func forkBudgetRun(t *benchT, size fbSize, mode string, cal fbCalibration) forkRun {
+	cow := cal.cow
 	cg := testredis.MemoryCgroup(t, 0)
 	srvs := fbStart(t, cg, fbServers, size)
 	r := forkRun{mode: mode, cowOne: cow}
@@ -174,7 +183,8 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cow int64) forkRun {
 		}
 	}
 	o := watchForks(t, cg, srvs)
-	deadline := due[0].Add(time.Duration(fbServers)*fbChildLife(size)*3 + 30*time.Second)
+	// Every save within its save point plus max_deferral (5 m), and its child's run.
+	deadline := due[0].Add(5*time.Minute + 2*cal.life)
 	for !o.finished() && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -542,7 +552,7 @@ func (r *report) forkSection(p func(string, ...any)) {
 	}
 	s := r.params.forkSize
 	p("## 9. Fork budget: saves due together in one memory cgroup\n\n")
-	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them at once (their last saves in the same second, or a second apart), then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (%s of delays per child; the sleeps' granularity and the load make it longer: see how long the children ran): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died. Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when its save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). fork_budget actions: its remedy_applied events (a slot taken for a due save or a child, save held or given back), and when the first came, from the first save's due time. *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
+	p("Method (issue 23): %d redis-servers in ONE memory cgroup (v1 here, no swap), each filled with %d keys of %d random bytes (`rdbcompression no`). A SAVE on all of them at once (their last saves in the same second, or a second apart), then `save \"%d 1\"` and `rdb-key-save-delay %d` µs (%s of delays per child; the sleeps' granularity and the load make it longer: see how long the children ran): their automatic saves come due together. The group's limit is set to its working set (usage less inactive page cache) plus %.1f times one save's copy-on-write (%s, `rdb_last_cow_size` of a save under the same writer, measured once first), so one save fits and two do not. A writer per server overwrites every key in a loop (testredis `Overwrite`, the copy-on-write writer). A run ends when every server's first save child has ended, or its server died, or at the latest max_deferral (5 m) plus two children's run times after the saves came due (Unsaved: no save child ran by then). Children at once: each server's INFO `rdb_bgsave_in_progress`/`aof_rewrite_in_progress`, polled every 20 ms. OOM kills: the group's `memory.oom_control` oom_kill; which process: the main pid's liveness and \"terminated by signal 9\" in the log (a save child). Peak usage: `memory.max_usage_in_bytes`, reset when the limit is set; it counts the page cache of the RDB files being written, which the kernel reclaims at the limit, so it sits at the limit whenever a save writes. Peak anonymous: the group's `total_rss` in memory.stat at its highest 20 ms sample, the memory the OOM killer cannot reclaim (no swap). Delay: when the save child started less when its save came due (Redis saves once `now - lastsave > seconds`, so at lastsave + %d s + 1 s, to the second). fork_budget actions: its remedy_applied events (a slot taken for a due save or a child, save held or given back), and when the first came, from the first save's due time. *guardian*: one in-process guardian (instances built as `run` builds them, one runtime_dir in a temp dir for the fork slots) at the shipped defaults: oom_shield and fork_budget on (max_concurrent 1, max_deferral 5m), interval 1 s. Modes interleaved.\n\n",
 		fbServers, s.keys, fbValueSize, s.saveAfter, s.keyDelay, fbChildLife(s), fbRoomFactor, mib(r.fork[0].cowOne), s.saveAfter)
 	p("| Run | Mode | RSS of the servers | Limit | Peak usage (page cache incl.) | Peak anonymous | OOM kills | Main killed | Children killed | Children at once | Save delays | Children ran | Unsaved | fork_budget actions (first, from due) | save given back |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, x := range r.fork {
