@@ -77,5 +77,8 @@ func fetchOrLedgers(ctx context.Context, cfg *config.Config, now time.Time) (sta
 		r.Instances = append(r.Instances, si)
 	}
 	r.Sort()
+	if n := cfg.ForkSlots(); n > 0 {
+		r.Fork = status.ReadForkSlots(cfg.RuntimeDir, n)
+	}
 	return r, nil
 }

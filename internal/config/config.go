@@ -337,3 +337,16 @@ func (in Instance) IgnoreSet() map[string]bool {
 	}
 	return m
 }
+
+// ForkSlots is how many fork slots the host's fork budget has as this
+// configuration uses them (the largest max_concurrent of the instances with
+// fork_budget on), 0 when no instance uses them.
+func (c *Config) ForkSlots() int {
+	n := 0
+	for _, in := range c.Instances {
+		if fb := policy.ConfigOf[*policy.ForkBudgetConfig](in.Remedies); fb != nil && fb.Enabled {
+			n = max(n, fb.MaxConcurrent)
+		}
+	}
+	return n
+}

@@ -19,7 +19,31 @@ func (v *validator) instances(raw []rawInstance, ignore []string, thr policy.Thr
 	for i := range raw {
 		out = append(out, v.instance(i, &raw[i], names, ignore, thr, rem))
 	}
+	v.forkSlots(out)
 	return out
+}
+
+// forkSlots insists on one max_concurrent for every instance that uses the
+// host's fork slots: it is the number of slot files, and an instance counting
+// more of them than another would take a slot the other believes does not
+// exist. (Guardian processes with other configs cannot be checked from here:
+// README says they must agree.)
+func (v *validator) forkSlots(ins []Instance) {
+	first := -1
+	for i, in := range ins {
+		fb := policy.ConfigOf[*policy.ForkBudgetConfig](in.Remedies)
+		if fb == nil || !fb.Enabled {
+			continue
+		}
+		if first < 0 {
+			first = i
+			continue
+		}
+		if want := policy.ConfigOf[*policy.ForkBudgetConfig](ins[first].Remedies).MaxConcurrent; fb.MaxConcurrent != want {
+			v.addf(fmt.Sprintf("instances[%d].remedies.fork_budget.max_concurrent", i),
+				"%d differs from instances[%d]'s %d: the host's fork slots are one budget, every instance must count the same slots", fb.MaxConcurrent, first, want)
+		}
+	}
 }
 
 // instance validates instances[i]; names maps the names taken so far to their index.

@@ -163,3 +163,39 @@ func TestClientGuardKillsRunawayMonitor(t *testing.T) {
 		})
 	}
 }
+
+// TestClientGuardBetweenFullReads: an instance past half its maxmemory is read
+// for memory at every tick, so a runaway MONITOR is killed between two full
+// INFO reads. info_refresh is an hour here: after the guardian's first tick
+// every read is a light one. On the code before, a light read asked for
+// persistence only and CLIENT LIST ran at full reads only: the MONITOR was
+// never killed (Redis rejected writes until the next full read, up to
+// info_refresh).
+func TestClientGuardBetweenFullReads(t *testing.T) {
+	t.Parallel()
+	srv := testredis.Start(t, testredis.Options{NoSave: true, Args: []string{"--maxmemory", "128mb", "--maxmemory-policy", "noeviction"}})
+	srv.Fill(t, 56000, 1024) // about 57% of maxmemory: room for a MONITOR past 32 MiB
+	g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, InfoRefresh: time.Hour})
+	g.waitTicks(2) // the full read is behind: every tick from here on is light
+
+	srv.StuckMonitor(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var n writeCounts
+	writeBig(ctx, srv.Client(t), &n)
+	// The fault builds as fast as the writer runs: slow on a loaded machine.
+	kill := fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyClientGuard, "result": "killed"}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(g.entries(kill)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no kill within 90 s (%d writes, %d rejected with OOM; Redis: used_memory %s, mem_clients_normal %s); entries:\n%s",
+				n.ok.Load(), n.oom.Load(), srv.Info(t)["used_memory"], srv.Info(t)["mem_clients_normal"], g.dump())
+		}
+		time.Sleep(poll)
+	}
+	e := g.entries(kill)[0]
+	if e.str("client_cmd") != "monitor" {
+		t.Errorf("killed %v, want the MONITOR", e.Fields)
+	}
+	t.Logf("killed between full reads: %s %v; %d writes rejected with OOM before", e.Message, e.Fields, n.oom.Load())
+}

@@ -94,6 +94,8 @@ type TickReport struct {
 	Held []remediate.Change
 	// WritesRejected says Redis was refusing writes (MISCONF) when read.
 	WritesRejected bool
+	// Fork is the host's fork slots as the tick saw them (fork_budget).
+	Fork monitor.ForkView
 }
 
 // Run is the instance's loop. It returns nil when ctx is cancelled, after a last
@@ -297,6 +299,7 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 		l.Report(TickReport{
 			Instance: l.Reader.Name(), Start: start, Duration: time.Since(start), Up: s.Redis.Err == nil,
 			Findings: res.Findings, Held: l.Writer.Changes(), WritesRejected: policy.RejectsWrites(res.Findings),
+			Fork: s.Fork,
 		})
 	}
 	next := policy.NextPoll(s, prev, now, l.Interval, l.FastPoll)

@@ -40,6 +40,15 @@ func startSavesDueTogether(t *testing.T, b testredis.Build) []*testredis.Server 
 		srvs[i] = testredis.Start(t, testredis.Options{Build: b, Save: forkBudgetSave})
 		srvs[i].Fill(t, 200, 16)
 	}
+	saveTogether(t, srvs)
+	return srvs
+}
+
+// saveTogether runs SAVE on every server at once, so their lastsave is the
+// same second and their automatic saves come due together again, and then
+// makes every key take 10 ms to save.
+func saveTogether(t *testing.T, srvs []*testredis.Server) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, len(srvs))
 	for i, s := range srvs {
@@ -49,6 +58,11 @@ func startSavesDueTogether(t *testing.T, b testredis.Build) []*testredis.Server 
 			c := s.Client(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
+			// A SAVE of the keys at their delay would end seconds apart.
+			if err := c.ConfigSet(ctx, "rdb-key-save-delay", "0").Err(); err != nil {
+				errs[i] = err
+				return
+			}
 			// An automatic save may have started meanwhile: wait it out.
 			for {
 				err := c.Save(ctx).Err()
@@ -67,7 +81,6 @@ func startSavesDueTogether(t *testing.T, b testredis.Build) []*testredis.Server 
 			t.Fatalf("prepare server %d: %v", i, err)
 		}
 	}
-	return srvs
 }
 
 // forkObserver samples rdb_bgsave_in_progress of every server every 50 ms, from
@@ -200,6 +213,7 @@ func TestForkBudgetRealSaves(t *testing.T) {
 				built, holds := startFleet(t, srvs, func(rs policy.Remedies) {
 					policy.ConfigOf[*policy.ForkBudgetConfig](rs).MaxDeferral = maxDeferral
 				})
+				saveTogether(t, srvs) // due together from now, however long the start took
 				o, stop := observeForks(t, srvs)
 				writeOneKeyEach(t, srvs)
 				// Each save waits at most for the two before it (2 s children).

@@ -42,12 +42,18 @@ type Slots struct {
 
 // New returns the slots of dir, n of them, as the instance owner uses them.
 func New(dir string, n int, owner string) *Slots {
-	return &Slots{dir: dir, n: max(n, 1), owner: strings.Map(func(r rune) rune {
+	return &Slots{dir: dir, n: max(n, 1), owner: sanitize(owner)}
+}
+
+// sanitize replaces control characters (a holder's text goes into findings
+// and logs).
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return '_'
 		}
 		return r
-	}, owner)}
+	}, strings.ToValidUTF8(s, "_"))
 }
 
 func (s *Slots) path(i int) string { return filepath.Join(s.dir, "fork-slot-"+strconv.Itoa(i)) }
@@ -134,6 +140,20 @@ func (s *Slots) View() monitor.ForkView {
 	return v
 }
 
+// Holders reads who holds each of the n slots of dir ("" for a free slot),
+// taking nothing: what `status` shows, from any process of the host.
+func Holders(dir string, n int) ([]string, error) {
+	out := make([]string, max(n, 1))
+	for i := range out {
+		h, err := queryHolder(filepath.Join(dir, "fork-slot-"+strconv.Itoa(i)))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
 // queryHolder returns who holds slot file p ("" when nobody does).
 func queryHolder(p string) (string, error) {
 	f, err := openSlot(p, unix.O_RDONLY)
@@ -153,7 +173,8 @@ func queryHolder(p string) (string, error) {
 	}
 	buf := make([]byte, 128)
 	n, _ := f.ReadAt(buf, 0)
-	if h := strings.TrimSpace(string(buf[:n])); h != "" {
+	// Another uid of the host may have written it: printable text only.
+	if h := sanitize(strings.TrimSpace(string(buf[:n]))); h != "" {
 		return h, nil
 	}
 	return "?", nil

@@ -60,6 +60,28 @@ func TestTwoSlots(t *testing.T) {
 	}
 }
 
+// TestHolderTextSanitized: a slot file's text is written by whichever uid holds
+// it and read into findings, logs and status: control characters never pass.
+func TestHolderTextSanitized(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := New(dir, 2, "a")
+	if ok, err := a.Take(); !ok || err != nil {
+		t.Fatalf("Take = %v, %v", ok, err)
+	}
+	defer a.Release()
+	if err := os.WriteFile(dir+"/fork-slot-0", []byte("evil\x1b[2J\nname 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := Holders(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"evil_[2J_name 1", ""}; hs[0] != want[0] || hs[1] != want[1] {
+		t.Fatalf("Holders = %q; want %q", hs, want)
+	}
+}
+
 func TestSymlinkRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -120,6 +142,9 @@ func TestOtherProcess(t *testing.T) {
 	want := fmt.Sprintf("other-guardian %d", cmd.Process.Pid)
 	if v := me.View(); len(v.Others) != 1 || v.Others[0] != want {
 		t.Fatalf("View = %+v; want %q", v, want)
+	}
+	if hs, err := Holders(dir, 1); err != nil || len(hs) != 1 || hs[0] != want {
+		t.Fatalf("Holders = %q, %v; want [%q]", hs, err, want)
 	}
 	// The holder exits without releasing: the lock goes with its process.
 	_ = stdin.Close()

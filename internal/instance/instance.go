@@ -25,6 +25,9 @@ type Options struct {
 	// Host is the host source, shared by every instance of a process so its cache
 	// serves them all; nil builds one.
 	Host *monitor.HostSource
+	// Peers is where the process's instances share their Redis's memory
+	// (oom_relief's room); nil: the instance sees no other.
+	Peers *Peers
 	// Log is the process logger; the instance adds its name and address. Nil logs nothing.
 	Log *zap.Logger
 	// Timeout bounds one tick and every call in it; 0 means the interval, at least 1 s.
@@ -59,15 +62,19 @@ type Built struct {
 }
 
 // forkReader adds the host's fork slots, as the instance sees them, to every
-// snapshot: fork_budget decides from them.
+// snapshot (fork_budget decides from them), and the memory of the process's
+// other instances on this host (oom_relief's room); it publishes its own.
 type forkReader struct {
 	*monitor.Collector
 	slots *forkslot.Slots
+	peers *Peers
 }
 
 func (r forkReader) Snapshot(ctx context.Context, now time.Time) monitor.Snapshot {
 	s := r.Collector.Snapshot(ctx, now)
 	s.Fork = r.slots.View()
+	r.peers.publish(r.Name(), s)
+	s.Peers = r.peers.others(r.Name())
 	return s
 }
 
@@ -165,18 +172,18 @@ func (p *Prepared) build(ledger remediate.Ledger, blocked error) *Built {
 	// Every instance of every guardian of the host shares the slot files of
 	// runtime_dir; each instance opens its own (a lock of another open of the
 	// same process excludes it as another process's does).
-	maxForks := 1
+	maxForks, budget := 1, false
 	if fb := policy.ConfigOf[*policy.ForkBudgetConfig](in.Remedies); fb != nil {
-		maxForks = fb.MaxConcurrent
+		maxForks, budget = fb.MaxConcurrent, fb.Enabled
 	}
 	slots := forkslot.New(p.cfg.RuntimeDir, maxForks, in.Name)
 	exec := &remediate.Executor{
 		Instance: in.Name, Addr: monitor.RedactAddr(in.Addr), Client: p.Collector.Redis().Client(), ConfigCommand: in.ConfigCommand,
 		Ledger: ledger, DryRun: p.cfg.Mode == config.ModeDryRun || blocked != nil, Log: ilog.Named("remediate"), Now: time.Now,
-		OnEvent: o.OnEvent, Slots: slots,
+		OnEvent: o.OnEvent, Slots: slots, OwnForksTakeSlots: budget,
 	}
 	loop := &daemon.Instance{
-		Reader: forkReader{p.Collector, slots}, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
+		Reader: forkReader{p.Collector, slots, o.Peers}, Writer: exec, Thresholds: in.Thresholds, Remedies: in.Remedies, Ignore: in.IgnoreSet(),
 		Blocked: blocked, Insecure: insecure, Interval: p.cfg.Interval, FastPoll: p.cfg.FastPoll, Timeout: o.Timeout, Log: ilog,
 		Report: o.Report, Beat: o.Beat, BeatEvery: o.BeatEvery,
 	}
@@ -198,6 +205,7 @@ func (p *Prepared) Close() { p.closeFn() }
 // Close releases the ledger (its lock) and the fork slot (a loop whose last
 // pass could not reach Redis did not), and closes the client.
 func (b *Built) Close() {
+	b.opts.Peers.forget(b.Name())
 	_ = b.Slots.Release()
 	_ = b.Ledger.Close()
 	b.Prepared.Close()

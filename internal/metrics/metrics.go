@@ -35,6 +35,9 @@ type Metrics struct {
 	reloadTime     prometheus.Gauge
 	reloadsTotal   *prometheus.CounterVec
 	instancesTotal prometheus.Gauge
+	forkHeld       *prometheus.GaugeVec
+	forkBusy       *prometheus.GaugeVec
+	forkSlots      *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	last map[string]instState
@@ -85,6 +88,12 @@ func New(version string) *Metrics {
 			Help: "Configuration reloads by result (ok, failed)."}, []string{"result"}),
 		instancesTotal: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "instances",
 			Help: "Redis instances being watched."}),
+		forkHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "fork_slot_held",
+			Help: "1 while the instance holds one of the host's fork slots (fork_budget: its fork child runs, or is about to)."}, []string{"instance"}),
+		forkBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "fork_slots_busy",
+			Help: "The host's fork slots held by any instance of any guardian, as the instance's last tick saw them."}, []string{"instance"}),
+		forkSlots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "fork_slots",
+			Help: "The host's fork slots (fork_budget.max_concurrent) as the instance uses them; 0 when they could not be read."}, []string{"instance"}),
 		last: map[string]instState{},
 	}
 	for ev, c := range remedyCounters {
@@ -101,6 +110,7 @@ func New(version string) *Metrics {
 	}
 	m.Registry.MustRegister(m.up, m.findings, m.suppressed, m.held, m.heldSince, m.rejected, m.tickDuration, m.lastTick,
 		m.reloadOK, m.reloadTime, m.reloadsTotal, m.instancesTotal, build,
+		m.forkHeld, m.forkBusy, m.forkSlots,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +122,9 @@ func (m *Metrics) AddInstance(name string, remedies []string) {
 	m.held.WithLabelValues(name)
 	m.heldSince.WithLabelValues(name)
 	m.rejected.WithLabelValues(name)
+	m.forkHeld.WithLabelValues(name)
+	m.forkBusy.WithLabelValues(name)
+	m.forkSlots.WithLabelValues(name)
 	for _, r := range remedies {
 		for _, c := range m.remedies {
 			c.WithLabelValues(name, r)
@@ -135,6 +148,9 @@ func (m *Metrics) RemoveInstance(name string) {
 	m.heldSince.DeletePartialMatch(l)
 	m.suppressed.DeletePartialMatch(l)
 	m.rejected.DeletePartialMatch(l)
+	m.forkHeld.DeletePartialMatch(l)
+	m.forkBusy.DeletePartialMatch(l)
+	m.forkSlots.DeletePartialMatch(l)
 	m.tickDuration.DeletePartialMatch(l)
 	m.lastTick.DeletePartialMatch(l)
 	for _, c := range m.remedies {
@@ -174,6 +190,7 @@ func (m *Metrics) Tick(r daemon.TickReport) {
 		}
 	}
 	m.heldSince.WithLabelValues(r.Instance).Set(oldest)
+	m.fork(r)
 	m.tickDuration.WithLabelValues(r.Instance).Observe(r.Duration.Seconds())
 	m.lastTick.WithLabelValues(r.Instance).Set(float64(end.UnixNano()) / 1e9)
 
@@ -198,6 +215,22 @@ func (m *Metrics) Tick(r daemon.TickReport) {
 		m.rejected.WithLabelValues(r.Instance).Add(end.Sub(prev.end).Seconds())
 	}
 	m.last[r.Instance] = instState{end: end, rejected: r.WritesRejected, findings: cur}
+}
+
+// fork records the host's fork slots as the tick saw them; slots it could not
+// read show as 0 slots, none busy.
+func (m *Metrics) fork(r daemon.TickReport) {
+	v := r.Fork
+	held, busy, slots := 0.0, 0.0, 0.0
+	if v.Known {
+		slots, busy = float64(v.Slots), float64(v.Slots-v.Free())
+		if v.Mine {
+			held = 1
+		}
+	}
+	m.forkHeld.WithLabelValues(r.Instance).Set(held)
+	m.forkBusy.WithLabelValues(r.Instance).Set(busy)
+	m.forkSlots.WithLabelValues(r.Instance).Set(slots)
 }
 
 // Reloaded records a configuration reload's result.

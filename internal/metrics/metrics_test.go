@@ -14,6 +14,7 @@ import (
 	"github.com/redis-guardian/redis-guardian/internal/daemon"
 	"github.com/redis-guardian/redis-guardian/internal/metrics"
 	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -82,9 +83,45 @@ redis_guardian_instance_up{instance="main"} 0
 		t.Errorf("after an unreachable tick: %v", err)
 	}
 	m.RemoveInstance("main")
-	n, err := testutil.GatherAndCount(m.Registry, "redis_guardian_instance_up", "redis_guardian_remedies_applied_total", "redis_guardian_tick_duration_seconds")
+	n, err := testutil.GatherAndCount(m.Registry, "redis_guardian_instance_up", "redis_guardian_remedies_applied_total", "redis_guardian_tick_duration_seconds",
+		"redis_guardian_fork_slot_held")
 	if err != nil || n != 0 {
 		t.Errorf("after RemoveInstance %d series remain (err %v)", n, err)
+	}
+}
+
+// TestForkSlots: who holds the host's fork slots, as each instance's tick saw
+// them (issue 23: metrics show who holds the slot).
+func TestForkSlots(t *testing.T) {
+	t.Parallel()
+	m := metrics.New("test")
+	m.AddInstance("main", nil)
+	m.AddInstance("cache", nil)
+	m.AddInstance("lost", nil)
+	t0 := time.Unix(1_700_000_000, 0)
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Mine: true, Others: []string{"other 12"}}})
+	m.Tick(daemon.TickReport{Instance: "cache", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Others: []string{"main 1", "other 12"}}})
+	m.Tick(daemon.TickReport{Instance: "lost", Start: t0, Up: true, Fork: monitor.ForkView{Slots: 2, Err: "permission denied"}})
+	want := `
+# HELP redis_guardian_fork_slot_held 1 while the instance holds one of the host's fork slots (fork_budget: its fork child runs, or is about to).
+# TYPE redis_guardian_fork_slot_held gauge
+redis_guardian_fork_slot_held{instance="cache"} 0
+redis_guardian_fork_slot_held{instance="lost"} 0
+redis_guardian_fork_slot_held{instance="main"} 1
+# HELP redis_guardian_fork_slots_busy The host's fork slots held by any instance of any guardian, as the instance's last tick saw them.
+# TYPE redis_guardian_fork_slots_busy gauge
+redis_guardian_fork_slots_busy{instance="cache"} 2
+redis_guardian_fork_slots_busy{instance="lost"} 0
+redis_guardian_fork_slots_busy{instance="main"} 2
+# HELP redis_guardian_fork_slots The host's fork slots (fork_budget.max_concurrent) as the instance uses them; 0 when they could not be read.
+# TYPE redis_guardian_fork_slots gauge
+redis_guardian_fork_slots{instance="cache"} 2
+redis_guardian_fork_slots{instance="lost"} 0
+redis_guardian_fork_slots{instance="main"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+		"redis_guardian_fork_slot_held", "redis_guardian_fork_slots_busy", "redis_guardian_fork_slots"); err != nil {
+		t.Error(err)
 	}
 }
 

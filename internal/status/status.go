@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
 )
@@ -30,6 +31,26 @@ type Report struct {
 	Time      time.Time  `json:"time"`
 	Note      string     `json:"note,omitempty"`
 	Instances []Instance `json:"instances"`
+	// Fork is who holds the host's fork slots (fork_budget), read from the
+	// slot files when the report was made; nil when no instance uses them.
+	Fork *ForkSlots `json:"fork_slots,omitempty"`
+}
+
+// ForkSlots is the host's fork slots: every guardian of the host shares them.
+type ForkSlots struct {
+	Dir string `json:"dir"`
+	// Holders has one entry per slot: "instance pid" of its holder, "" when free.
+	Holders []string `json:"holders"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// ReadForkSlots reads who holds the n fork slots of dir, taking none.
+func ReadForkSlots(dir string, n int) *ForkSlots {
+	hs, err := forkslot.Holders(dir, n)
+	if err != nil {
+		return &ForkSlots{Dir: dir, Holders: []string{}, Error: err.Error()}
+	}
+	return &ForkSlots{Dir: dir, Holders: hs}
 }
 
 // Instance is one watched Redis.
@@ -41,6 +62,8 @@ type Instance struct {
 	LastTick *time.Time `json:"last_tick,omitempty"`
 	Findings []Finding  `json:"findings"`
 	Held     []Held     `json:"held"`
+	// ForkSlot says the instance held a host fork slot at its last tick.
+	ForkSlot bool `json:"holds_fork_slot,omitempty"`
 	// Error says why the instance's ledger could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -181,8 +204,32 @@ func WriteText(w io.Writer, r Report) {
 			fmt.Fprintf(w, "  holds %s %s (original %s) on %s for %s: %s, %s\n", h.Setting, h.Value, h.Original, h.Redis,
 				time.Duration(h.AgeSeconds*float64(time.Second)).Round(time.Second), h.Remedy, h.Reason)
 		}
+		if in.ForkSlot {
+			fmt.Fprintln(w, "  holds a fork slot")
+		}
 		for _, f := range in.Findings {
 			fmt.Fprintf(w, "  %s %s: %s\n", strings.ToUpper(f.Severity), f.ID, f.Summary)
 		}
+	}
+	writeForkSlots(w, r.Fork)
+}
+
+// writeForkSlots renders who holds the host's fork slots.
+func writeForkSlots(w io.Writer, f *ForkSlots) {
+	if f == nil {
+		return
+	}
+	if f.Error != "" {
+		fmt.Fprintf(w, "\nfork slots (%s): unreadable: %s\n", f.Dir, f.Error)
+		return
+	}
+	fmt.Fprintf(w, "\nfork slots (%s):\n", f.Dir)
+	for i, h := range f.Holders {
+		if h == "" {
+			h = "free"
+		} else {
+			h = "held by " + h
+		}
+		fmt.Fprintf(w, "  slot %d: %s\n", i, h)
 	}
 }

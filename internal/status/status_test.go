@@ -1,8 +1,12 @@
 package status
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
@@ -26,5 +30,35 @@ func TestOKWithStandingHold(t *testing.T) {
 		if got := r.OK(); got != tc.want {
 			t.Errorf("%s: OK() = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestForkSlotsShown: status reads who holds the host's fork slots from the
+// slot files, taking none, and says it in the text.
+func TestForkSlotsShown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := forkslot.New(dir, 2, "cache")
+	if ok, err := s.Take(); !ok || err != nil {
+		t.Fatalf("Take = %v, %v", ok, err)
+	}
+	defer s.Release()
+	f := ReadForkSlots(dir, 2)
+	want := fmt.Sprintf("cache %d", os.Getpid())
+	if f.Error != "" || len(f.Holders) != 2 || f.Holders[0] != want || f.Holders[1] != "" {
+		t.Fatalf("ReadForkSlots = %+v; want slot 0 held by %q, slot 1 free", f, want)
+	}
+	var b strings.Builder
+	WriteText(&b, Report{Source: "daemon", Instances: []Instance{{Name: "cache", ForkSlot: true}}, Fork: f})
+	for _, line := range []string{"  holds a fork slot\n", "  slot 0: held by " + want + "\n", "  slot 1: free\n"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("text lacks %q:\n%s", line, b.String())
+		}
+	}
+	if err := os.Symlink("/etc/passwd", dir+"/fork-slot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if f := ReadForkSlots(dir, 2); f.Error == "" {
+		t.Errorf("a symlinked slot file read as %+v; want an error", f)
 	}
 }

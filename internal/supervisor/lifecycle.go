@@ -76,7 +76,7 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 // prepare builds an instance's client; its ledger opens in open.
 func (s *Supervisor) prepare(cfg *config.Config, in config.Instance) (*instance.Prepared, error) {
 	return instance.Prepare(cfg, in, instance.Options{
-		Host: s.host, Log: s.log,
+		Host: s.host, Peers: s.peers, Log: s.log,
 		OnEvent:   func(event events.Name, remedy, limit string) { s.metrics.RemedyEvent(in.Name, event, remedy, limit) },
 		Report:    s.report,
 		Beat:      func() { s.wd.Beat(in.Name) },

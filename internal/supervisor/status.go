@@ -139,10 +139,14 @@ func (s *Supervisor) Status() status.Report {
 		if last := in.last; last != nil {
 			up, end := last.Up, last.Start.Add(last.Duration)
 			si.Up, si.LastTick, si.Findings = &up, &end, status.FromFindings(last.Findings)
+			si.ForkSlot = last.Fork.Mine
 		}
 		r.Instances = append(r.Instances, si)
 	}
 	r.Sort()
+	if n := s.cfg.ForkSlots(); n > 0 {
+		r.Fork = status.ReadForkSlots(s.cfg.RuntimeDir, n)
+	}
 	return r
 }
 

@@ -44,6 +44,8 @@ type Supervisor struct {
 	wd       *notify.Watchdog
 	metrics  *metrics.Metrics
 	host     *monitor.HostSource
+	// peers is where the instances share their Redis's memory (oom_relief).
+	peers *instance.Peers
 
 	mu     sync.Mutex
 	cfg    *config.Config
@@ -69,7 +71,7 @@ type running struct {
 func New(cfg *config.Config, o Options) *Supervisor {
 	return &Supervisor{
 		load: o.Load, version: o.Version, log: o.Log, notifier: o.Notifier, wd: notify.NewWatchdog(o.Notifier, nil), metrics: o.Metrics,
-		host: monitor.NewHostSource(monitor.HostOptions{}), cfg: cfg, insts: map[string]*running{},
+		host: monitor.NewHostSource(monitor.HostOptions{}), peers: instance.NewPeers(), cfg: cfg, insts: map[string]*running{},
 	}
 }
 

@@ -366,3 +366,38 @@ func (s *Server) Overwrite(c *redis.Client, keys, valueSize int) error {
 	}
 	return nil
 }
+
+// FragmentKeys is how many keys Fragment populates; a tenth of them stay.
+const FragmentKeys = 500000
+
+// Fragment leaves the allocator fragmented (fault-injection.md and issue 24's
+// measured pattern): DEBUG POPULATE FragmentKeys keys ("key:<n>") of 500 bytes,
+// then every key but each tenth deleted in pipelines, so most pages keep a few
+// live allocations among freed ones. Measured on 7.0.15: used_memory 34 MB, RSS
+// 309 MB, allocator_frag_bytes 208 MB. jemalloc's background thread gives the
+// wholly empty pages back within about a minute (allocator_rss_bytes); the
+// fragmented ones stay until active defrag or a restart. The server must run
+// with `--enable-debug-command yes` (Options.Args).
+func (s *Server) Fragment(t testing.TB) {
+	t.Helper()
+	// DEBUG POPULATE of 500000 keys takes seconds on a loaded machine: more
+	// than go-redis's default read timeout of 3 s.
+	c := s.newClient(func(o *redis.Options) { o.ReadTimeout = time.Minute })
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.Do(ctx, "DEBUG", "POPULATE", FragmentKeys, "key", 500).Err(); err != nil {
+		t.Fatalf("testredis: Fragment: DEBUG POPULATE (start the server with --enable-debug-command yes): %v", err)
+	}
+	for lo := 0; lo < FragmentKeys; lo += 1000 {
+		keys := make([]string, 0, 900)
+		for i := lo; i < lo+1000; i++ {
+			if i%10 != 0 {
+				keys = append(keys, "key:"+strconv.Itoa(i))
+			}
+		}
+		if err := c.Del(ctx, keys...).Err(); err != nil {
+			t.Fatalf("testredis: Fragment: DEL: %v", err)
+		}
+	}
+}

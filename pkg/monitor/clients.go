@@ -19,10 +19,14 @@ const (
 
 // ClientListEvery is the least time between two CLIENT LISTs of one instance:
 // CLIENT LIST walks every connection on Redis's main thread, so it never runs per
-// tick. TopClientsN is how many clients a reading keeps.
+// tick. Client buffers that grew by another ClientBuffersMinBytes since the last
+// listing (a second runaway, or the listed one far bigger) are listed again
+// sooner, but not within ClientListSoonest. TopClientsN is how many clients a
+// reading keeps.
 const (
-	ClientListEvery = time.Minute
-	TopClientsN     = 5
+	ClientListEvery   = time.Minute
+	ClientListSoonest = 5 * time.Second
+	TopClientsN       = 5
 )
 
 // ClientBuffersLarge reports whether the normal clients' buffers (MONITOR and
@@ -39,27 +43,32 @@ type clientsCache struct {
 	at    time.Time
 	err   error
 	runID string
+	// buffers is mem_clients_normal when it was listed.
+	buffers int64
 }
 
 // clients returns this reading's clients: a new CLIENT LIST when client buffers
-// are large on a full read and the last one is ClientListEvery old, else the last
-// one while the buffers stay large. A full read that finds them small, or a
-// restarted Redis, forgets it.
-func (r *RedisSource) clients(ctx context.Context, now time.Time, in Info, full bool) ([]Client, time.Time, error) {
+// are large on a read of the memory section (mem) and the last one is
+// ClientListEvery old, or the buffers grew by ClientBuffersMinBytes since it
+// and it is ClientListSoonest old; else the last one while the buffers stay
+// large. A read that finds them small, or a restarted Redis, forgets it.
+func (r *RedisSource) clients(ctx context.Context, now time.Time, in Info, mem bool) ([]Client, time.Time, error) {
 	large := ClientBuffersLarge(in)
 	r.mu.Lock()
 	c := r.clientList
-	if in.RunID != c.runID || (full && !large) {
+	if in.RunID != c.runID || (mem && !large) {
 		c = clientsCache{runID: in.RunID}
 	}
-	due := full && large && (c.at.IsZero() || now.Sub(c.at) >= ClientListEvery || now.Before(c.at))
+	age := now.Sub(c.at)
+	grown := in.MemClientsNormal >= c.buffers+ClientBuffersMinBytes && age >= ClientListSoonest
+	due := mem && large && (c.at.IsZero() || age >= ClientListEvery || grown || now.Before(c.at))
 	r.clientList = c
 	r.mu.Unlock()
 	if !due {
 		return c.list, c.at, c.err
 	}
 	list, err := r.listClients(ctx)
-	c = clientsCache{list: list, at: now, err: err, runID: in.RunID}
+	c = clientsCache{list: list, at: now, err: err, runID: in.RunID, buffers: in.MemClientsNormal}
 	r.mu.Lock()
 	r.clientList = c
 	r.mu.Unlock()

@@ -73,6 +73,10 @@ type Info struct {
 	AllocatorRSSBytes   int64
 	MemAllocator        string
 	ActiveDefragRunning bool
+	// ActiveDefragHits (INFO stats) counts the allocations active defrag has
+	// moved since the server started: a rise says defrag is doing something,
+	// even while writes keep allocator_frag_bytes from falling.
+	ActiveDefragHits int64
 
 	// Persistence
 	Loading                        bool
@@ -290,6 +294,8 @@ func (in *Info) set(k, v string) {
 		in.MemAllocator = v
 	case "active_defrag_running":
 		in.ActiveDefragRunning = v != "0" && v != ""
+	case "active_defrag_hits":
+		in.ActiveDefragHits = atoi(v)
 	case "loading":
 		in.Loading = v == "1"
 	case "async_loading":

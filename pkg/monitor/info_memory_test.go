@@ -42,9 +42,10 @@ func TestParseInfoMemoryAbsent(t *testing.T) {
 		t.Errorf("absent breakdown read as %+v", in)
 	}
 	in = ParseInfo("used_memory:100\r\nused_memory_overhead:90\r\nmem_clients_normal:80\r\nmem_clients_slaves:5\r\nused_memory_dataset:10\r\n" +
-		"mem_not_counted_for_evict:5\r\nallocator_frag_bytes:7\r\nallocator_frag_ratio:1.50\r\nallocator_rss_bytes:3\r\nactive_defrag_running:25\r\n")
+		"mem_not_counted_for_evict:5\r\nallocator_frag_bytes:7\r\nallocator_frag_ratio:1.50\r\nallocator_rss_bytes:3\r\nactive_defrag_running:25\r\n" +
+		"# Stats\r\nactive_defrag_hits:1234\r\nactive_defrag_misses:99\r\n")
 	if !in.HasMemoryBreakdown || in.MemClientsNormal != 80 || in.MemClientsSlaves != 5 || in.MemNotCountedForEvict != 5 ||
-		!in.HasAllocatorFrag || in.AllocatorFragBytes != 7 || in.AllocatorFragRatio != 1.5 || in.AllocatorRSSBytes != 3 || !in.ActiveDefragRunning {
+		!in.HasAllocatorFrag || in.AllocatorFragBytes != 7 || in.AllocatorFragRatio != 1.5 || in.AllocatorRSSBytes != 3 || !in.ActiveDefragRunning || in.ActiveDefragHits != 1234 {
 		t.Errorf("breakdown read as %+v", in)
 	}
 }

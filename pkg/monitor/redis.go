@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,6 +174,8 @@ type RedisSource struct {
 	// The last reading of every section, which a light tick's sections update.
 	last     Info
 	infoTime time.Time
+	// memTime is when the memory section was last read.
+	memTime time.Time
 	// fullStale makes the next tick a full one: a new connection or a failed read.
 	fullStale bool
 	// clientList is the last CLIENT LIST (clients.go).
@@ -238,7 +241,7 @@ func (r *RedisSource) MarkInfoStale() {
 // memory (see RedisReading.Clients).
 func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	start := time.Now()
-	raw, full, err := r.info(ctx, now)
+	raw, full, mem, err := r.info(ctx, now)
 	rd := RedisReading{Latency: time.Since(start)}
 	if err != nil {
 		rd.Err = fmt.Errorf("INFO: %w", BoundError(err))
@@ -256,9 +259,12 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 	} else {
 		r.last.Merge(raw)
 	}
-	rd.Info, rd.InfoTime, rd.InfoFull = r.last, r.infoTime, full
+	if mem {
+		r.memTime = now
+	}
+	rd.Info, rd.InfoTime, rd.InfoFull, rd.MemoryTime = r.last, r.infoTime, full, r.memTime
 	r.mu.Unlock()
-	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, full)
+	rd.Clients, rd.ClientsTime, rd.ClientsErr = r.clients(ctx, now, rd.Info, mem)
 
 	r.mu.Lock()
 	refresh := r.stale || r.configTime.IsZero() || now.Sub(r.configTime) >= r.opts.ConfigRefresh ||
@@ -285,8 +291,9 @@ func (r *RedisSource) Read(ctx context.Context, now time.Time) RedisReading {
 }
 
 // info runs this tick's INFO: every section when a full read is due, else the
-// light sections. full says which.
-func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full bool, err error) {
+// light sections, with memory while the last reading shows memory pressure
+// (MemoryWatched). full says which; mem says the memory section was read.
+func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full, mem bool, err error) {
 	r.mu.Lock()
 	args := r.infoArgs
 	full = r.opts.InfoRefresh <= 0 || r.fullStale || r.infoTime.IsZero() || now.Sub(r.infoTime) >= r.opts.InfoRefresh
@@ -301,6 +308,10 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		default:
 			full = true // a replica before 7.0: its role needs a second section
 		}
+		if !full && len(args) > 1 && MemoryWatched(r.last) {
+			args = append(slices.Clip(args), "memory")
+			mem = true
+		}
 	}
 	r.mu.Unlock()
 	s, err := r.client.Do(ctx, args...).Text()
@@ -313,6 +324,7 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		s, err = r.client.Do(ctx, "INFO").Text()
 		full = true
 	}
+	mem = mem || full
 	if full && err == nil {
 		// Cleared after the read: the connection it may have opened is the one
 		// this full read used.
@@ -320,7 +332,24 @@ func (r *RedisSource) info(ctx context.Context, now time.Time) (raw string, full
 		r.fullStale = false
 		r.mu.Unlock()
 	}
-	return s, full, err
+	return s, full, mem, err
+}
+
+// MemoryWatchShare is the share of maxmemory in use from which a light read
+// asks for INFO memory too: used_memory and the client buffers are then read
+// at every tick, not at the next full read (info_refresh, 10 s by default), so
+// client_guard and the memory findings act within a tick when a runaway client
+// or a growing dataset fills what is left. Below it (or without maxmemory) a
+// light read stays persistence only: the memory section costs Redis's main
+// thread more than the few lines of persistence, and an instance at half its
+// limit has time until the next full read.
+const MemoryWatchShare = 0.5
+
+// MemoryWatched reports whether the memory section belongs in light reads:
+// used_memory at MemoryWatchShare of maxmemory, or client buffers large
+// (ClientBuffersLarge), in the last reading.
+func MemoryWatched(in Info) bool {
+	return ClientBuffersLarge(in) || in.MaxMemory > 0 && float64(in.UsedMemory) >= MemoryWatchShare*float64(in.MaxMemory)
 }
 
 func (r *RedisSource) configGet(ctx context.Context) (RedisConfig, error) {

@@ -20,6 +20,23 @@ type Snapshot struct {
 	Log      LogReading
 	// Fork is the host's fork slots (fork_budget), zero when not read.
 	Fork ForkView
+	// Peers are the other instances of this guardian process whose Redis runs
+	// on this host, as their own loops last read them (oom_relief keeps their
+	// maxmemory out of the room it raises into). Instances watched by another
+	// guardian process are not among them.
+	Peers []PeerMemory
+}
+
+// PeerMemory is the memory of another Redis of this host, as the instance of
+// the same guardian process that watches it last read it.
+type PeerMemory struct {
+	Name string
+	// MaxMemory is its maxmemory (0: no limit); UsedMemory its last used_memory.
+	MaxMemory  int64
+	UsedMemory int64
+	// CgroupLimit is the cgroup that sets its memory limit (CgroupReading's
+	// LimitPath), "" when none: a peer under the same limit shares its room.
+	CgroupLimit string
 }
 
 // ErrKind classifies why Redis could not be read, because each kind has a different
@@ -52,6 +69,9 @@ type RedisReading struct {
 	// reading asked for all of them.
 	InfoTime time.Time
 	InfoFull bool
+	// MemoryTime is when INFO memory was last read: at a full read, and at a
+	// light one too while memory is watched (MemoryWatched).
+	MemoryTime time.Time
 
 	// Config is the last CONFIG GET result; it is refreshed rarely, so ConfigTime
 	// says how old it is. ConfigErr is set when CONFIG GET failed (renamed command,

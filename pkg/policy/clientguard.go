@@ -36,12 +36,14 @@ import (
 // leaves it out by id; the executor checks again, and CLIENT KILL's SKIPME
 // default spares the caller).
 //
-// It sees the clients when the guardian does: CLIENT LIST runs at a full INFO
-// read (info_refresh) while client buffers are above 32 MiB and a quarter of
-// used_memory, and is kept for up to a minute (monitor.ClientListEvery). A
-// runaway MONITOR that fills memory is far past both (measured: 52-62 MiB of
-// 64 MiB at its first listing); a client listed under the size is killed at the
-// next listing, if it has grown past it. Client buffers under a quarter of
+// It sees the clients when the guardian does: CLIENT LIST runs at a read of
+// INFO memory (every tick once used_memory is at half of maxmemory or client
+// buffers are large, monitor.MemoryWatched; else at a full read, info_refresh)
+// while client buffers are above 32 MiB and a quarter of used_memory, and is
+// kept for up to a minute (monitor.ClientListEvery), or 5 s once the buffers
+// grew by another 32 MiB. A runaway MONITOR that fills memory is far past both
+// (measured: 52-62 MiB of 64 MiB at its first listing); a client listed under
+// the size is killed at the next listing, if it has grown past it. Client buffers under a quarter of
 // used_memory are not the cause of the pressure, and nothing is killed then.
 //
 // The executor checks every rule again right before the kill, on CLIENT LIST ID

@@ -91,6 +91,8 @@ type State struct {
 	Shared Shared
 	// remedies holds each remedy's own state, by name, as its Decide returned it.
 	remedies map[string]any
+	// oomKills are the OOM kills seen in Redis's memory cgroup lately.
+	oomKills OOMKills
 }
 
 // Sample is one reading of total_commands_processed.
@@ -132,9 +134,14 @@ type Result struct {
 
 // Evaluate is one tick's policy: Diagnose the snapshot, then Decide, with the
 // findings the remedies raise about themselves added and the ignored ones dropped.
+// A remedy's finding replaces a diagnosed one of the same id: the remedy knows
+// more than the snapshot shows (defrag's fragmentation_high says what the
+// server answered when asked to defrag, which diagnosis cannot know).
 func Evaluate(in Input, st State) (Result, State) {
-	findings := Diagnose(in.Snapshot, History{Prev: in.Prev}, in.Thresholds, in.Ignore)
+	kills := TrackOOMKills(st.oomKills, in.Prev, in.Snapshot)
+	findings := Diagnose(in.Snapshot, History{Prev: in.Prev, OOMKills: kills}, in.Thresholds, in.Ignore)
 	ds, own, st := decide(in, st)
+	st.oomKills = kills
 	fileValues(in, ds)
 	own = append(own, configFileFindings(in)...)
 	for setting, why := range in.Stranded {
@@ -143,14 +150,12 @@ func Evaluate(in Input, st State) (Result, State) {
 			Cause:   why,
 			Fix:     "run redis-guardian restore with the old address (--addr), or check the setting on that Redis by hand and remove the entry from the ledger"})
 	}
-	kept := 0
-	for _, f := range own {
-		if !in.Ignore[f.ID] {
-			findings = append(findings, f)
-			kept++
-		}
-	}
-	if kept > 0 {
+	own = slices.DeleteFunc(own, func(f Finding) bool { return in.Ignore[f.ID] })
+	findings = slices.DeleteFunc(findings, func(g Finding) bool {
+		return slices.ContainsFunc(own, func(f Finding) bool { return f.ID == g.ID })
+	})
+	findings = append(findings, own...)
+	if len(own) > 0 {
 		sortFindings(findings)
 	}
 	return Result{Findings: findings, Decisions: ds}, st
@@ -233,7 +238,7 @@ func Observe(st State, now time.Time, outs []Outcome) State {
 func (st State) clone() State {
 	// Remedy states are values their remedies never modify in place, so a shallow
 	// copy of the map keeps the caller's state intact.
-	c := State{Shared: st.Shared.clone(), remedies: maps.Clone(st.remedies)}
+	c := State{Shared: st.Shared.clone(), remedies: maps.Clone(st.remedies), oomKills: st.oomKills}
 	if c.remedies == nil {
 		c.remedies = map[string]any{}
 	}

@@ -18,6 +18,9 @@ type History struct {
 	// only to see counters rise: log lines still count from recentWindow back,
 	// as without Prev.
 	OneShot bool
+	// OOMKills are the OOM kills seen in Redis's memory cgroup over the last
+	// ticks (TrackOOMKills); zero: only Prev's reading is compared.
+	OOMKills OOMKills
 }
 
 // recentWindow is how far back a log line counts when there is no earlier tick to

@@ -867,6 +867,16 @@ func diagCases() []diagCase {
 			want: []idSev{crit(IDMaxmemoryNearLimit)},
 		},
 		{
+			// Hovering just under maxmemory (a runaway client's buffer at the
+			// edge) is full too: no flip to warning and back at every tick.
+			name: "maxmemory at 99.6% with noeviction",
+			snap: func(s *monitor.Snapshot) {
+				s.Redis.Info.UsedMemory = gib - 4*mib
+				s.Redis.Info.MaxMemoryPolicy = "noeviction"
+			},
+			want: []idSev{crit(IDMaxmemoryNearLimit)},
+		},
+		{
 			name: "maxmemory above host memory",
 			snap: func(s *monitor.Snapshot) { s.Redis.Info.MaxMemory = 32 * gib },
 			want: []idSev{warn(IDMaxmemoryExceedsHost)},
@@ -1158,7 +1168,8 @@ func TestDiagnoseCoversEveryID(t *testing.T) {
 	// Findings a remedy raises about itself, and the ledger's, are covered by their own tests.
 	raisedByRemedies := map[string]bool{IDRewriteDeferredTooLong: true, IDLedgerUnreadable: true, IDLedgerStranded: true, IDStateDirInsecure: true,
 		IDHeldValueInConfigFile: true, IDConfigFileUnprotected: true, IDReplicaResyncLoop: true,
-		IDOOMShieldUnavailable: true, IDOOMScoreAdjIneffective: true, IDForkDeferred: true, IDForkWontFit: true}
+		IDOOMShieldUnavailable: true, IDOOMScoreAdjIneffective: true, IDForkDeferred: true, IDForkWontFit: true,
+		IDOOMReliefRaised: true, IDOOMReliefNoRoom: true}
 	for _, id := range KnownIDs {
 		if !seen[id] && !raisedByRemedies[id] {
 			t.Errorf("no case in diagCases produces %q", id)

@@ -142,6 +142,7 @@ var KnownIDs = []string{
 	IDForkNprocExhausted, IDForkCommitExhausted, IDStateDirInsecure,
 	IDForkDeferred, IDForkWontFit,
 	IDOOMShieldUnavailable, IDOOMScoreAdjIneffective,
+	IDOOMReliefRaised, IDOOMReliefNoRoom,
 }
 
 // StateDirInsecure is the finding of a state dir or ledger that users other than

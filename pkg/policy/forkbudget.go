@@ -43,6 +43,11 @@ import (
 //   - no child: the slot is released once the grace after taking it has passed
 //     (the child appears at Redis's next cron, about 100 ms later).
 //
+// The guardian's own BGSAVE and BGREWRITEAOF (bgsave_retry, rewrite_retry,
+// rewrite_deferral) take a slot in the executor before they are sent
+// (remediate.Executor.OwnForksTakeSlots), and this remedy gives it back once
+// their child has ended, as for an automatic save.
+//
 // A hold is bounded by max_deferral, not by an hourly cap: the remedy's actions
 // (a slot per save) are not rate limited.
 const RemedyForkBudget = "fork_budget"
@@ -81,6 +86,9 @@ var forkBudget = Def[ForkBudgetConfig, forkBudgetState]{
 			MaxDeferral:   5 * time.Minute,
 			Margin:        0.2,
 			Grace:         2 * time.Second,
+			EarlySave:     true,
+			EarlyLead:     0.25,
+			QuietRatio:    0.5,
 		}
 	},
 	Decide: decideForkBudget,
@@ -97,6 +105,13 @@ type ForkBudgetConfig struct {
 	Margin float64
 	// Grace is how long a slot taken for a due save is kept with no child.
 	Grace time.Duration
+	// EarlySave starts a save that comes due within the last EarlyLead share of
+	// its save point's seconds at a quiet moment: writes over the last tick at
+	// no more than QuietRatio of their rate since the last save
+	// (forkbudget_early.go).
+	EarlySave  bool
+	EarlyLead  float64
+	QuietRatio float64
 }
 
 // Configure reads remedies.fork_budget.
@@ -106,6 +121,15 @@ func (c *ForkBudgetConfig) Configure(p Params) {
 	p.Duration("max_deferral", &c.MaxDeferral, time.Second)
 	p.Positive("margin", &c.Margin)
 	p.Duration("grace", &c.Grace, 100*time.Millisecond)
+	p.Bool("early_save", &c.EarlySave)
+	p.Positive("early_lead", &c.EarlyLead)
+	p.Positive("quiet_ratio", &c.QuietRatio)
+	if c.EarlyLead >= 1 {
+		p.Problem("early_lead", "%g must be below 1 (a share of the save point's seconds)", c.EarlyLead)
+	}
+	if c.QuietRatio > 1 {
+		p.Problem("quiet_ratio", "%g must be at most 1 (a share of the write rate since the last save)", c.QuietRatio)
+	}
 }
 
 type forkBudgetState struct {
@@ -114,6 +138,12 @@ type forkBudgetState struct {
 	// ForcedAt is when a hold ended at max_deferral; ForcedAfter how long it was.
 	ForcedAt    time.Time
 	ForcedAfter time.Duration
+	// EarlyAt is when an early save was last started.
+	EarlyAt time.Time
+	// Seen is the previous tick's reading of the changes since the last save,
+	// for the rate of writes over one tick (Input.Prev may be older: the last
+	// full read).
+	Seen changeSample
 	// ChildTakeAt is when a slot was last asked for a running child: asked
 	// again at most once a second while every slot stays held, not at every
 	// fast tick.
@@ -133,6 +163,10 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	}
 	release := func(why string) Decision {
 		return Decision{Remedy: RemedyForkBudget, Action: ActForkSlotRelease, Reason: IDForkDeferred, Detail: why}
+	}
+	last := st.Seen
+	if s.Redis.Err == nil {
+		st.Seen = changeSample{T: s.Time, Changes: info.RDBChangesSinceLastSave, LastSave: info.RDBLastSaveTime}
 	}
 	var fs []Finding
 	if !st.ForcedAt.IsZero() {
@@ -202,6 +236,9 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 		// succeeded: the critical finding stands meanwhile.)
 		if !due {
 			sh.EndEpisode(RemedyForkBudget, SettingSave)
+			if d, ok := st.earlySave(in, c, save, fits, last); ok {
+				return []Decision{d}, fs, st
+			}
 		}
 		return nil, fs, st
 	}

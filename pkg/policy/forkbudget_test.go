@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -328,5 +331,136 @@ func TestForkBudgetChildTakePaced(t *testing.T) {
 	}
 	if takes != 2 {
 		t.Errorf("%d takes over 2 s, want 2", takes)
+	}
+}
+
+// earlyInputs: save point "60 1000" with 2000 changes 50 s after the last
+// save (40 changes/s on average) and 10 in the last second: quiet, 11 s before
+// the save comes due, inside its last quarter (15 s). prev is the tick before.
+func earlyInputs() (prev, in Input) {
+	in = forkInput()
+	in.Snapshot.Redis.Config[SettingSave] = "60 1000"
+	info := &in.Snapshot.Redis.Info
+	info.RDBLastSaveTime = now.Add(-50 * time.Second).Unix()
+	info.RDBChangesSinceLastSave = 2000
+	prev = at(in, now.Add(-time.Second))
+	prev.Snapshot.Redis.Config = maps.Clone(in.Snapshot.Redis.Config)
+	prev.Snapshot.Redis.Info.RDBChangesSinceLastSave = 1990
+	return prev, in
+}
+
+// earlyDecisions runs the tick before, then the tick, and returns
+// fork_budget's decisions of the tick.
+func earlyDecisions(prev, in Input) []Decision {
+	_, st := Decide(prev, State{})
+	res, _ := Evaluate(in, st)
+	return only(res.Decisions, RemedyForkBudget)
+}
+
+// TestForkBudgetEarlySave: a save that comes due soon starts now when the
+// writes are quiet, a slot is free and the room fits; never in a burst, before
+// its lead, without its changes, while a failure is predicted or the last save
+// failed, or when turned off.
+func TestForkBudgetEarlySave(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		setup func(prev, in *Input)
+		want  bool
+	}{
+		{name: "quiet, within the lead", want: true},
+		{name: "a burst of writes", setup: func(prev, _ *Input) { prev.Snapshot.Redis.Info.RDBChangesSinceLastSave = 1900 }},
+		{name: "before the lead", setup: func(prev, in *Input) {
+			in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(-40 * time.Second).Unix()
+			prev.Snapshot.Redis.Info.RDBLastSaveTime = in.Snapshot.Redis.Info.RDBLastSaveTime
+		}},
+		{name: "the save point's changes not reached", setup: func(prev, in *Input) {
+			in.Snapshot.Redis.Info.RDBChangesSinceLastSave, prev.Snapshot.Redis.Info.RDBChangesSinceLastSave = 900, 899
+		}},
+		{name: "a save since the previous tick", setup: func(prev, _ *Input) { prev.Snapshot.Redis.Info.RDBLastSaveTime-- }},
+		{name: "the previous tick could not read Redis", setup: func(prev, _ *Input) { prev.Snapshot.Redis.Err = errors.New("down") }},
+		{name: "the slot is taken", setup: func(_, in *Input) { slotTaken(in) }},
+		{name: "the copy-on-write does not fit", setup: func(_, in *Input) {
+			in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
+			in.Snapshot.Host.MemAvailable = uint64(110 * mib)
+		}},
+		{name: "a fork failure predicted", setup: func(_, in *Input) { nprocAt(in, 64, 64) }},
+		{name: "the last save failed", setup: func(_, in *Input) { in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "err" }},
+		{name: "a rewrite scheduled", setup: func(_, in *Input) { in.Snapshot.Redis.Info.AOFRewriteScheduled = true }},
+		{name: "early_save off", setup: func(_, in *Input) { ConfigOf[*ForkBudgetConfig](in.Remedies).EarlySave = false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prev, in := earlyInputs()
+			if tc.setup != nil {
+				tc.setup(&prev, &in)
+			}
+			fb := earlyDecisions(prev, in)
+			got := len(fb) == 1 && fb[0].Action == ActBgsave && fb[0].Reason == ReasonSaveEarly
+			if got != tc.want || (!tc.want && len(fb) > 0) {
+				t.Errorf("decisions %+v, want an early save: %v", fb, tc.want)
+			}
+			if got {
+				contains(t, "detail", fb[0].Detail, `save point "60 1000" comes due in 11s`, "10 changes/s against 40/s")
+			}
+		})
+	}
+	// Once started, not again within earlyEvery (a BGSAVE that fails at fork).
+	prev, in := earlyInputs()
+	_, st := Decide(prev, State{})
+	ds, st := Decide(in, st)
+	if len(only(ds, RemedyForkBudget)) != 1 {
+		t.Fatalf("first: %+v", ds)
+	}
+	in = at(in, now.Add(2*time.Second))
+	if ds, _ := Decide(in, st); len(only(ds, RemedyForkBudget)) != 0 {
+		t.Errorf("again 2 s later: %+v, want nothing", only(ds, RemedyForkBudget))
+	}
+}
+
+// TestForkBudgetBesideStopWrites: a save that failed (MISCONF, stop_writes
+// holds the toggle) and comes due again while another instance holds the slot.
+// fork_budget holds save "" (Redis then accepts writes whatever the toggle),
+// and stop_writes keeps its toggle all the same: the last save still failed,
+// and giving it back would reject writes the moment save returns. Once the
+// slot frees, save is given back with the slot held and the toggle stays
+// until a save succeeds; then it is given back.
+func TestForkBudgetBesideStopWrites(t *testing.T) {
+	t.Parallel()
+	toggle := Held{Setting: SettingStopWrites, Original: "yes", Value: "no", Remedy: RemedyStopWrites, Reason: IDMisconfRDB, Since: now.Add(-time.Minute)}
+	actions := func(in Input) map[string][]Action {
+		ds, _ := Decide(in, State{})
+		out := map[string][]Action{}
+		for _, d := range ds {
+			if d.Remedy == RemedyForkBudget || d.Remedy == RemedyStopWrites {
+				out[d.Remedy] = append(out[d.Remedy], d.Action)
+			}
+		}
+		return out
+	}
+	in := forkInput()
+	saveDueNow(&in)
+	misconf(&in)
+	in.Snapshot.Redis.Config[SettingStopWrites] = "no"
+	in.Held[SettingStopWrites] = toggle
+	slotTaken(&in)
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || !slices.Equal(got[RemedyForkBudget], []Action{ActForkSlotTake}) {
+		t.Errorf("due, slot taken: %v; want fork_budget's take-or-hold and stop_writes keeping its toggle", got)
+	}
+	saveHeld(time.Minute)(&in)
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || len(got[RemedyForkBudget]) != 0 {
+		t.Errorf("save held, slot taken: %v; want both to keep what they hold", got)
+	}
+	in.Snapshot.Fork.Others = nil
+	if got := actions(in); len(got[RemedyStopWrites]) != 0 || !slices.Equal(got[RemedyForkBudget], []Action{ActForkResume}) {
+		t.Errorf("save held, slot free: %v; want save resumed and the toggle kept", got)
+	}
+	delete(in.Held, SettingSave)
+	in.Snapshot.Redis.Config[SettingSave] = "3600 1 300 100"
+	in.Snapshot.Redis.Info.RDBLastBgsaveStatus = "ok"
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Unix()
+	in.Snapshot.Redis.Info.RDBChangesSinceLastSave = 0
+	if got := actions(in); !slices.Equal(got[RemedyStopWrites], []Action{ActUndo}) {
+		t.Errorf("the save succeeded: %v; want the toggle given back", got)
 	}
 }

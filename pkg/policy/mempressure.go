@@ -131,6 +131,13 @@ func (d *diag) memLimits() []memLimit {
 	return out
 }
 
+// fullPercent is where a noeviction Redis counts as full (critical): a write
+// bigger than what is left is rejected already, and used_memory that hovers
+// about maxmemory (99.96% one tick, 100.01% the next) must not flip the
+// finding between warning and critical at every tick (seen: every 10 s under
+// a runaway MONITOR).
+const fullPercent = 99
+
 // memPressure is maxmemory_near_limit: Redis's memory near the tightest of its
 // ceilings, with what holds it; the cause and the fix follow the biggest share,
 // so a runaway client is not answered with "raise maxmemory".
@@ -153,7 +160,7 @@ func (d *diag) memPressure() {
 	summary := fmt.Sprintf("Redis uses %.0f%% of maxmemory", pct)
 	if worst.what != "maxmemory" {
 		summary = fmt.Sprintf("Redis's RSS is %.0f%% of %s: the OOM killer comes next", pct, worst.what)
-	} else if pct >= 100 && in.MaxMemoryPolicy == "noeviction" {
+	} else if pct >= fullPercent && in.MaxMemoryPolicy == "noeviction" {
 		sev = Critical
 	}
 	cause, fix := d.memCause(worst, false)
@@ -203,12 +210,29 @@ func (d *diag) memCause(l memLimit, oom bool) (cause, fix string) {
 		case l.what != "maxmemory":
 			fix = fmt.Sprintf("set maxmemory below %s (%s), with an eviction policy if this is a cache, or reduce the dataset, or give Redis more room", l.what, HumanBytes(l.limit))
 		case oom:
-			fix = "raise maxmemory if the host has room, pick an eviction policy that can evict (allkeys-lru for a cache), or reduce the dataset"
+			fix = d.raiseFix() + ", pick an eviction policy that can evict (allkeys-lru for a cache), or reduce the dataset"
 		default:
-			fix = "raise maxmemory if the host has room, or reduce the dataset; with noeviction, writes fail with OOM at 100%"
+			fix = d.raiseFix() + ", or reduce the dataset; with noeviction, writes fail with OOM at 100%"
 		}
 	}
 	return cause, fix
+}
+
+// raiseFix says whether maxmemory can be raised, and how far: the guardian
+// reads the host, so "if the host has room" is a number (oom_relief's room:
+// RAM or the cgroup's limit less what else runs there, the other instances'
+// maxmemory and a fork's copy-on-write).
+func (d *diag) raiseFix() string {
+	in := Input{Snapshot: d.s, Now: d.s.Time}
+	room := reliefRoomOf(in, reliefReading{used: max(d.info.UsedMemory-d.info.MemNotCountedForEvict, 0)})
+	switch {
+	case room.ceiling == 0:
+		return "raise maxmemory if the host has room"
+	case room.ceiling <= d.info.MaxMemory:
+		return fmt.Sprintf("the host has no room to raise maxmemory (%s)", room.text)
+	}
+	return fmt.Sprintf("raise maxmemory by up to %s (%s; remedies.oom_relief raises it by itself within that room while writes are rejected)",
+		HumanBytes(room.ceiling-d.info.MaxMemory), room.text)
 }
 
 // clientsCause names the clients whose buffers fill memory (the snapshot's

@@ -104,13 +104,25 @@ func TestMemoryPressureCause(t *testing.T) {
 			fix:   []string{"CLIENT KILL ID <id>", "normal 50mb 12mb 60"},
 		},
 		{
-			name:   "the dataset is the biggest share: the old advice",
+			// The guardian reads the host: "if the host has room" is a number.
+			name:   "the dataset is the biggest share: raise maxmemory by the host's room",
 			snap:   func(s *monitor.Snapshot) { withBreakdown(s, 950*mib, 900*mib, mib) },
 			want:   []idSev{warn(IDMaxmemoryNearLimit)},
 			id:     IDMaxmemoryNearLimit,
 			cause:  []string{"dataset (used_memory_dataset) 900.0 MiB (95%)"},
-			fix:    []string{"raise maxmemory if the host has room, or reduce the dataset"},
-			notFix: []string{"CLIENT KILL"},
+			fix:    []string{"raise maxmemory by up to 11.1 GiB (maxmemory up to 12.1 GiB (RAM 16.0 GiB: used_memory 950.0 MiB + MemAvailable 12.0 GiB", "remedies.oom_relief", "or reduce the dataset"},
+			notFix: []string{"CLIENT KILL", "if the host has room"},
+		},
+		{
+			name: "the dataset is the biggest share and the host has no room",
+			snap: func(s *monitor.Snapshot) {
+				withBreakdown(s, 950*mib, 900*mib, mib)
+				s.Host.MemAvailable = uint64(100 * mib)
+			},
+			want:   []idSev{warn(IDMaxmemoryNearLimit)},
+			id:     IDMaxmemoryNearLimit,
+			fix:    []string{"the host has no room to raise maxmemory (maxmemory up to 228.8 MiB", "or reduce the dataset"},
+			notFix: []string{"raise maxmemory by", "oom_relief"},
 		},
 		{
 			name: "replica buffers: the replica class, not maxmemory",
@@ -217,9 +229,10 @@ func TestFragmentationOnAllocatorNumbers(t *testing.T) {
 			snap: measured, want: true,
 			wantSumma: "the allocator holds 208.0 MiB in fragmented pages (allocator_active / allocator_allocated 6.94)",
 			cause:     []string{"allocator_active 243.0 MiB for allocator_allocated 35.0 MiB: 208.0 MiB in pages the allocator holds partly empty (ratio 6.94)", "allocator_rss_bytes 63.0 MiB more are empty pages the allocator gives back by itself"},
-			fix: []string{"CONFIG SET activedefrag yes if your build supports it (Debian's packages refuse it: their jemalloc lacks the defrag hint)",
-				"otherwise fail over to a replica and restart this one, which would return about 208.0 MiB"},
-			notFix: []string{"enable activedefrag yes (jemalloc builds)"},
+			fix: []string{"active defrag (activedefrag yes) works only on builds with Redis's bundled jemalloc, which Debian's packages lack (they refuse it)",
+				"remedies.defrag asks the server",
+				"On any build: fail over to a replica and restart this one, which would return about 208.0 MiB"},
+			notFix: []string{"enable activedefrag yes (jemalloc builds)", "CONFIG SET activedefrag yes"},
 		},
 		{
 			// Valkey 8.1 built without the defrag hint (Debian's), measured:

@@ -119,6 +119,12 @@ func CanFork(in Input) bool {
 	return cfg.SavePointsSet() || cfg.AppendOnly() || (info.Role == "master" && info.ConnectedReplicas > 0)
 }
 
+// ReasonChildFirst is the reason oom_shield records with its hold: the fork
+// child goes first to the OOM killer. (Not cgroup_oom_kill: the shield goes up
+// before any kill, and a ledger entry naming one would send its reader looking
+// for a kill that never happened.)
+const ReasonChildFirst = "fork_child_first"
+
 func decideOOMShield(in Input, r *OOMShieldConfig, st oomShieldState, sh *Shared) ([]Decision, []Finding, oomShieldState) {
 	cfg := in.Snapshot.Redis.Config
 	forks := CanFork(in)
@@ -138,7 +144,7 @@ func decideOOMShield(in Input, r *OOMShieldConfig, st oomShieldState, sh *Shared
 			detail = "the guardian stops: give the OOM killer's bias back"
 		}
 		return []Decision{{Remedy: RemedyOOMShield, Action: ActUndo, Setting: SettingOOMScoreAdj, Value: held.Original,
-			Reason: IDCgroupOOMKill, Detail: detail}}, nil, st
+			Reason: ReasonChildFirst, Detail: detail}}, nil, st
 	}
 	if !forks || isHeld || !r.Enabled {
 		st.Refused = ""
@@ -163,7 +169,7 @@ func decideOOMShield(in Input, r *OOMShieldConfig, st oomShieldState, sh *Shared
 		fs = append(fs, oomUnavailable(fmt.Sprintf("CONFIG SET oom-score-adj %s failed: %s", oomShieldValue, st.Refused), oomRefusalFix(st.Refused)))
 	}
 	return sh.Gate(r.Limits, in.Now, Decision{Remedy: RemedyOOMShield, Action: ActSet, Setting: SettingOOMScoreAdj, Value: oomShieldValue,
-		Reason: IDCgroupOOMKill,
+		Reason: ReasonChildFirst,
 		Detail: "this instance forks: make its fork child, not the server, the OOM killer's first choice (oom-score-adj relative)"}), fs, st
 }
 

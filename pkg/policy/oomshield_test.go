@@ -13,8 +13,8 @@ import (
 
 func TestDecideOOMShield(t *testing.T) {
 	t.Parallel()
-	set := []Decision{{Remedy: RemedyOOMShield, Action: ActSet, Setting: SettingOOMScoreAdj, Value: "relative", Reason: IDCgroupOOMKill}}
-	undo := []Decision{{Remedy: RemedyOOMShield, Action: ActUndo, Setting: SettingOOMScoreAdj, Value: "no", Reason: IDCgroupOOMKill}}
+	set := []Decision{{Remedy: RemedyOOMShield, Action: ActSet, Setting: SettingOOMScoreAdj, Value: "relative", Reason: ReasonChildFirst}}
+	undo := []Decision{{Remedy: RemedyOOMShield, Action: ActUndo, Setting: SettingOOMScoreAdj, Value: "no", Reason: ReasonChildFirst}}
 	live := func(v string) func(in *Input) {
 		return func(in *Input) { in.Snapshot.Redis.Config[SettingOOMScoreAdj] = v }
 	}
@@ -24,7 +24,7 @@ func TestDecideOOMShield(t *testing.T) {
 		in.Snapshot.Redis.Info.AOFEnabled = false
 	}
 	hold := func(in *Input) {
-		in.Held[SettingOOMScoreAdj] = Held{Setting: SettingOOMScoreAdj, Original: "no", Value: "relative", Remedy: RemedyOOMShield, Reason: IDCgroupOOMKill}
+		in.Held[SettingOOMScoreAdj] = Held{Setting: SettingOOMScoreAdj, Original: "no", Value: "relative", Remedy: RemedyOOMShield, Reason: ReasonChildFirst}
 		in.Snapshot.Redis.Config[SettingOOMScoreAdj] = "yes" // Redis stores relative as yes
 	}
 	with := func(fs ...func(in *Input)) func(in *Input, _ *State) {

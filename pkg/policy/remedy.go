@@ -178,6 +178,7 @@ var Registry = []Remedy{
 	Define(replicaGuard),
 	Define(stopWrites),
 	Define(clientGuard),
+	Define(oomRelief),
 	Define(bgsaveRetry),
 	Define(tempCleanup),
 	Define(rewriteDeferral),
@@ -186,6 +187,7 @@ var Registry = []Remedy{
 	Define(fsyncRelief),
 	Define(oomShield),
 	Define(forkBudget),
+	Define(defrag),
 }
 
 // Remedies holds the configuration of every remedy, by name.

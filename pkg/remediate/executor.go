@@ -41,6 +41,10 @@ type Executor struct {
 	OnEvent func(event events.Name, remedy, limit string)
 	// Slots are the host's fork slots (fork_budget's actions); nil: none.
 	Slots ForkSlots
+	// OwnForksTakeSlots makes the guardian's own BGSAVE and BGREWRITEAOF take a
+	// fork slot first (fork_budget is on): they count against the host's
+	// budget like Redis's automatic saves.
+	OwnForksTakeSlots bool
 
 	// The identity of the Redis last read (Reconcile), recorded in every entry so
 	// reconcile and undo act only on the Redis a change was made on.
@@ -541,6 +545,9 @@ func (e *Executor) command(ctx context.Context, d policy.Decision, name string, 
 	if e.DryRun {
 		e.Log.Info("dry-run: would run "+name+": "+d.Detail, e.event(d, events.RemedyApplied, zap.String("result", "ok"))...)
 		return nil
+	}
+	if ok, err := e.ownForkSlot(d, name); err != nil || !ok {
+		return err
 	}
 	res, err := e.Client.Do(ctx, append([]any{name}, args...)...).Text()
 	switch {

@@ -100,3 +100,25 @@ func (e *Executor) forkResume(ctx context.Context, d policy.Decision) error {
 	}
 	return e.undo(ctx, d.Setting, d)
 }
+
+// ownForkSlot takes a fork slot for the guardian's own BGSAVE or BGREWRITEAOF
+// (OwnForksTakeSlots). The policy starts one only while a slot is free
+// (policy.OtherForkRunning), but another guardian may have taken it since the
+// snapshot: then the command is not sent (false), and the remedy's backoff
+// brings it back. fork_budget gives the slot back at its next tick once no
+// child runs (the command failed, or its child ended), as for Redis's
+// automatic saves.
+func (e *Executor) ownForkSlot(d policy.Decision, name string) (bool, error) {
+	if !e.OwnForksTakeSlots || e.Slots == nil || e.DryRun {
+		return true, nil
+	}
+	ok, err := e.Slots.Take()
+	if err != nil {
+		return false, fmt.Errorf("take a fork slot for %s: %w", name, err)
+	}
+	if !ok {
+		e.Log.Info(name+" waits: every fork slot of the host is held by another instance: "+d.Detail,
+			e.event(d, events.RemedyHeld, zap.String("result", "fork_slot_busy"))...)
+	}
+	return ok, nil
+}

@@ -106,3 +106,44 @@ func TestForkOverBudget(t *testing.T) {
 		t.Errorf("Redis got %v, want nothing", srv.Calls())
 	}
 }
+
+// TestOwnForkTakesSlot: the guardian's own BGSAVE and BGREWRITEAOF take a fork
+// slot first when fork_budget is on; with every slot held by another instance
+// the command is not sent (its remedy's backoff brings it back); with
+// fork_budget off, or in a dry run, no slot is taken.
+func TestOwnForkTakesSlot(t *testing.T) {
+	t.Parallel()
+	bgsave := policy.Decision{Remedy: policy.RemedyBgsaveRetry, Action: policy.ActBgsave, Reason: policy.IDMisconfRDB, Detail: "the cause cleared"}
+	rewrite := policy.Decision{Remedy: policy.RemedyRewriteRetry, Action: policy.ActBgrewriteaof, Reason: policy.IDAOFRewriteFailed, Detail: "retry"}
+	for _, tc := range []struct {
+		name               string
+		on, busy, dry      bool
+		d                  policy.Decision
+		wantSent, wantMine bool
+	}{
+		{name: "bgsave, slot free", on: true, d: bgsave, wantSent: true, wantMine: true},
+		{name: "rewrite, slot free", on: true, d: rewrite, wantSent: true, wantMine: true},
+		{name: "bgsave, slot busy", on: true, busy: true, d: bgsave},
+		{name: "rewrite, slot busy", on: true, busy: true, d: rewrite},
+		{name: "fork_budget off", busy: true, d: bgsave, wantSent: true},
+		{name: "dry run", on: true, dry: true, d: bgsave},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &fakeRedis{}
+			srv.reply = func(args []string) (any, error) { return "Background saving started", nil }
+			e, logs := newExecutor(t, srv, openLedger(t, t.TempDir()))
+			slots := &fakeSlots{busy: tc.busy}
+			e.Slots, e.OwnForksTakeSlots, e.DryRun = slots, tc.on, tc.dry
+			if out := e.Execute(context.Background(), tc.d); !out.OK {
+				t.Fatalf("outcome %+v", out)
+			}
+			if sent := len(srv.Calls()) == 1; sent != tc.wantSent || slots.mine != tc.wantMine {
+				t.Errorf("calls %v, slot mine %v; want sent %v, mine %v", srv.Calls(), slots.mine, tc.wantSent, tc.wantMine)
+			}
+			if tc.busy && tc.on && countEvents(logs, events.RemedyHeld) != 1 {
+				t.Errorf("a command kept waiting for a slot logged %d remedy_held events, want 1", countEvents(logs, events.RemedyHeld))
+			}
+		})
+	}
+}
