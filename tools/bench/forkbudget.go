@@ -242,7 +242,8 @@ func fbFirstAction(t *benchT, g *inproc, due time.Time) *time.Duration {
 	return first
 }
 
-// fbChildLife is about how long one save child lives.
+// fbChildLife is the sum of one save child's per-key delays: it runs longer (the
+// sleeps overshoot, and the machine is loaded).
 func fbChildLife(size fbSize) time.Duration {
 	return time.Duration(int64(size.keys)*size.keyDelay) * time.Microsecond
 }
