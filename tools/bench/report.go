@@ -140,7 +140,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 		}
 	}
 	perfFixes(p)
-	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 45 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 2 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
+	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 45 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 4 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create report dir: %w", err)
