@@ -94,7 +94,7 @@ install-test: package
 
 # bench measures the guardian's cost and its time to a writable Redis against real
 # redis-servers and real faults (root, like the tests) and rewrites docs/benchmarks.md
-# and its plot (about 30 minutes). Figures are medians over repeats, comparisons are
+# and its plot (about 45 minutes). Figures are medians over repeats, comparisons are
 # measured side by side. The Go benchmarks run alternately against BEFORE_REV, the
 # code before the performance fixes of issue 6, for the before/after table.
 BEFORE_REV := 1e10873
