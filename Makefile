@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BIN       := bin/redis-guardian
 
-.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke soak package package-check install-test
+.PHONY: all build test lint vet staticcheck rules-check tidy-check demo deps clean bench bench-smoke soak package package-check install-test fuzz
 
 all: build
 
@@ -94,7 +94,7 @@ install-test: package
 
 # bench measures the guardian's cost and its time to a writable Redis against real
 # redis-servers and real faults (root, like the tests) and rewrites docs/benchmarks.md
-# and its plot (about 30 minutes). Figures are medians over repeats, comparisons are
+# and its plot (about 45 minutes). Figures are medians over repeats, comparisons are
 # measured side by side. The Go benchmarks run alternately against BEFORE_REV, the
 # code before the performance fixes of issue 6, for the before/after table.
 BEFORE_REV := 1e10873
@@ -124,6 +124,14 @@ SOAK_SEED     ?=
 SOAK_DURATION ?= 10m
 soak: build deps
 	$(GO) run ./tools/soak -guardian $(BIN) -duration $(SOAK_DURATION) $(if $(SOAK_SEED),-seed $(SOAK_SEED)) -out dist/soak
+
+# fuzz runs every fuzz target (found by grep: scripts/fuzz.sh) one at a time for
+# FUZZTIME each, one worker at nice 19, and prints execs, execs/s and corpus per
+# target; FUZZ=regexp picks targets. The figures go in docs/bench/fuzzing.md by hand.
+FUZZTIME ?= 10m
+FUZZ     ?= .
+fuzz:
+	GO='$(GO)' FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' scripts/fuzz.sh
 
 clean:
 	rm -rf bin dist

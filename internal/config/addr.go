@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
@@ -48,6 +49,12 @@ func defaultName(addr string, i int) string {
 }
 
 func checkAddr(addr string) error {
+	// Not even a socket path: no client dials it as meant, and it would go into
+	// the journal and the metrics labels as it is. The address is not echoed: a
+	// URL holds the password.
+	if i := strings.IndexFunc(addr, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("the address holds a control character (at byte %d)", i)
+	}
 	switch {
 	case strings.HasPrefix(addr, "redis://"), strings.HasPrefix(addr, "rediss://"), strings.HasPrefix(addr, "unix://"):
 		if err := monitor.CheckAddr(addr); err != nil {
@@ -72,6 +79,9 @@ func checkAddr(addr string) error {
 	}
 	if host == "" {
 		return fmt.Errorf("%q: missing host", addr)
+	}
+	if strings.IndexFunc(host, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("%q: a host name holds no space", addr)
 	}
 	return nil
 }

@@ -216,9 +216,9 @@ func ParseWith(r io.Reader, o Options) (*Config, error) {
 		v = merge(v, hostFiles(c))
 	}
 	if len(keyProblems) > 0 || len(v.problems) > 0 {
-		return nil, &ValidationError{Problems: append(keyProblems, v.problems...)}
+		return nil, &ValidationError{Problems: oneLine(append(keyProblems, v.problems...))}
 	}
-	c.Warnings = v.warnings
+	c.Warnings = oneLine(v.warnings)
 	return c, nil
 }
 
@@ -232,14 +232,14 @@ func decode(data []byte) (*rawConfig, []string, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, nil, &ValidationError{Problems: []string{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, nil, &ValidationError{Problems: oneLine([]string{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")})}
 	}
 	v := &validator{}
 	if len(root.Content) > 0 {
 		v.checkKeys(root.Content[0], typeOf(raw), "")
 	}
 	if err := root.Decode(&raw); err != nil {
-		return nil, nil, &ValidationError{Problems: append(v.problems, typeErrors(err)...)}
+		return nil, nil, &ValidationError{Problems: oneLine(append(v.problems, typeErrors(err)...))}
 	}
 	return &raw, v.problems, nil
 }

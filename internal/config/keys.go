@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -70,9 +73,41 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// join appends key to path. A key that is not a word of the config's own
+// alphabet is quoted, so the path still names it: an empty key made the problem
+// ": unknown key (line 1)", and a key holding a newline or a dot misled.
 func join(path, key string) string {
+	if !plainKeyRE.MatchString(key) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+// plainKeyRE matches every key the config knows, and the typos of them worth
+// showing as they were written.
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// oneLine escapes the control characters of a problem (a path given in the
+// document, a value in an error from the system): check-config prints one
+// problem a line, and a reload logs them to the journal.
+func oneLine(problems []string) []string {
+	for i, p := range problems {
+		if strings.IndexFunc(p, unicode.IsControl) < 0 {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range p {
+			if unicode.IsControl(r) {
+				q := strconv.QuoteRune(r)
+				b.WriteString(q[1 : len(q)-1])
+				continue
+			}
+			b.WriteRune(r)
+		}
+		problems[i] = b.String()
+	}
+	return problems
 }

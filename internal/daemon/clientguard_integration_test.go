@@ -164,7 +164,7 @@ func TestClientGuardKillsRunawayMonitor(t *testing.T) {
 	}
 }
 
-// TestClientGuardBetweenFullReads: an instance past half its maxmemory is read
+// TestClientGuardBetweenFullReads: an instance with a maxmemory is read
 // for memory at every tick, so a runaway MONITOR is killed between two full
 // INFO reads. info_refresh is an hour here: after the guardian's first tick
 // every read is a light one. On the code before, a light read asked for

@@ -80,8 +80,8 @@ func TestOOMReliefKeepsWritesFlowing(t *testing.T) {
 			srv := testredis.Start(t, testredis.Options{Build: b, NoSave: true,
 				Args: []string{"--maxmemory", strconv.Itoa(reliefOrig), "--maxmemory-policy", "noeviction"}})
 			c := srv.Client(t)
-			// info_refresh is the default (10 s): from half of maxmemory a light
-			// read asks for INFO memory too, so the steps follow at every tick.
+			// info_refresh is the default (10 s): with a maxmemory a light read
+			// asks for INFO memory too, so the steps follow at every tick.
 			g := startGuardian(t, srv, guardianOpts{Interval: 200 * time.Millisecond, Remedies: reliefRemedies})
 			g.waitTicks(3)
 

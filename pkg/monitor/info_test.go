@@ -274,8 +274,9 @@ func TestInfoForkChildRunning(t *testing.T) {
 	}
 }
 
-// FuzzParseInfo checks that no input makes ParseInfo panic and that it is
-// deterministic.
+// FuzzParseInfo checks that no input makes ParseInfo panic, that it is
+// deterministic, and that CRLF line endings (what Redis sends) read as LF ones
+// (what a captured file or a test may hold).
 func FuzzParseInfo(f *testing.F) {
 	for _, name := range infoFixtures {
 		f.Add(infoFixture(f, name))
@@ -286,6 +287,12 @@ func FuzzParseInfo(f *testing.F) {
 		a, b := ParseInfo(s), ParseInfo(s)
 		if diff := cmp.Diff(a, b, cmpopts.EquateNaNs()); diff != "" {
 			t.Errorf("ParseInfo is not deterministic:\n%s", diff)
+		}
+		if strings.Contains(s, "\r") {
+			return
+		}
+		if diff := cmp.Diff(a, ParseInfo(strings.ReplaceAll(s, "\n", "\r\n")), cmpopts.EquateNaNs()); diff != "" {
+			t.Errorf("CRLF line endings change the result (-LF +CRLF):\n%s", diff)
 		}
 	})
 }

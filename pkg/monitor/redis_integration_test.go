@@ -82,19 +82,19 @@ func TestRedisSourceLightTicks(t *testing.T) {
 	}
 }
 
-// TestRedisSourceWatchesMemory: past half its maxmemory, a light read asks for
-// the memory section too, so used_memory is live at every tick; below it the
+// TestRedisSourceWatchesMemory: with a maxmemory, a light read asks for the
+// memory section too, so used_memory is live at every tick; without one the
 // light read leaves memory at the last full read's.
 func TestRedisSourceWatchesMemory(t *testing.T) {
 	t.Parallel()
-	srv := testredis.Start(t, testredis.Options{NoSave: true, Args: []string{"--maxmemory", "16mb", "--maxmemory-policy", "noeviction"}})
+	srv := testredis.Start(t, testredis.Options{NoSave: true})
 	ctx := context.Background()
 	src := lightSource(t, srv)
 	c := srv.Client(t)
 	t0 := time.Now()
 	first := src.Read(ctx, t0)
 	if first.Err != nil || monitor.MemoryWatched(first.Info) {
-		t.Fatalf("first read: err %v, watched %v; want a read of an empty server", first.Err, monitor.MemoryWatched(first.Info))
+		t.Fatalf("first read: err %v, watched %v; want a read of a server without maxmemory", first.Err, monitor.MemoryWatched(first.Info))
 	}
 	big := strings.Repeat("x", 1<<20)
 	for i := range 10 {
@@ -104,25 +104,28 @@ func TestRedisSourceWatchesMemory(t *testing.T) {
 	}
 	light := src.Read(ctx, t0.Add(time.Second))
 	if light.InfoFull || light.Info.UsedMemory != first.Info.UsedMemory {
-		t.Fatalf("light read below the watch: full %v, used_memory %d; want the full read's %d", light.InfoFull, light.Info.UsedMemory, first.Info.UsedMemory)
+		t.Fatalf("light read without maxmemory: full %v, used_memory %d; want the full read's %d", light.InfoFull, light.Info.UsedMemory, first.Info.UsedMemory)
 	}
 	if !light.MemoryTime.Equal(t0) {
-		t.Errorf("light read below the watch: MemoryTime %v, want the full read's %v", light.MemoryTime, t0)
+		t.Errorf("light read without maxmemory: MemoryTime %v, want the full read's %v", light.MemoryTime, t0)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "64mb").Err(); err != nil {
+		t.Fatal(err)
 	}
 	src.MarkInfoStale()
 	full := src.Read(ctx, t0.Add(2*time.Second))
 	if !full.InfoFull || !monitor.MemoryWatched(full.Info) {
-		t.Fatalf("full read: full %v, used_memory %d of %d; want it watched", full.InfoFull, full.Info.UsedMemory, full.Info.MaxMemory)
+		t.Fatalf("full read: full %v, maxmemory %d; want it watched", full.InfoFull, full.Info.MaxMemory)
 	}
 	if err := c.Del(ctx, "big0", "big1", "big2").Err(); err != nil {
 		t.Fatal(err)
 	}
 	watched := src.Read(ctx, t0.Add(3*time.Second))
 	if watched.InfoFull || watched.Info.UsedMemory >= full.Info.UsedMemory-2<<20 {
-		t.Errorf("light read past the watch: full %v, used_memory %d after deleting 3 MiB of %d; want it live", watched.InfoFull, watched.Info.UsedMemory, full.Info.UsedMemory)
+		t.Errorf("light read with maxmemory: full %v, used_memory %d after deleting 3 MiB of %d; want it live", watched.InfoFull, watched.Info.UsedMemory, full.Info.UsedMemory)
 	}
 	if want := t0.Add(3 * time.Second); !watched.MemoryTime.Equal(want) || !watched.InfoTime.Equal(t0.Add(2*time.Second)) {
-		t.Errorf("light read past the watch: MemoryTime %v, InfoTime %v; want %v and the full read's", watched.MemoryTime, watched.InfoTime, want)
+		t.Errorf("light read with maxmemory: MemoryTime %v, InfoTime %v; want %v and the full read's", watched.MemoryTime, watched.InfoTime, want)
 	}
 }
 

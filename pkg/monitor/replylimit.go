@@ -3,6 +3,7 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // The bounds of one reply from Redis. go-redis allocates what a reply's header
@@ -291,9 +292,18 @@ func (v *replyValidator) keep(b byte) {
 	}
 }
 
+// maxQuotedHead bounds a ReplyError's header as quoted in its message: a byte
+// that is not printable is quoted as four (\xfd), so 40 of them made a
+// 160-byte header and a 230-byte error (FuzzReplyValidator).
+const maxQuotedHead = 48
+
 func (v *replyValidator) fail(reason string) error {
-	h := string(v.head[:v.headN])
-	if v.more || v.headN == len(v.head) {
+	head, cut := v.head[:v.headN], v.more || v.headN == len(v.head)
+	for len(strconv.Quote(string(head))) > maxQuotedHead {
+		head, cut = head[:len(head)-1], true
+	}
+	h := string(head)
+	if cut {
 		h += "..."
 	}
 	v.err = &ReplyError{Header: h, Reason: reason}

@@ -37,8 +37,8 @@ import (
 // default spares the caller).
 //
 // It sees the clients when the guardian does: CLIENT LIST runs at a read of
-// INFO memory (every tick once used_memory is at half of maxmemory or client
-// buffers are large, monitor.MemoryWatched; else at a full read, info_refresh)
+// INFO memory (every tick when Redis has a maxmemory or client buffers are
+// large, monitor.MemoryWatched; else at a full read, info_refresh)
 // while client buffers are above 32 MiB and a quarter of used_memory, and is
 // kept for up to a minute (monitor.ClientListEvery), or 5 s once the buffers
 // grew by another 32 MiB. A runaway MONITOR that fills memory is far past both

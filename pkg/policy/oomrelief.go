@@ -28,8 +28,7 @@ import (
 // How: through the ledger (recorded before it is made, the original kept across
 // steps, an operator's change wins, a CONFIG REWRITE during the hold caught), in
 // steps of step percent of the original, one step per fresh memory reading (INFO
-// memory is read at every tick from half of maxmemory, else at every
-// info_refresh: a step is judged on the reading after it, and OOM rejections
+// memory is read at every tick when Redis has a maxmemory: a step is judged on the reading after it, and OOM rejections
 // count only when read after it), never above max_raise percent of the
 // original, and never into room the host does not have (reliefRoomOf): RAM (MemTotal) or the cgroup's limit, less
 // everything else that runs there (read as used_memory plus what is free now:
@@ -364,7 +363,7 @@ func reliefRoomOf(in Input, r reliefReading) reliefRoom {
 }
 
 // memTime is when the snapshot's used_memory was read: every tick while memory
-// is watched (monitor.MemoryWatched: at half of maxmemory), else at the last
+// is watched (monitor.MemoryWatched: with a maxmemory), else at the last
 // full read.
 func memTime(in Input) time.Time {
 	if t := in.Snapshot.Redis.MemoryTime; !t.IsZero() && !t.After(in.Now) && t.After(StatsTime(in)) {

@@ -337,17 +337,32 @@ func ReadLedger(path string) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
+	return decodeLedger(path, b)
+}
+
+// decodeLedger parses the bytes of the ledger file at path (named in every error)
+// and checks each entry against the remedies: the pure half of ReadLedger, which
+// the fuzz target drives.
+func decodeLedger(path string, b []byte) ([]Change, error) {
 	if len(b) > maxLedgerSize {
 		return nil, fmt.Errorf("ledger %s is larger than %d bytes: no guardian writes one that big (fix or move it aside after checking the settings it names)", path, maxLedgerSize)
 	}
 	var lf ledgerFile
 	if err := json.Unmarshal(b, &lf); err != nil {
-		return nil, fmt.Errorf("ledger %s is corrupt (fix or move it aside after checking the settings it names): %w", path, err)
+		return nil, fmt.Errorf("ledger %s is corrupt (fix or move it aside after checking the settings it names): %w", path, boundedError{err})
 	}
 	if lf.Version != 1 {
 		return nil, fmt.Errorf("ledger %s has version %d; this guardian reads version 1 (a newer guardian wrote it: upgrade, or restore with that version)", path, lf.Version)
 	}
+	first := map[string]int{}
 	for i, c := range lf.Changes {
+		// A guardian keeps one entry per setting; of two, loading kept the last and
+		// lost the other's original, the value to give back.
+		if j, dup := first[c.Setting]; dup {
+			return nil, fmt.Errorf("%w: ledger %s names setting %s twice (entries %d and %d), which no guardian writes; nothing in it is undone: check the settings it names against the live Redis, and who can write the state dir",
+				ErrLedgerRefused, path, policy.Quote(c.Setting), j+1, i+1)
+		}
+		first[c.Setting] = i
 		if err := policy.CheckHeld(c.Remedy, c.Setting, c.Original, c.Value); err != nil {
 			return nil, fmt.Errorf("%w: ledger %s, entry %d (setting %s, remedy %s): %w; nothing in it is undone: check the settings it names against the live Redis, and who can write the state dir",
 				ErrLedgerRefused, path, i+1, policy.Quote(c.Setting), policy.Quote(c.Remedy), err)
@@ -355,6 +370,26 @@ func ReadLedger(path string) ([]Change, error) {
 	}
 	return lf.Changes, nil
 }
+
+// maxDecodeErrorBytes bounds the message of a ledger's decode error: encoding/json
+// and time put the offending value in theirs whole (a number or a time of 100 KB
+// made a 200 KB message), and a ledger is input from a directory another uid can
+// write, whose errors go to the journal and to root's terminal.
+const maxDecodeErrorBytes = 256
+
+// boundedError is a decode error with its message cut to maxDecodeErrorBytes; the
+// error itself stays reachable (errors.As finds a *json.SyntaxError).
+type boundedError struct{ err error }
+
+func (e boundedError) Error() string {
+	msg := e.err.Error()
+	if len(msg) <= maxDecodeErrorBytes {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxDecodeErrorBytes], "") + fmt.Sprintf("… (%d bytes)", len(msg))
+}
+
+func (e boundedError) Unwrap() error { return e.err }
 
 // makeReserve makes sure the reserve file exists with its full size, its blocks
 // allocated (written and fsynced, so a filesystem without fallocate gets them too).
@@ -556,9 +591,9 @@ func (l *FileLedger) write(durable bool) (func() error, error) {
 		}
 		return noSync, syncDir(dir)
 	}
-	b, err := json.MarshalIndent(ledgerFile{Version: 1, Changes: sorted(l.changes)}, "", "  ")
+	b, err := encodeLedger(l.changes)
 	if err != nil {
-		return nil, fmt.Errorf("encode ledger: %w", err)
+		return nil, err
 	}
 	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(l.path)))
 	if err != nil {
@@ -569,7 +604,7 @@ func (l *FileLedger) write(durable bool) (func() error, error) {
 		tmp.Close()
 		return nil, err
 	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return nil, fmt.Errorf("write ledger: %w", err)
 	}
@@ -590,6 +625,15 @@ func (l *FileLedger) write(durable bool) (func() error, error) {
 	}
 	path := l.path
 	return func() error { return syncFile(path, dir) }, nil
+}
+
+// encodeLedger is the content of a ledger file holding changes, sorted by setting.
+func encodeLedger(changes map[string]Change) ([]byte, error) {
+	b, err := json.MarshalIndent(ledgerFile{Version: 1, Changes: sorted(changes)}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode ledger: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 func noSync() error { return nil }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
 func TestScenarioTurnsFatalIntoErrorAndCleansUp(t *testing.T) {
@@ -55,5 +57,27 @@ func TestWindowResult(t *testing.T) {
 	w = &writer{oks: []time.Time{ms(1)}, rejects: []time.Time{ms(10)}}
 	if _, ok := w.result(t0); ok {
 		t.Error("result reports writable with no accepted write after the reject")
+	}
+}
+
+// TestEnableOnly: the growing-dataset step enables a remedy it knows only by
+// name, through its Configure, as a config file with `enabled: true` would.
+func TestEnableOnly(t *testing.T) {
+	if !registered(policy.RemedyForkBudget) || registered("no_such_remedy") {
+		t.Fatalf("registered: fork_budget %v, no_such_remedy %v", registered(policy.RemedyForkBudget), registered("no_such_remedy"))
+	}
+	off := 0
+	for _, r := range policy.Registry {
+		cfg := r.DefaultConfig()
+		if !cfg.RateLimits().Enabled {
+			off++
+		}
+		cfg.Configure(enableOnly{})
+		if !cfg.RateLimits().Enabled {
+			t.Errorf("%s: still disabled after Configure(enableOnly{})", r.Name())
+		}
+	}
+	if off == 0 {
+		t.Errorf("no opt-in remedy in the registry: the test proves nothing")
 	}
 }

@@ -26,19 +26,23 @@ import (
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
-// inproc is one guardian instance run in the driver's process, built as
-// `redis-guardian run` builds it (internal/instance) with the shipped defaults, plus
-// a tick counter and the log entries, which the binary does not expose.
+// inproc is one guardian process run in the driver's process: one instance per
+// server, built as `redis-guardian run` builds them (internal/instance) with the
+// shipped defaults and one configuration (so one state and one runtime directory,
+// whose fork slots the instances share), plus a tick counter and the log entries,
+// which the binary does not expose.
 type inproc struct {
 	close  func()
 	ticks  atomic.Int64
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
 	done   chan error
+	loops  int
 	once   sync.Once
 }
 
 type inprocOpts struct {
+	// interval and configRefresh are the shipped defaults when zero.
 	interval      time.Duration
 	configRefresh time.Duration
 	// remedies edits the shipped defaults (nil: keep them).
@@ -50,31 +54,54 @@ func startInproc(t *benchT, srv *testredis.Server, o inprocOpts) *inproc {
 	if o.configRefresh == 0 {
 		o.configRefresh = time.Minute
 	}
+	return startFleet(t, []*testredis.Server{srv}, o)
+}
+
+// startFleet runs one in-process guardian watching srvs (instances bench0..).
+func startFleet(t *benchT, srvs []*testredis.Server, o inprocOpts) *inproc {
+	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	cfg := config.Default()
-	cfg.Interval, cfg.ConfigRefresh, cfg.StateDir = o.interval, o.configRefresh, t.TempDir()
-	in := cfg.Instances[0]
-	in.Name, in.Addr = "bench", srv.Socket
-	if o.remedies != nil {
-		in.Remedies = in.Remedies.Clone()
-		o.remedies(in.Remedies)
+	if o.interval > 0 {
+		cfg.Interval = o.interval
 	}
-	g := &inproc{logs: logs, done: make(chan error, 1)}
-	b, err := instance.Build(cfg, in, instance.Options{Log: zap.New(core), Report: func(daemon.TickReport) { g.ticks.Add(1) }})
-	if err != nil {
-		t.Fatalf("build the guardian: %v", err)
+	if o.configRefresh > 0 {
+		cfg.ConfigRefresh = o.configRefresh
 	}
-	g.close = b.Close
-	inst := b.Loop
+	cfg.StateDir, cfg.RuntimeDir = t.TempDir(), t.TempDir()
+	g := &inproc{logs: logs, done: make(chan error, len(srvs)), loops: len(srvs)}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	go func() { g.done <- inst.Run(ctx) }()
+	var closers []func()
+	g.close = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
 	t.Cleanup(func() {
 		if err := g.stop(); err != nil {
 			t.Errorf("guardian: %v", err)
 		}
 		g.close()
 	})
+	for i, srv := range srvs {
+		in := cfg.Instances[0]
+		in.Name, in.Addr = "bench"+strconv.Itoa(i), srv.Socket
+		if len(srvs) == 1 {
+			in.Name = "bench"
+		}
+		in.Remedies = in.Remedies.Clone()
+		if o.remedies != nil {
+			o.remedies(in.Remedies)
+		}
+		b, err := instance.Build(cfg, in, instance.Options{Log: zap.New(core), Report: func(daemon.TickReport) { g.ticks.Add(1) }})
+		if err != nil {
+			g.loops = i
+			t.Fatalf("build the guardian's instance %s: %v", in.Name, err)
+		}
+		closers = append(closers, b.Close)
+		go func() { g.done <- b.Loop.Run(ctx) }()
+	}
 	return g
 }
 
@@ -82,10 +109,15 @@ func (g *inproc) stop() error {
 	var err error
 	g.once.Do(func() {
 		g.cancel()
-		select {
-		case err = <-g.done:
-		case <-time.After(15 * time.Second):
-			err = errors.New("guardian loop did not return within 15s of cancel")
+		timeout := time.After(15 * time.Second)
+		for range g.loops {
+			select {
+			case e := <-g.done:
+				err = errors.Join(err, e)
+			case <-timeout:
+				err = errors.Join(err, errors.New("guardian loop did not return within 15s of cancel"))
+				return
+			}
 		}
 	})
 	return err

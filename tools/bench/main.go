@@ -39,6 +39,11 @@ type params struct {
 	stormLoadReps            int
 	sideWindow               time.Duration
 	sideRepeats              int
+	forkSize                 fbSize
+	forkReps                 int
+	memoryReps               int
+	memoryWindow             time.Duration
+	runawayWindow            time.Duration
 }
 
 var (
@@ -49,6 +54,8 @@ var (
 		writableReps: 7, noGuardianReps: 2, noGuardianHold: 2 * time.Second, predictReps: 5,
 		replRounds: 10, stormWindow: 60 * time.Second, stormLoadWindow: 10 * time.Second, stormLoadReps: 5,
 		sideWindow: 30 * time.Second, sideRepeats: 2,
+		forkSize: fbSize{keys: 150_000, saveAfter: 10, keyDelay: 60}, forkReps: 3,
+		memoryReps: 2, memoryWindow: 20 * time.Second, runawayWindow: 30 * time.Second,
 	}
 	quickParams = params{
 		costRounds: 2, costRequests: 100_000,
@@ -57,6 +64,8 @@ var (
 		writableReps: 1, noGuardianReps: 1, noGuardianHold: time.Second, predictReps: 1,
 		replRounds: 1, stormWindow: 3 * time.Second, stormLoadWindow: 3 * time.Second, stormLoadReps: 1,
 		sideWindow: 3 * time.Second, sideRepeats: 1,
+		forkSize: fbSize{keys: 20_000, saveAfter: 8, keyDelay: 100}, forkReps: 1,
+		memoryReps: 1, memoryWindow: 12 * time.Second, runawayWindow: 12 * time.Second,
 	}
 )
 
@@ -74,7 +83,7 @@ func run(args []string) int {
 	goBench := fs.String("gobench", "", "go test -bench output to include")
 	benchstat := fs.String("benchstat", "", "benchstat output (before vs after) to include")
 	verbose := fs.Bool("v", false, "log each step to stderr")
-	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication, storm, stormload, exporter), e.g. to compare two binaries' CPU with -guardian-before")
+	only := fs.String("only", "", "run only these steps (comma-separated: cost, roundtrips, resources, writable, replication, storm, stormload, exporter, forkbudget, memory), e.g. to compare two binaries' CPU with -guardian-before")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -125,6 +134,8 @@ func run(args []string) int {
 		r.stormLoad = measureStormLoad(t, p.stormLoadWindow, p.stormLoadReps, *verbose)
 	})
 	step("beside the exporter", func(t *benchT) { r.side = measureSideBySide(t, *bin, p.sideWindow, p.sideRepeats, sideSizes) })
+	step("fork budget in one memory cgroup", func(t *benchT) { r.fork = measureForkBudget(t, p.forkSize, p.forkReps, *verbose) })
+	step("writes rejected under memory pressure", func(t *benchT) { r.memory = measureMemory(t, p, *verbose) })
 
 	if err := r.writePlot(); err != nil {
 		errs = append(errs, err)
@@ -144,8 +155,10 @@ func run(args []string) int {
 var stepKeys = map[string]string{
 	"cost to redis": "cost", "round trips per tick": "roundtrips", "guardian cpu and rss": "resources",
 	"time to writable": "writable", "replicas and sentinel": "replication", "aof rewrite storm": "storm",
-	"aof rewrite storm under fsync load": "stormload",
-	"beside the exporter":                "exporter",
+	"aof rewrite storm under fsync load":    "stormload",
+	"beside the exporter":                   "exporter",
+	"fork budget in one memory cgroup":      "forkbudget",
+	"writes rejected under memory pressure": "memory",
 }
 
 func measureAllResources(t *benchT, bin, before string, p params) []resourceRun {

@@ -30,6 +30,9 @@ type report struct {
 	// stormLoad are figure 7's runs with the guardian under a concurrent fsync load.
 	stormLoad []stormResult
 	side      []sideRun
+	// fork is figure 9, memory figure 10.
+	fork   []forkRun
+	memory map[memoryKey][]memoryRun
 }
 
 func (r *report) writePlot() error {
@@ -114,6 +117,8 @@ func (r *report) write(path, goBench, benchstat string) error {
 	r.stormSection(p)
 	r.stormLoadSection(p)
 	r.sideSection(p)
+	r.forkSection(p)
+	r.memorySection(p)
 	r.conclusions(p)
 
 	p("## Go benchmarks of the hot paths\n\n")
@@ -135,7 +140,8 @@ func (r *report) write(path, goBench, benchstat string) error {
 		}
 	}
 	perfFixes(p)
-	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 30 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 2 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
+	fuzzingSection(p)
+	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 45 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 4 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create report dir: %w", err)
@@ -167,6 +173,27 @@ func (r *report) costRatios() map[string][]float64 {
 }
 
 func (r *report) summary(p func(string, ...any)) {
+	r.costSummary(p)
+	r.resSummary(p)
+	r.writableSummary(p)
+	if a, g := r.repl[replAlone], r.repl[replGuardian]; a != nil && g != nil {
+		p("| 6 | Replica crashes over %d fork faults on the replica under master write load, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
+			g.crashRounds, a.crashes, g.crashes, met(g.crashes == 0 && g.crashRounds > 0))
+		p("| 6 | Sentinel failovers over %d fork faults on the master, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
+			g.failoverRounds, a.failovers, g.failovers, met(g.failovers == 0 && g.failoverRounds > 0))
+	}
+	if len(r.stormLoad) > 0 {
+		worst := r.stormLoadWorst()
+		p("| 7 | INCR files added by a fork failure with an automatic rewrite due, with the guardian under a concurrent fsync load (n=%d, worst run) | <= 2 | %d | %s |\n",
+			len(r.stormLoad), worst, met(worst <= 2))
+	}
+	r.sideSummary(p)
+	r.forkSummary(p)
+	r.memorySummary(p)
+}
+
+// costSummary adds figures 1 and 2.
+func (r *report) costSummary(p func(string, ...any)) {
 	// 1
 	ratios := r.costRatios()
 	var parts []string
@@ -176,7 +203,9 @@ func (r *report) summary(p func(string, ...any)) {
 		parts = append(parts, fmt.Sprintf("%s %.3f", test, m))
 		okAll = okAll && m >= 0.99
 	}
-	p("| 1 | Cost to Redis: throughput with guardian at 100 ms / without (median of %d side-by-side ratios) | >= 0.99 | %s | %s |\n", len(r.cost), strings.Join(parts, ", "), met(okAll))
+	if len(r.cost) > 0 {
+		p("| 1 | Cost to Redis: throughput with guardian at 100 ms / without (median of %d side-by-side ratios) | >= 0.99 | %s | %s |\n", len(r.cost), strings.Join(parts, ", "), met(okAll))
+	}
 	for _, rt := range r.rt {
 		if rt.interval == 100*time.Millisecond && rt.refresh == time.Minute && rt.window > 0 {
 			busy := r.redisBusy(rt)
@@ -197,6 +226,10 @@ func (r *report) summary(p func(string, ...any)) {
 			rt.interval, rt.ticks, float64(total)/float64(rt.ticks), float64(rt.calls["info"])/float64(rt.ticks), rt.calls["config|get"], rt.window.Round(time.Second),
 			met(total == rt.ticks && rt.calls["config|get"] == 0))
 	}
+}
+
+// resSummary adds figure 3.
+func (r *report) resSummary(p func(string, ...any)) {
 	// 3
 	one := r.resMedian(1, time.Second)
 	if one.instances > 0 {
@@ -211,6 +244,10 @@ func (r *report) summary(p func(string, ...any)) {
 		f := b.cpuPct / a.cpuPct
 		p("| 3 | CPU growth 1 -> 16 instances at %s | linear or better (<= 16x) | %.1fx (%.2f%% -> %.2f%%) | %s |\n", iv, f, a.cpuPct, b.cpuPct, met(f <= 16))
 	}
+}
+
+// writableSummary adds figures 4 and 5.
+func (r *report) writableSummary(p func(string, ...any)) {
 	// 4
 	for _, f := range faults {
 		ws := r.writable[writableKey{f.name, modeFollower}]
@@ -282,18 +319,6 @@ func (r *report) summary(p func(string, ...any)) {
 		}
 		p("| 5 | Rejected writes at 1000/s, %s at an automatic save, with and without the log (n=%d, all runs) | 0 (predicted) | %d | %s |\n", f.name, runs, rej, met(rej == 0))
 	}
-	if a, g := r.repl[replAlone], r.repl[replGuardian]; a != nil && g != nil {
-		p("| 6 | Replica crashes over %d fork faults on the replica under master write load, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
-			g.crashRounds, a.crashes, g.crashes, met(g.crashes == 0 && g.crashRounds > 0))
-		p("| 6 | Sentinel failovers over %d fork faults on the master, with the guardian (Redis alone: %d) | 0 | %d | %s |\n",
-			g.failoverRounds, a.failovers, g.failovers, met(g.failovers == 0 && g.failoverRounds > 0))
-	}
-	if len(r.stormLoad) > 0 {
-		worst := r.stormLoadWorst()
-		p("| 7 | INCR files added by a fork failure with an automatic rewrite due, with the guardian under a concurrent fsync load (n=%d, worst run) | <= 2 | %d | %s |\n",
-			len(r.stormLoad), worst, met(worst <= 2))
-	}
-	r.sideSummary(p)
 }
 
 func sum(m map[string]int64) int64 {
@@ -500,6 +525,20 @@ A CPU profile of BenchmarkHostRead (` + "`go test -bench HostRead -cpuprofile`" 
 - Already right, kept: one multi-section INFO per tick, CONFIG GET only on refresh (figure 2), one reused timer in the loop (no time.Tick/time.After per tick).
 
 `)
+}
+
+// fuzzingNotes holds the figures of the last `make fuzz`, recorded by hand: the
+// runs take an hour, far longer than a bench run, so the report carries them over
+// rather than measuring them.
+const fuzzingNotes = "docs/bench/fuzzing.md"
+
+// fuzzingSection copies fuzzingNotes into the report, so regenerating it keeps them.
+func fuzzingSection(p func(string, ...any)) {
+	b, err := os.ReadFile(fuzzingNotes)
+	if err != nil {
+		return
+	}
+	p("## Fuzzing\n\n%s\n\n", strings.TrimSpace(string(b)))
 }
 
 // conclusions points at the written reading of the figures: what was met, what was
