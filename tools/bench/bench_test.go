@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +82,26 @@ func TestEnableOnly(t *testing.T) {
 	}
 	if off == 0 {
 		t.Errorf("no opt-in remedy in the registry: the test proves nothing")
+	}
+}
+
+// TestSoakSection: the report carries the soak notes' Figures section over,
+// and only it, so regenerating docs/benchmarks.md keeps the soak's figures.
+func TestSoakSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "soak.md")
+	doc := "# Soak\n\n## What runs\n\nstuff\n\n## Figures\n\n| kind | n |\n|---|---|\n| fork_fail | 3 |\n\n## After\n\nmore\n"
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	soakSection(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, path)
+	got := b.String()
+	if !strings.Contains(got, "## Fault soak") || !strings.Contains(got, "| fork_fail | 3 |") || strings.Contains(got, "stuff") || strings.Contains(got, "more") {
+		t.Errorf("section:\n%s", got)
+	}
+	b.Reset()
+	soakSection(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, filepath.Join(t.TempDir(), "missing.md"))
+	if b.Len() != 0 {
+		t.Errorf("a missing file wrote %q", b.String())
 	}
 }

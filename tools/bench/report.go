@@ -141,6 +141,7 @@ func (r *report) write(path, goBench, benchstat string) error {
 	}
 	perfFixes(p)
 	fuzzingSection(p)
+	soakSection(p, soakNotes)
 	p("## How to reproduce\n\n```\nsudo make bench        # full run: writes docs/benchmarks.md and the plot (about 45 min)\nsudo make bench-smoke  # CI smoke run: writes dist/bench/ (about 4 min)\n```\n\nThe driver is `go run ./tools/bench -h`; profiles of a running guardian: `redis-guardian run --pprof-listen 127.0.0.1:6060`, then `go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30`.\n")
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -539,6 +540,28 @@ func fuzzingSection(p func(string, ...any)) {
 		return
 	}
 	p("## Fuzzing\n\n%s\n\n", strings.TrimSpace(string(b)))
+}
+
+// soakNotes holds the fault soak's method and figures (make soak, recorded by
+// hand: a long soak runs for an hour). The report carries its Figures section
+// over, as it does the fuzzing figures.
+const soakNotes = "docs/soak.md"
+
+// soakSection copies the "## Figures" section of the soak notes at path into
+// the report.
+func soakSection(p func(string, ...any), path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	_, figures, ok := strings.Cut(string(b), "\n## Figures\n")
+	if !ok {
+		return
+	}
+	if i := strings.Index(figures, "\n## "); i >= 0 {
+		figures = figures[:i]
+	}
+	p("## Fault soak\n\nMethod, invariants and budgets: [docs/soak.md](soak.md).\n\n%s\n\n", strings.TrimSpace(figures))
 }
 
 // conclusions points at the written reading of the figures: what was met, what was
