@@ -13,7 +13,7 @@ import (
 
 // inject starts fault st in sc and returns what clears it (nil: sc's cleanups
 // are enough, or the fault is instantaneous). A Fatalf of testredis ends the
-// injection; sc.close() undoes whatever part of it was done.
+// injection; sc.Close() undoes whatever part of it was done.
 func (k *soak) inject(sc *scope, st step, rec *faultRec) func() {
 	if st.Kind == kGuardianKill {
 		if err := k.g.signal(syscall.SIGKILL, 10*time.Second); err != nil {

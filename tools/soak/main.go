@@ -93,7 +93,7 @@ func run(args []string) int {
 		return 0
 	}
 	k := &soak{opts: o, run: newScope("soak", o.verbose)}
-	defer k.run.close()
+	defer k.run.Close()
 	builds, err := selectBuilds(k.run, o.builds)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "soak: %v\n", err)

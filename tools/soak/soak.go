@@ -137,8 +137,8 @@ func (k *soak) runFault(ctx context.Context, st step, rec *faultRec) {
 			err = try(sc, clear)
 		}
 	}
-	if !sc.close() && err == nil {
-		err = fmt.Errorf("%s: clearing failed (see errors above)", sc.name)
+	if !sc.Close() && err == nil {
+		err = fmt.Errorf("%s: clearing failed (see errors above)", sc.Name())
 	}
 	k.mu.Lock()
 	rec.end = time.Now()
@@ -148,9 +148,9 @@ func (k *soak) runFault(ctx context.Context, st step, rec *faultRec) {
 	}
 	k.mu.Unlock()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: fault %s: %v\n", sc.name, err)
+		fmt.Fprintf(os.Stderr, "soak: fault %s: %v\n", sc.Name(), err)
 	} else if k.opts.verbose {
-		fmt.Fprintf(os.Stderr, "soak: %s %s cleared after %s %s\n", rec.start.Format("15:04:05"), sc.name, rec.end.Sub(rec.start).Round(time.Millisecond), rec.note)
+		fmt.Fprintf(os.Stderr, "soak: %s %s cleared after %s %s\n", rec.start.Format("15:04:05"), sc.Name(), rec.end.Sub(rec.start).Round(time.Millisecond), rec.note)
 	}
 }
 
