@@ -171,6 +171,12 @@ func (s *Shared) IsYielded(remedy, setting string) bool {
 	return ok
 }
 
+// YieldedAt is when the guardian yielded remedy's hold of setting (zero when
+// it did not).
+func (s *Shared) YieldedAt(remedy, setting string) time.Time {
+	return s.Yielded[Yield{remedy, setting}.key()]
+}
+
 // EndEpisode forgets a remedy's yield of setting: the reason the remedy would take
 // the setting for has cleared, so its next episode may take it again. Each remedy
 // ends only its own: two remedies may hold one setting for different reasons.

@@ -75,7 +75,16 @@ func decideStopWrites(in Input, r *StopWritesConfig, st stopWritesState, sh *Sha
 	aofOK := info.AOFEnabled && info.AOFLastWriteStatus == "ok"
 
 	if !failed && !predict {
-		sh.EndEpisode(RemedyStopWrites, SettingStopWrites)
+		// A yield to the operator lasts until a save succeeds after it: an
+		// operator who sets the toggle back while the guardian still holds it
+		// after a save succeeded (its hysteresis) chose the protection, and a new
+		// failure seconds later must not take it from them (the soak, seed
+		// 20261207: set back at 17:29:14, toggled again at 17:29:21 for a new
+		// fork failure). A save in the yield's own second is not told apart: the
+		// operator keeps it until the next.
+		if y := sh.YieldedAt(RemedyStopWrites, SettingStopWrites); y.IsZero() || info.RDBLastSaveTime > y.Unix() {
+			sh.EndEpisode(RemedyStopWrites, SettingStopWrites)
+		}
 		sh.EndSuppression(RemedyStopWrites)
 	}
 	if isHeld {

@@ -355,3 +355,44 @@ func TestPredictiveToggleDoesNotFlap(t *testing.T) {
 		t.Errorf("not given back after %s with room to spare", dwell)
 	}
 }
+
+// TestStopWritesYieldLastsUntilASaveAfterIt: the operator sets the toggle back
+// while the guardian still holds it after a save succeeded (its hysteresis). A
+// new failure seconds later is left alone: the yield lasts until a save
+// succeeds after it. On the code before, the yield ended at the first tick
+// with the last save ok, and the new failure was toggled again (the soak, seed
+// 20261207: 7 s after the operator's revert).
+func TestStopWritesYieldLastsUntilASaveAfterIt(t *testing.T) {
+	t.Parallel()
+	toggles := func(ds []Decision) int {
+		n := 0
+		for _, d := range ds {
+			if d.Remedy == RemedyStopWrites && d.Action == ActSet {
+				n++
+			}
+		}
+		return n
+	}
+	in := decideInput()
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(-4 * time.Second).Unix()
+	in.Yielded = []Yield{{Remedy: RemedyStopWrites, Setting: SettingStopWrites}}
+	_, st := Decide(in, State{})
+
+	in = at(decideInput(), now.Add(7*time.Second))
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(-4 * time.Second).Unix()
+	misconf(&in)
+	ds, st := Decide(in, st)
+	if n := toggles(ds); n != 0 {
+		t.Fatalf("a new failure 7 s after the yield, no save since: %d toggles, want 0 (the operator's choice stands)", n)
+	}
+
+	in = at(decideInput(), now.Add(10*time.Second))
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(10 * time.Second).Unix()
+	_, st = Decide(in, st)
+	in = at(decideInput(), now.Add(20*time.Second))
+	in.Snapshot.Redis.Info.RDBLastSaveTime = now.Add(10 * time.Second).Unix()
+	misconf(&in)
+	if ds, _ := Decide(in, st); toggles(ds) != 1 {
+		t.Errorf("a failure after a save succeeded after the yield: %v, want the toggle (a new episode)", ds)
+	}
+}
