@@ -27,10 +27,11 @@ import (
 // redisState is a Redis with save points and stop-writes-on-bgsave-error yes whose
 // last save status the test sets: with "err" writes are rejected until the toggle.
 type redisState struct {
-	mu     sync.Mutex
-	status string
-	cfg    monitor.RedisConfig
-	down   error // set: Redis cannot be reached
+	mu       sync.Mutex
+	status   string
+	lastSave int64 // rdb_last_save_time
+	cfg      monitor.RedisConfig
+	down     error // set: Redis cannot be reached
 }
 
 func (r *redisState) snapshot(now time.Time) monitor.Snapshot {
@@ -46,6 +47,7 @@ func (r *redisState) snapshot(now time.Time) monitor.Snapshot {
 		return s
 	}
 	s.Redis.Info.RDBLastBgsaveStatus = r.status
+	s.Redis.Info.RDBLastSaveTime = r.lastSave
 	s.Redis.Info.AOFLastWriteStatus = "ok"
 	s.Redis.Config = cfg
 	s.Redis.ConfigTime = now
@@ -56,6 +58,13 @@ func (r *redisState) snapshot(now time.Time) monitor.Snapshot {
 func (r *redisState) set(status string) {
 	r.mu.Lock()
 	r.status = status
+	r.mu.Unlock()
+}
+
+// saved is a save that succeeded now.
+func (r *redisState) saved() {
+	r.mu.Lock()
+	r.status, r.lastSave = "ok", time.Now().Unix()
 	r.mu.Unlock()
 }
 
@@ -211,8 +220,11 @@ func TestLoopYieldFlowsToPolicy(t *testing.T) {
 	if got := h.writer.Executed(); len(got) != 0 {
 		t.Errorf("executed %+v after yielding the setting to an operator, want nothing", got)
 	}
-	// The episode ends (a save succeeds), a new one starts: the guardian acts again.
-	r.set("ok")
+	// The episode ends (a save succeeds after the yield: rdb_last_save_time has
+	// whole seconds, so in a later second), a new one starts: the guardian acts
+	// again.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	r.saved()
 	n := h.ticks.Load()
 	waitLoop(t, "a tick with the save ok", func() bool { return h.ticks.Load() >= n+2 })
 	r.set("err")
