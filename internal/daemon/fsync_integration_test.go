@@ -45,21 +45,23 @@ func TestFsyncReliefOnASlowDisk(t *testing.T) {
 		return info["aof_delayed_fsync"] != "" && info["aof_delayed_fsync"] != "0"
 	})
 	srv.Fill(t, 300, 16)
-	srv.SlowChild(t)
 	// A rewrite may be running already (the guardian's own, for the AOF the
-	// load grew, started before the child was made slow): wait it out, so the
-	// rewrite the test watches is the slow one.
-	deadline := time.Now().Add(waitLong)
-	for {
-		err := c.Do(ctxT(t), "BGREWRITEAOF").Err()
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "already in progress") || time.Now().After(deadline) {
-			t.Fatalf("BGREWRITEAOF: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// load grew): wait it out before the child is made slow, so every rewrite
+	// that starts from here on is the slow one the test watches.
+	srv.WaitFor(t, "no rewrite to run", waitLong, func(info map[string]string) bool {
+		return info["aof_rewrite_in_progress"] == "0" && info["aof_rewrite_scheduled"] == "0"
+	})
+	srv.SlowChild(t)
+	// On the throttled disk Redis's main thread can stall past the client's read
+	// timeout: go-redis then sends BGREWRITEAOF again, and the retry answers
+	// "already in progress" for the rewrite the first one started (CI saw this).
+	// Either answer means a slow rewrite runs; the test then checks that it does.
+	if err := c.Do(ctxT(t), "BGREWRITEAOF").Err(); err != nil && !strings.Contains(err.Error(), "already in progress") {
+		t.Logf("BGREWRITEAOF: %v (checking whether the rewrite started anyway)", err)
 	}
+	srv.WaitFor(t, "the slow rewrite to run", waitLong, func(info map[string]string) bool {
+		return info["aof_rewrite_in_progress"] == "1"
+	})
 	applied := waitEntryWithin(t, g, 30*time.Second, fieldsEq{"event": string(events.RemedyApplied), "remedy": policy.RemedyFsyncRelief})
 	if applied.str("new_value") != "yes" {
 		t.Errorf("remedy_applied = %s, want no-appendfsync-on-rewrite yes", applied)
