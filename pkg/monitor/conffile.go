@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -41,27 +42,35 @@ const maxConfigFileBytes = 4 << 20
 // main file.
 func ReadConfigFile(path string, settings []string) ConfigFileReading {
 	r := ConfigFileReading{Path: path}
-	// Redis read it at start, so it was a regular file then; the path may name
-	// something else now, which must not block the tick.
+	text, st, err := ReadConfigText(path)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Known, r.ModTime, r.Size = true, st.ModTime(), st.Size()
+	r.Lines = ParseConfigFile(text, settings)
+	return r
+}
+
+// ReadConfigText reads a Redis config file's whole text, bounded: the redis uid
+// can write that file (CONFIG REWRITE needs to), so it is input. Redis read it at
+// start, so it was a regular file then; the path may name something else now (a
+// FIFO, a symlink to a device), which must not block or flood the reader.
+func ReadConfigText(path string) (string, os.FileInfo, error) {
 	f, st, err := openRegular(path)
 	if err != nil {
-		r.Err = fmt.Errorf("read redis config file: %w", err)
-		return r
+		return "", nil, fmt.Errorf("read redis config file: %w", err)
 	}
 	defer f.Close()
 	if st.Size() > maxConfigFileBytes {
-		r.Err = fmt.Errorf("read redis config file %s: %d bytes is too large for a Redis config file", path, st.Size())
-		return r
+		return "", nil, fmt.Errorf("read redis config file %s: %d bytes is too large for a Redis config file", path, st.Size())
 	}
 	b := make([]byte, st.Size())
 	n, err := f.ReadAt(b, 0)
 	if err != nil && n != len(b) {
-		r.Err = fmt.Errorf("read redis config file: %w", err)
-		return r
+		return "", nil, fmt.Errorf("read redis config file: %w", err)
 	}
-	r.Known, r.ModTime, r.Size = true, st.ModTime(), st.Size()
-	r.Lines = ParseConfigFile(string(b[:n]), settings)
-	return r
+	return string(b[:n]), st, nil
 }
 
 // ParseConfigFile returns the lines of a Redis config file's text that set any of

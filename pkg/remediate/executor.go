@@ -347,7 +347,10 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 		return nil
 	}
 	if runID, _ := e.identity(); c.RunID != "" && runID != "" && runID != c.RunID {
-		return e.restarted(c, d)
+		if err := e.restarted(c, d); err != nil {
+			return err
+		}
+		c, _ = e.Ledger.Get(setting) // the hold followed the new process
 	}
 	live, err := e.configGet(ctx, setting)
 	if err != nil {
@@ -362,49 +365,82 @@ func (e *Executor) undo(ctx context.Context, setting string, d policy.Decision) 
 			return err // the entry stays: the guardian's value may still be live
 		}
 	}
+	// The file is put right before the entry goes: a guardian killed in between
+	// finds the entry at its next start, with the original live, and its yield
+	// repairs the file then. Removed first, the file would keep the held value
+	// with no record of it, and the next hold would take it for the operator's.
+	e.repairConfigFile(ctx, c, d)
 	if err := e.Ledger.Remove(setting); err != nil {
 		return fmt.Errorf("restored %s but could not update the ledger: %w", setting, err)
 	}
 	e.Log.Info(fmt.Sprintf("set %s back to %s: %s", setting, c.Original, d.Detail),
 		e.event(d, events.RemedyUndone, zap.String("old_value", c.Value), zap.String("new_value", c.Original), zap.String("result", "ok"))...)
-	e.repairConfigFile(ctx, c, d)
 	return nil
 }
 
-// repairConfigFile puts Redis's config file right after an undo, when a CONFIG
-// REWRITE wrote the held value into it during the hold (the file said something
-// else when the change was made): CONFIG REWRITE again, now that the runtime
-// value is the original, and log the lines that changed. A file that said the
-// value before the hold is someone's choice and is left alone (the policy keeps
-// reporting it).
-func (e *Executor) repairConfigFile(ctx context.Context, c Change, d policy.Decision) {
-	if c.ConfigFile == "" {
-		return
+// heldInFile returns the line of Redis's config file that says the guardian's
+// held value when the file said something else as the change was made: a CONFIG
+// REWRITE during the hold wrote it there, and a restart would run with it for
+// good. A file that said the value before the hold is someone's choice.
+func (e *Executor) heldInFile(c Change) (text string, line monitor.ConfigFileLine, ok bool) {
+	if c.ConfigFile == "" || policy.SameValue(c.Setting, c.FileValue, c.Value) {
+		return "", line, false
 	}
-	before, err := os.ReadFile(c.ConfigFile)
+	text, _, err := monitor.ReadConfigText(c.ConfigFile)
 	if err != nil {
-		return // not on this host, or not readable: nothing to compare
+		return "", line, false // not on this host, or not readable: nothing to compare
 	}
-	line, ok := monitor.ParseConfigFile(string(before), []string{c.Setting})[c.Setting]
-	if !ok || !policy.SameValue(c.Setting, line.Value, c.Value) || policy.SameValue(c.Setting, c.FileValue, c.Value) {
+	line, ok = monitor.ParseConfigFile(text, []string{c.Setting})[c.Setting]
+	if !ok || !policy.SameValue(c.Setting, line.Value, c.Value) {
+		return "", line, false
+	}
+	return text, line, true
+}
+
+// repairConfigFile puts Redis's config file right when an entry ends (an undo, a
+// yield to the operator) and a CONFIG REWRITE wrote the held value into it during
+// the hold: CONFIG REWRITE again, now that the runtime value is no longer the
+// guardian's, and log the lines that changed.
+func (e *Executor) repairConfigFile(ctx context.Context, c Change, d policy.Decision) {
+	before, line, ok := e.heldInFile(c)
+	if !ok {
 		return
 	}
 	fields := []zap.Field{zap.String("config_file", c.ConfigFile), zap.Int("line", line.Number)}
-	if err := e.Client.Do(ctx, e.ConfigCommand, "REWRITE").Err(); err != nil {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	err := e.Client.Do(rctx, e.ConfigCommand, "REWRITE").Err()
+	cancel()
+	if err != nil {
 		e.Log.Error(fmt.Sprintf("%s line %d still says %q, written by a CONFIG REWRITE during the hold, and CONFIG REWRITE failed: set `%s %s` there by hand before Redis restarts",
 			c.ConfigFile, line.Number, line.Text, c.Setting, c.Original),
 			e.event(d, events.RemedyFailed, append(fields, zap.String("result", "config_rewrite_failed"), zap.Error(err))...)...)
 		return
 	}
-	after, err := os.ReadFile(c.ConfigFile)
+	after, _, err := monitor.ReadConfigText(c.ConfigFile)
 	if err != nil {
-		after = nil
+		after = ""
 	}
-	removed, added := lineDiff(string(before), string(after))
+	removed, added := lineDiff(before, after)
 	e.Log.Warn(fmt.Sprintf("%s said %q, written by a CONFIG REWRITE during the hold: ran CONFIG REWRITE to put the file right (%d lines removed, %d added)",
 		c.ConfigFile, line.Text, len(removed), len(added)),
 		e.event(d, events.RemedyApplied, append(fields, zap.String("result", "config_rewrite"),
-			zap.Strings("removed_lines", capLines(removed)), zap.Strings("added_lines", capLines(added)))...)...)
+			zap.Strings("removed_lines", capLines(directives(removed))), zap.Strings("added_lines", capLines(directives(added))))...)...)
+}
+
+// directives keeps the lines that set something: the log says what CONFIG
+// REWRITE changed, not the comments it moved, and never a line of some other
+// file the path may name by the time it is read again (the redis uid can swap it).
+func directives(ls []string) []string {
+	var out []string
+	for _, l := range ls {
+		// A directive is a lower-case name and its arguments, as CONFIG REWRITE
+		// writes it.
+		name, args, _ := strings.Cut(strings.TrimSpace(l), " ")
+		if name != "" && args != "" && name[0] != '-' && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // lineDiff returns the lines of a that b lacks and the lines of b that a lacks,
@@ -442,13 +478,32 @@ func capLines(ls []string) []string {
 // restarted drops an entry of a Redis that has restarted since (its run_id
 // changed): the runtime value the guardian set died with that process, and the
 // value now live is what the config file says, which the guardian does not own.
+//
+// Unless the new process read the guardian's value from the file, written there
+// by a CONFIG REWRITE during the hold: that value is still the guardian's doing,
+// so the entry follows the new process (its run_id), and the hold ends, file
+// and all, like any other. Dropped, it would leave Redis with the held value for
+// good and no record of it (the soak found redis.conf and Redis so).
 func (e *Executor) restarted(c Change, d policy.Decision) error {
-	if err := e.Ledger.Remove(c.Setting); err != nil {
-		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
-	}
 	d.Setting = c.Setting
 	if d.Remedy == "" {
 		d.Remedy = c.Remedy
+	}
+	if _, line, ok := e.heldInFile(c); ok {
+		runID, _ := e.identity()
+		prev := c.RunID
+		c.RunID, c.Applied = runID, false
+		if err := e.Ledger.Record(c); err != nil {
+			return fmt.Errorf("move the ledger entry of %s to the restarted Redis: %w", c.Setting, err)
+		}
+		e.Log.Warn(fmt.Sprintf("Redis restarted during the hold and read %s %s from %s line %d, written by a CONFIG REWRITE during the hold: the hold follows the new process, and ends with the file put right",
+			c.Setting, c.Value, c.ConfigFile, line.Number),
+			e.event(d, events.RemedyApplied, zap.String("old_value", c.Value), zap.String("new_value", c.Value), zap.String("result", "followed_restart"),
+				zap.String("old_run_id", prev), zap.String("config_file", c.ConfigFile), zap.Int("line", line.Number))...)
+		return nil
+	}
+	if err := e.Ledger.Remove(c.Setting); err != nil {
+		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
 	}
 	e.Log.Warn(fmt.Sprintf("Redis restarted since the guardian set %s %s: that value went with the old process and %s now comes from its config file; dropping the ledger entry", c.Setting, c.Value, c.Setting),
 		e.event(d, events.RemedyYielded, zap.String("old_value", c.Value), zap.String("result", "redis_restarted"))...)
@@ -456,6 +511,14 @@ func (e *Executor) restarted(c Change, d policy.Decision) error {
 }
 
 func (e *Executor) yield(c Change, live string, d policy.Decision) error {
+	d.Setting = c.Setting
+	if d.Remedy == "" {
+		d.Remedy = c.Remedy
+	}
+	// The live value is someone else's now; a held value a CONFIG REWRITE wrote
+	// into the file is still the guardian's, and a restart would bring it back
+	// with nothing left to give it back. Rewriting the file writes their value.
+	e.repairConfigFile(context.Background(), c, d)
 	if err := e.Ledger.Remove(c.Setting); err != nil {
 		return fmt.Errorf("drop ledger entry of %s: %w", c.Setting, err)
 	}
@@ -466,10 +529,6 @@ func (e *Executor) yield(c Change, live string, d policy.Decision) error {
 		} else {
 			msg = fmt.Sprintf("%s is at its original %s (the guardian's change never took effect); dropping the ledger entry", c.Setting, live)
 		}
-	}
-	d.Setting = c.Setting
-	if d.Remedy == "" {
-		d.Remedy = c.Remedy
 	}
 	e.Log.Warn(msg, e.event(d, events.RemedyYielded, zap.String("old_value", c.Value), zap.String("new_value", live), zap.String("result", "yielded"))...)
 	return ErrChanged
