@@ -84,15 +84,35 @@ func TestConfigFileTurnsProtectionOff(t *testing.T) {
 // back, runtime value and file, once saves succeed. The soak found Redis and
 // redis.conf left with no for good when the entry was dropped as the old
 // process's.
+//
+// The soak's servers take the setting on their command line, so a restarted one
+// runs with yes whatever the file says: the entry follows it, the guardian finds
+// its value not live and yields, and the yield puts the file right.
 func TestConfigRewriteDuringHoldThenRestart(t *testing.T) {
 	t.Parallel()
-	srv := testredis.Start(t, testredis.Options{ConfigText: "stop-writes-on-bgsave-error yes\n"})
+	for _, tc := range []struct {
+		name string
+		args []string
+		live string // after the restart
+	}{
+		{name: "from_file", live: "no"},
+		{name: "command_line", args: []string{"--" + policy.SettingStopWrites, "yes"}, live: "yes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			restartDuringHold(t, tc.args, tc.live)
+		})
+	}
+}
+
+func restartDuringHold(t *testing.T, args []string, live string) {
+	srv := testredis.Start(t, testredis.Options{ConfigText: "stop-writes-on-bgsave-error yes\n", Args: args})
 	c := srv.Client(t)
 	stateDir := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, cfg, stateDir, fastBinaryConfig, [2]string{instanceName, srv.Socket})
-	args := []string{"-c", cfg, "--state-dir", stateDir}
-	p := startBinary(t, args...)
+	run := []string{"-c", cfg, "--state-dir", stateDir}
+	p := startBinary(t, run...)
 	srv.FailFork(t)
 	bgsave(t, c)
 	// The entry names the process it was made on (run_id) once it is seen live.
@@ -110,11 +130,11 @@ func TestConfigRewriteDuringHoldThenRestart(t *testing.T) {
 	if info := srv.Info(t); info["run_id"] == held.RunID {
 		t.Fatalf("the run_id did not change across the restart (%s)", held.RunID)
 	}
-	if got := configGet(t, c, policy.SettingStopWrites); got != "no" {
-		t.Fatalf("the restarted Redis has %s %s; the test needs the file's no live", policy.SettingStopWrites, got)
+	if got := configGet(t, c, policy.SettingStopWrites); got != live {
+		t.Fatalf("the restarted Redis has %s %s; the test needs %s live", policy.SettingStopWrites, got, live)
 	}
 
-	p = startBinary(t, args...)
+	p = startBinary(t, run...)
 	bgsave(t, c)
 	srv.WaitFor(t, "a save to succeed", waitLong, testredis.SaveStatus("ok"))
 	deadline := time.Now().Add(waitLong)
