@@ -380,7 +380,7 @@ func TestForkBudgetWontFitRealCgroup(t *testing.T) {
 	}
 	// Room of 4 MiB beside the group's working set (the page cache of the RDB
 	// file is reclaimed to reach it); the expected copy-on-write is ~10 MiB.
-	cg.SetLimit(t, cgroupWorkingSet(t, cg)+4<<20)
+	cg.SetLimit(t, cg.WorkingSet(t)+4<<20)
 	g := startGuardian(t, srv, guardianOpts{})
 	g.waitTicks(1)
 	if err := c.Set(ctxT(t), "due", "1", 0).Err(); err != nil {
@@ -402,25 +402,4 @@ func TestForkBudgetWontFitRealCgroup(t *testing.T) {
 			t.Errorf("ledger still holds %+v", ch)
 		}
 	}
-}
-
-// cgroupWorkingSet is the group's usage less its inactive page cache, as the
-// guardian counts it.
-func cgroupWorkingSet(t *testing.T, cg *testredis.MemCgroup) int64 {
-	t.Helper()
-	usageFile, inactiveKey := "memory.current", "inactive_file"
-	if cg.Version == 1 {
-		usageFile, inactiveKey = "memory.usage_in_bytes", "total_inactive_file"
-	}
-	usage, err := strconv.ParseInt(strings.TrimSpace(cg.ReadFile(t, usageFile)), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(cg.ReadFile(t, "memory.stat"), "\n") {
-		if k, v, ok := strings.Cut(l, " "); ok && k == inactiveKey {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return usage - n
-		}
-	}
-	return usage
 }

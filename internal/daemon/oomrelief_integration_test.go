@@ -210,7 +210,7 @@ func TestOOMReliefStaysWithinCgroupRoom(t *testing.T) {
 			c := srv.Client(t)
 			srv.Fill(t, 12000, 1000)
 			used, _ := strconv.ParseInt(srv.Info(t)["used_memory"], 10, 64)
-			limit := workingSet(t, cg) - used + 24<<20
+			limit := cg.WorkingSet(t) - used + 24<<20
 			cg.SetLimit(t, limit)
 			t.Logf("%s: cgroup limit %s (used_memory %s)", b.Name, policy.HumanBytes(limit), policy.HumanBytes(used))
 
@@ -230,14 +230,14 @@ func TestOOMReliefStaysWithinCgroupRoom(t *testing.T) {
 			if got <= reliefOrig || got >= reliefCap {
 				t.Errorf("maxmemory %d: want a raise stopped by the cgroup, in (%d, %d)", got, reliefOrig, reliefCap)
 			}
-			if k := oomKills(t, cg); k != 0 {
+			if k := cg.OOMKills(t); k != 0 {
 				t.Errorf("the kernel OOM-killed %d processes in the group", k)
 			}
 			if err := c.Ping(ctxT(t)).Err(); err != nil {
 				t.Errorf("Redis does not answer after the raise: %v", err)
 			}
 			t.Logf("%s: maxmemory raised to %s under a cgroup limit of %s; working set %s", b.Name,
-				policy.HumanBytes(got), policy.HumanBytes(limit), policy.HumanBytes(workingSet(t, cg)))
+				policy.HumanBytes(got), policy.HumanBytes(limit), policy.HumanBytes(cg.WorkingSet(t)))
 		})
 	}
 }

@@ -127,12 +127,12 @@ func oomScenario(t *testing.T, b testredis.Build, shield bool) (bool, string) {
 		g.waitTicks(5)
 	}
 	srv.Fill(t, keys, valueSize)
-	ws := workingSet(t, cg)
+	ws := cg.WorkingSet(t)
 	limit := ws + room
 	t.Logf("working set %d MiB, limit %d MiB", ws>>20, limit>>20)
 	configSet(t, c, "rdb-key-save-delay", "1000") // 1 ms a key: the child lives ~40 s
 	cg.SetLimit(t, limit)
-	killsBefore := oomKills(t, cg)
+	killsBefore := cg.OOMKills(t)
 	if err := c.BgSave(ctxT(t)).Err(); err != nil {
 		t.Fatalf("BGSAVE: %v", err)
 	}
@@ -141,10 +141,10 @@ func oomScenario(t *testing.T, b testredis.Build, shield bool) (bool, string) {
 	_ = srv.Overwrite(c, keys, valueSize) // the server may be the one the OOM killer took
 
 	deadline := time.Now().Add(time.Minute)
-	for oomKills(t, cg) == killsBefore && time.Now().Before(deadline) {
+	for cg.OOMKills(t) == killsBefore && time.Now().Before(deadline) {
 		time.Sleep(poll)
 	}
-	kills := oomKills(t, cg) - killsBefore
+	kills := cg.OOMKills(t) - killsBefore
 	serverAlive, childAlive := processAlive(pid), processAlive(child)
 	logText, _ := os.ReadFile(srv.LogFile)
 	t.Logf("oom kills %d; server %d alive %v, child %d alive %v", kills, pid, serverAlive, child, childAlive)
@@ -197,39 +197,6 @@ func processAlive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
-// workingSet is the group's usage less its inactive page cache (v1 or v2).
-func workingSet(t *testing.T, cg *testredis.MemCgroup) int64 {
-	t.Helper()
-	usageFile, inactive := "memory.usage_in_bytes", "total_inactive_file"
-	if cg.Version == 2 {
-		usageFile, inactive = "memory.current", "inactive_file"
-	}
-	usage, err := strconv.ParseInt(strings.TrimSpace(cg.ReadFile(t, usageFile)), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", usageFile, err)
-	}
-	return usage - statField(cg.ReadFile(t, "memory.stat"), inactive)
-}
-
-func oomKills(t *testing.T, cg *testredis.MemCgroup) int64 {
-	t.Helper()
-	if cg.Version == 2 {
-		return statField(cg.ReadFile(t, "memory.events"), "oom_kill")
-	}
-	return statField(cg.ReadFile(t, "memory.oom_control"), "oom_kill")
-}
-
-func statField(text, name string) int64 {
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[0] == name {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // TestOOMShieldRefused: where Redis cannot put the shield up, a finding names

@@ -144,6 +144,50 @@ func (c *MemCgroup) ReadFile(t testing.TB, name string) string {
 	return string(b)
 }
 
+// Int reads one of the group's files that holds a number (memory.current ...).
+func (c *MemCgroup) Int(t testing.TB, name string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(strings.TrimSpace(c.ReadFile(t, name)), 10, 64)
+	if err != nil {
+		t.Fatalf("testredis: %s of %s: %v", name, c.Dir, err)
+	}
+	return n
+}
+
+// WorkingSet is the group's usage less its inactive page cache (v1 or v2), as
+// the guardian and the kubelet count it.
+func (c *MemCgroup) WorkingSet(t testing.TB) int64 {
+	t.Helper()
+	usage, inactive := "memory.usage_in_bytes", "total_inactive_file"
+	if c.Version == 2 {
+		usage, inactive = "memory.current", "inactive_file"
+	}
+	return c.Int(t, usage) - StatField(c.ReadFile(t, "memory.stat"), inactive)
+}
+
+// OOMKills is the group's OOM kill count (v1 memory.oom_control, v2 memory.events).
+func (c *MemCgroup) OOMKills(t testing.TB) int64 {
+	t.Helper()
+	name := "memory.oom_control"
+	if c.Version == 2 {
+		name = "memory.events"
+	}
+	return StatField(c.ReadFile(t, name), "oom_kill")
+}
+
+// StatField is one "name value" line's value of a cgroup key-value file
+// (memory.stat, memory.events, memory.oom_control); 0 when absent.
+func StatField(text, name string) int64 {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == name {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // procsFile is the file a process writes its pid to, to join the group.
 func (c *MemCgroup) procsFile() string { return filepath.Join(c.Dir, "cgroup.procs") }
 

@@ -171,9 +171,9 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cal fbCalibration) forkR
 		g.waitTicks(t, 2*fbServers)
 	}
 	r.rss = fbRSS(t, srvs)
-	r.limit = cgroupWorkingSet(t, cg) + int64(fbRoomFactor*float64(cow))
+	r.limit = cg.WorkingSet(t) + int64(fbRoomFactor*float64(cow))
 	cg.SetLimit(t, r.limit)
-	oom0 := fbOOMKills(t, cg)
+	oom0 := cg.OOMKills(t)
 	resetPeak(t, cg)
 	due := make([]time.Time, len(srvs))
 	for i, ls := range lastSave {
@@ -190,8 +190,8 @@ func forkBudgetRun(t *benchT, size fbSize, mode string, cal fbCalibration) forkR
 	}
 	o.stop()
 	stopWriters()
-	r.oomKills = fbOOMKills(t, cg) - oom0
-	r.peak = fbReadInt(t, cg, peakFile(cg))
+	r.oomKills = cg.OOMKills(t) - oom0
+	r.peak = cg.Int(t, peakFile(cg))
 	r.maxAtOnce, r.peakAnon = o.maxAtOnce, o.peakAnon
 	for i, s := range srvs {
 		if !pidAlive(s.PID) {
@@ -383,7 +383,7 @@ func (o *forkWatch) sample(ctx context.Context, srvs []*testredis.Server, cs []*
 		}
 		o.mu.Unlock()
 	}
-	anon := statValue(readOr(filepath.Join(o.cg.Dir, "memory.stat")), o.anonKey)
+	anon := testredis.StatField(readOr(filepath.Join(o.cg.Dir, "memory.stat")), o.anonKey)
 	o.mu.Lock()
 	o.maxAtOnce = max(o.maxAtOnce, children)
 	o.peakAnon = max(o.peakAnon, anon)
@@ -434,14 +434,6 @@ func fbRSS(t *benchT, srvs []*testredis.Server) int64 {
 	return n
 }
 
-func fbReadInt(t *benchT, cg *testredis.MemCgroup, name string) int64 {
-	n, err := strconv.ParseInt(strings.TrimSpace(cg.ReadFile(t, name)), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return n
-}
-
 // peakFile is the group's peak usage: v1's max_usage_in_bytes (reset per run),
 // v2's memory.peak (since the group was made, one group per run).
 func peakFile(cg *testredis.MemCgroup) string {
@@ -457,36 +449,6 @@ func resetPeak(t *benchT, cg *testredis.MemCgroup) {
 			t.Fatalf("reset the group's peak: %v", err)
 		}
 	}
-}
-
-// fbOOMKills is the group's OOM kill count (v1 oom_control, v2 events).
-func fbOOMKills(t *benchT, cg *testredis.MemCgroup) int64 {
-	name := "memory.oom_control"
-	if cg.Version == 2 {
-		name = "memory.events"
-	}
-	return statValue(cg.ReadFile(t, name), "oom_kill")
-}
-
-// cgroupWorkingSet is the group's usage less its inactive page cache, as the
-// guardian counts it.
-func cgroupWorkingSet(t *benchT, cg *testredis.MemCgroup) int64 {
-	usage, inactive := "memory.usage_in_bytes", "total_inactive_file"
-	if cg.Version == 2 {
-		usage, inactive = "memory.current", "inactive_file"
-	}
-	return fbReadInt(t, cg, usage) - statValue(cg.ReadFile(t, "memory.stat"), inactive)
-}
-
-func statValue(text, name string) int64 {
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[0] == name {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // countEvents counts the guardian's log entries of one event by one remedy.
