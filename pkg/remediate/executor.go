@@ -567,8 +567,16 @@ func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []policy.Yield 
 			continue
 		}
 		if c.RunID != "" && runID != "" && c.RunID != runID {
-			_ = e.restarted(c, policy.Decision{Remedy: c.Remedy, Reason: c.Reason})
-			continue
+			if err := e.restarted(c, policy.Decision{Remedy: c.Remedy, Reason: c.Reason}); err != nil {
+				continue // dropped with the old process
+			}
+			// It followed the new process: compare it with that one's live value
+			// now (a restart makes this tick's CONFIG GET fresh), so a value the
+			// new process does not have is yielded at once, not held on paper.
+			var found bool
+			if c, found = e.Ledger.Get(c.Setting); !found {
+				continue
+			}
 		}
 		if !fresh || !r.Config.Known() {
 			continue

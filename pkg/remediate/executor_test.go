@@ -670,3 +670,70 @@ func TestDirectivesKeepsSettingLines(t *testing.T) {
 		t.Errorf("directives(%q) = %q, want %q", in, got, want)
 	}
 }
+
+// TestReconcileRestartWithHeldValueInFile: a CONFIG REWRITE during the hold wrote
+// the guardian's no into the config file, then Redis restarted. When the new
+// process runs with the file's no, the entry follows it (run_id) and stays held;
+// when it runs with the original (the setting given on its command line), the
+// guardian yields at once, in the same reconcile, and rewrites the file: that
+// no was the guardian's. Neither is an operator's yield.
+func TestReconcileRestartWithHeldValueInFile(t *testing.T) {
+	t.Parallel()
+	for _, live := range []string{"no", "yes"} {
+		t.Run("live="+live, func(t *testing.T) {
+			t.Parallel()
+			conf := filepath.Join(t.TempDir(), "redis.conf")
+			if err := os.WriteFile(conf, []byte("port 0\nstop-writes-on-bgsave-error no\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l := NewMemLedger()
+			held := change(policy.SettingStopWrites, "yes", "no")
+			held.RunID, held.ConfigFile, held.FileValue, held.Applied = "old", conf, "yes", true
+			if err := l.Record(held); err != nil {
+				t.Fatal(err)
+			}
+			srv := newConfigServer(map[string]string{policy.SettingStopWrites: live})
+			set := srv.reply
+			srv.reply = func(args []string) (any, error) {
+				if len(args) == 2 && args[1] == "REWRITE" {
+					text := "port 0\nstop-writes-on-bgsave-error " + srv.config[policy.SettingStopWrites] + "\n"
+					return "OK", os.WriteFile(conf, []byte(text), 0o644)
+				}
+				return set(args)
+			}
+			e, logs := newExecutor(t, srv, l)
+			yielded := e.Reconcile(monitor.RedisReading{
+				Info:   monitor.Info{RunID: "new", ConfigFile: conf},
+				Config: monitor.RedisConfig{policy.SettingStopWrites: live},
+			}, true)
+			if len(yielded) != 0 {
+				t.Errorf("yielded to an operator: %+v", yielded)
+			}
+			b, err := os.ReadFile(conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch live {
+			case "no":
+				want := held
+				want.RunID = "new"
+				if diff := cmp.Diff([]Change{want}, l.All()); diff != "" {
+					t.Errorf("the entry did not follow the new process (-want +got):\n%s", diff)
+				}
+				if !strings.Contains(string(b), "stop-writes-on-bgsave-error no") {
+					t.Errorf("the file changed during the hold:\n%s", b)
+				}
+			case "yes":
+				if len(l.All()) != 0 {
+					t.Errorf("the ledger still holds %+v", l.All())
+				}
+				if !strings.Contains(string(b), "stop-writes-on-bgsave-error yes") {
+					t.Errorf("the file still says the guardian's no:\n%s", b)
+				}
+				if n := countEvents(logs, events.RemedyYielded); n != 1 {
+					t.Errorf("%d remedy_yielded events, want 1", n)
+				}
+			}
+		})
+	}
+}
