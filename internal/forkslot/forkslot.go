@@ -12,6 +12,13 @@
 // without taking them (F_OFD_GETLK): reading who holds the slots for a snapshot
 // never takes a slot for a moment, so it cannot make another instance's take
 // fail.
+//
+// Saves that wait for a slot are served in turn: a waiting instance keeps a
+// file <runtime_dir>/fork-wait-<pid>-<n> locked the same way, holding when it
+// began to wait. The snapshot lists the live waiters (View), and the policy
+// lets a save start only when no other instance has waited longer: without
+// it, whichever instance ticked first after a child ended took the slot, and
+// one server waited 1m35s while another saved twice.
 package forkslot
 
 import (
@@ -20,9 +27,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,12 +48,32 @@ type Slots struct {
 
 	mu   sync.Mutex
 	held *os.File // the slot this instance holds, nil when none
+	// wait is this instance's waiter file while it waits for a slot (nil when
+	// it does not), waitName its name in dir (chosen at the first wait), since
+	// when it began to wait.
+	wait     *os.File
+	waitName string
+	since    time.Time
 }
+
+// waiters numbers the Slots of this process, for unique waiter file names.
+var waiters atomic.Int64
 
 // New returns the slots of dir, n of them, as the instance owner uses them.
 func New(dir string, n int, owner string) *Slots {
 	return &Slots{dir: dir, n: max(n, 1), owner: sanitize(owner)}
 }
+
+const (
+	waitPrefix = "fork-wait-"
+	// maxWaiters bounds how many waiter files a snapshot reads: one per
+	// instance of the host that waits, a few in practice.
+	maxWaiters = 256
+	// staleWait is how old an unlocked waiter file (its holder died without
+	// removing it) must be before anyone removes it: a file is locked within
+	// microseconds of its creation, so a younger one may be on its way.
+	staleWait = time.Minute
+)
 
 // sanitize replaces control characters (a holder's text goes into findings
 // and logs).
@@ -118,12 +148,132 @@ func (s *Slots) Release() error {
 	return nil
 }
 
-// View reads the slots for a snapshot: which this instance holds and who holds
-// the others. It takes nothing.
+// Wait marks the instance as waiting for a slot since since (a save held off
+// while every slot is held), for the other instances' snapshots; it keeps the
+// mark until StopWaiting. Marking again with the same since does nothing.
+func (s *Slots) Wait(since time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wait != nil && s.since.Equal(since) {
+		return nil
+	}
+	if s.wait == nil {
+		if s.waitName == "" {
+			s.waitName = fmt.Sprintf("%s%d-%d", waitPrefix, os.Getpid(), waiters.Add(1))
+		}
+		if err := os.MkdirAll(s.dir, 0o750); err != nil {
+			return fmt.Errorf("make the fork slot dir: %w", err)
+		}
+		p := filepath.Join(s.dir, s.waitName)
+		f, err := openSlot(p, unix.O_RDWR|unix.O_CREAT)
+		if err != nil {
+			return err
+		}
+		lk := lock(unix.F_WRLCK)
+		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("lock fork waiter file %s: %w", p, err)
+		}
+		s.wait = f
+	}
+	s.since = since
+	text := fmt.Sprintf("%d %s %d\n", since.UnixNano(), s.owner, os.Getpid())
+	if err := s.wait.Truncate(0); err != nil {
+		return fmt.Errorf("write fork waiter file: %w", err)
+	}
+	if _, err := s.wait.WriteAt([]byte(text), 0); err != nil {
+		return fmt.Errorf("write fork waiter file: %w", err)
+	}
+	return nil
+}
+
+// StopWaiting removes the instance's waiting mark (nothing when it has none).
+func (s *Slots) StopWaiting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wait == nil {
+		return
+	}
+	// Removed before it is closed (unlocked): nobody sees it unlocked and
+	// takes it for a dead waiter's.
+	_ = os.Remove(filepath.Join(s.dir, s.waitName))
+	_ = s.wait.Close()
+	s.wait, s.since = nil, time.Time{}
+}
+
+// Waiters lists the instances of the host that wait for a slot of dir, oldest
+// first, changing nothing: what `status` shows.
+func Waiters(dir string) []monitor.ForkWaiter { return readWaiters(dir, "", false) }
+
+// waitersLocked lists the other instances that wait for a slot, oldest first,
+// and removes the files dead waiters left.
+func (s *Slots) waitersLocked() []monitor.ForkWaiter { return readWaiters(s.dir, s.waitName, true) }
+
+// readWaiters lists the waiters of dir but skip. A waiter file it cannot read
+// is passed over: the turn is a courtesy, bounded by max_deferral, and must
+// never stop a snapshot.
+func readWaiters(dir, skip string, prune bool) []monitor.ForkWaiter {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	_ = d.Close()
+	var ws []monitor.ForkWaiter
+	for _, name := range names {
+		if !strings.HasPrefix(name, waitPrefix) || name == skip {
+			continue
+		}
+		if len(ws) == maxWaiters {
+			break
+		}
+		if w, ok := readWaiter(filepath.Join(dir, name), prune); ok {
+			ws = append(ws, w)
+		}
+	}
+	slices.SortFunc(ws, func(a, b monitor.ForkWaiter) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Holder, b.Holder)
+	})
+	return ws
+}
+
+// readWaiter reads one waiter file: its holder and since, when its lock is
+// held. An unlocked one older than staleWait is a dead waiter's and removed.
+func readWaiter(p string, prune bool) (monitor.ForkWaiter, bool) {
+	f, err := openSlot(p, unix.O_RDONLY)
+	if err != nil {
+		return monitor.ForkWaiter{}, false
+	}
+	defer f.Close()
+	lk := lock(unix.F_WRLCK)
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return monitor.ForkWaiter{}, false
+	}
+	if lk.Type == unix.F_UNLCK {
+		if st, err := f.Stat(); err == nil && prune && time.Since(st.ModTime()) > staleWait {
+			_ = os.Remove(p)
+		}
+		return monitor.ForkWaiter{}, false
+	}
+	buf := make([]byte, 128)
+	n, _ := f.ReadAt(buf, 0)
+	nanos, holder, ok := strings.Cut(strings.TrimSpace(string(buf[:n])), " ")
+	ns, err := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err != nil || ns <= 0 {
+		return monitor.ForkWaiter{}, false
+	}
+	return monitor.ForkWaiter{Holder: sanitize(holder), Since: time.Unix(0, ns)}, true
+}
+
+// View reads the slots for a snapshot: which this instance holds, who holds
+// the others, and who waits for one. It takes nothing.
 func (s *Slots) View() monitor.ForkView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := monitor.ForkView{Known: true, Slots: s.n}
+	v := monitor.ForkView{Known: true, Slots: s.n, Waiting: s.since, Waiters: s.waitersLocked()}
 	for i := range s.n {
 		if s.held != nil && s.held.Name() == s.path(i) {
 			v.Mine = true

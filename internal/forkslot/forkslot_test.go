@@ -5,8 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 )
 
 func TestTwoUsersInOneProcess(t *testing.T) {
@@ -97,13 +103,25 @@ func TestSymlinkRefused(t *testing.T) {
 	}
 }
 
-// holderEnv makes the test binary a slot holder in another process.
-const holderEnv = "FORKSLOT_TEST_HOLD_DIR"
+// holderEnv makes the test binary a slot holder in another process; with
+// waiterEnv too, a waiter for a slot.
+const (
+	holderEnv = "FORKSLOT_TEST_HOLD_DIR"
+	waiterEnv = "FORKSLOT_TEST_WAIT"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(holderEnv); dir != "" {
 		s := New(dir, 1, "other-guardian")
-		ok, err := s.Take()
+		var ok bool
+		var err error
+		if os.Getenv(waiterEnv) != "" {
+			// A waiter instead: it waits since long ago, and exits without
+			// StopWaiting, as a killed guardian would.
+			ok, err = true, s.Wait(time.Unix(100, 0))
+		} else {
+			ok, err = s.Take()
+		}
 		fmt.Printf("held %v %v\n", ok, err)
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // hold until told
 		os.Exit(0)
@@ -155,4 +173,124 @@ func TestOtherProcess(t *testing.T) {
 		t.Fatalf("Take after the holder exited = %v, %v; want true", ok, err)
 	}
 	_ = me.Release()
+}
+
+// TestWaitersInTurn: instances that wait for a slot are listed to the others,
+// oldest first; each sees only who waited longer as ahead of it; a waiter that
+// stops waiting is gone from the list and its file removed.
+func TestWaitersInTurn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b, c := New(dir, 1, "a"), New(dir, 1, "b"), New(dir, 1, "c")
+	t1, t2 := time.Unix(1000, 0), time.Unix(2000, 0)
+	if err := b.Wait(t2); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(t1); err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	want := []monitor.ForkWaiter{{Holder: fmt.Sprintf("a %d", pid), Since: t1}, {Holder: fmt.Sprintf("b %d", pid), Since: t2}}
+	if v := c.View(); !slices.Equal(v.Waiters, want) || !v.Waiting.IsZero() || len(v.Ahead(time.Time{})) != 2 {
+		t.Fatalf("c.View = %+v; want waiters %+v, both ahead of a save that does not wait yet", v, want)
+	}
+	if v := b.View(); !v.Waiting.Equal(t2) || !slices.Equal(v.Ahead(t2), []string{want[0].Holder}) {
+		t.Fatalf("b.View = %+v; want a ahead of b", v)
+	}
+	if v := a.View(); len(v.Ahead(t1)) != 0 {
+		t.Fatalf("a.View = %+v; want nobody ahead of a", v)
+	}
+	// Waiting again since the same time changes nothing; a new since is written.
+	if err := a.Wait(t1); err != nil {
+		t.Fatal(err)
+	}
+	a.StopWaiting()
+	if v := c.View(); !slices.Equal(v.Waiters, want[1:]) {
+		t.Fatalf("c.View after a stopped waiting = %+v; want only b", v)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "fork-wait-*")); len(m) != 1 {
+		t.Fatalf("waiter files %q, want b's only", m)
+	}
+	b.StopWaiting()
+	b.StopWaiting() // twice is harmless
+	if v := c.View(); len(v.Waiters) != 0 {
+		t.Fatalf("c.View = %+v; want no waiters", v)
+	}
+}
+
+// TestWaiterFilesAreInput: the runtime dir's other files are another uid's
+// input: a symlink, a FIFO, garbage and an unlocked file are no waiters; an
+// unlocked one older than staleWait (a dead waiter's) is removed, a symlink
+// never followed nor removed.
+func TestWaiterFilesAreInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("1 evil 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "fork-wait-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fork-wait-fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"fork-wait-garbage": "not a time\n", "fork-wait-dead": "5 dead 1\n", "fork-wait-young": "6 young 1\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleWait)
+	if err := os.Chtimes(filepath.Join(dir, "fork-wait-dead"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	me := New(dir, 1, "me")
+	if v := me.View(); !v.Known || len(v.Waiters) != 0 {
+		t.Fatalf("View = %+v; want no waiters", v)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "fork-wait-dead")); !os.IsNotExist(err) {
+		t.Errorf("the dead waiter's file is still there (%v)", err)
+	}
+	for _, name := range []string{"fork-wait-link", "fork-wait-fifo", "fork-wait-young"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v, want it left alone", name, err)
+		}
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "1 evil 1\n" {
+		t.Errorf("the symlink's target changed: %q, %v", b, err)
+	}
+}
+
+// TestWaiterOfAKilledProcess: a waiter in another process is listed while it
+// lives; killed (no StopWaiting), its lock goes with it and it is no waiter.
+// Not parallel, for the reason TestOtherProcess gives.
+func TestWaiterOfAKilledProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holderEnv+"="+dir, waiterEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "held true <nil>" {
+		t.Fatalf("waiter said %q, %v", line, err)
+	}
+	me := New(dir, 1, "me")
+	want := monitor.ForkWaiter{Holder: fmt.Sprintf("other-guardian %d", cmd.Process.Pid), Since: time.Unix(100, 0)}
+	if v := me.View(); !slices.Equal(v.Waiters, []monitor.ForkWaiter{want}) {
+		t.Fatalf("View = %+v; want the other process's waiter %+v", v, want)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if v := me.View(); len(v.Waiters) != 0 {
+		t.Fatalf("View after the waiter was killed = %+v; want none", v)
+	}
 }

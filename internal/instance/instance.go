@@ -207,6 +207,7 @@ func (p *Prepared) Close() { p.closeFn() }
 func (b *Built) Close() {
 	b.opts.Peers.forget(b.Name())
 	_ = b.Slots.Release()
+	b.Slots.StopWaiting()
 	_ = b.Ledger.Close()
 	b.Prepared.Close()
 }

@@ -41,7 +41,16 @@ type ForkSlots struct {
 	Dir string `json:"dir"`
 	// Holders has one entry per slot: "instance pid" of its holder, "" when free.
 	Holders []string `json:"holders"`
+	// Waiters are the instances whose due save waits for a slot, oldest first:
+	// the first takes the next slot that frees.
+	Waiters []Waiter `json:"waiters,omitempty"`
 	Error   string   `json:"error,omitempty"`
+}
+
+// Waiter is an instance whose due save waits for a fork slot.
+type Waiter struct {
+	Holder string    `json:"holder"`
+	Since  time.Time `json:"since"`
 }
 
 // ReadForkSlots reads who holds the n fork slots of dir, taking none.
@@ -50,7 +59,11 @@ func ReadForkSlots(dir string, n int) *ForkSlots {
 	if err != nil {
 		return &ForkSlots{Dir: dir, Holders: []string{}, Error: err.Error()}
 	}
-	return &ForkSlots{Dir: dir, Holders: hs}
+	f := &ForkSlots{Dir: dir, Holders: hs}
+	for _, w := range forkslot.Waiters(dir) {
+		f.Waiters = append(f.Waiters, Waiter{Holder: w.Holder, Since: w.Since})
+	}
+	return f
 }
 
 // Instance is one watched Redis.
@@ -231,5 +244,8 @@ func writeForkSlots(w io.Writer, f *ForkSlots) {
 			h = "held by " + h
 		}
 		fmt.Fprintf(w, "  slot %d: %s\n", i, h)
+	}
+	for i, wt := range f.Waiters {
+		fmt.Fprintf(w, "  waiting %d: %s, since %s\n", i+1, wt.Holder, wt.Since.UTC().Format(time.RFC3339))
 	}
 }

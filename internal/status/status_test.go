@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
@@ -43,6 +44,11 @@ func TestForkSlotsShown(t *testing.T) {
 		t.Fatalf("Take = %v, %v", ok, err)
 	}
 	defer s.Release()
+	w := forkslot.New(dir, 2, "main")
+	if err := w.Wait(time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	defer w.StopWaiting()
 	f := ReadForkSlots(dir, 2)
 	want := fmt.Sprintf("cache %d", os.Getpid())
 	if f.Error != "" || len(f.Holders) != 2 || f.Holders[0] != want || f.Holders[1] != "" {
@@ -50,7 +56,9 @@ func TestForkSlotsShown(t *testing.T) {
 	}
 	var b strings.Builder
 	WriteText(&b, Report{Source: "daemon", Instances: []Instance{{Name: "cache", ForkSlot: true}}, Fork: f})
-	for _, line := range []string{"  holds a fork slot\n", "  slot 0: held by " + want + "\n", "  slot 1: free\n"} {
+	waiter := fmt.Sprintf("main %d", os.Getpid())
+	for _, line := range []string{"  holds a fork slot\n", "  slot 0: held by " + want + "\n", "  slot 1: free\n",
+		"  waiting 1: " + waiter + ", since 2026-12-06T19:00:00Z\n"} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("text lacks %q:\n%s", line, b.String())
 		}

@@ -1,5 +1,7 @@
 package monitor
 
+import "time"
+
 // ForkView is the host's fork slots as one instance sees them when its snapshot
 // is taken: how many children the host's Redis instances may run at once
 // (fork_budget's max_concurrent), whether this instance holds one of the slots,
@@ -17,6 +19,29 @@ type ForkView struct {
 	// Others are the holders of the other taken slots ("name pid"; "?" when a
 	// holder wrote nothing readable).
 	Others []string
+	// Waiting is when this instance began to wait for a slot (zero when it
+	// does not wait); Waiters are the other instances that wait, oldest first.
+	Waiting time.Time
+	Waiters []ForkWaiter
+}
+
+// ForkWaiter is an instance that waits for a fork slot.
+type ForkWaiter struct {
+	Holder string // "name pid"
+	Since  time.Time
+}
+
+// Ahead lists the waiters that have waited longer than an instance waiting
+// since since (every waiter, when since is zero: it does not wait yet): the
+// saves that go first.
+func (v ForkView) Ahead(since time.Time) []string {
+	var out []string
+	for _, w := range v.Waiters {
+		if since.IsZero() || w.Since.Before(since) {
+			out = append(out, w.Holder)
+		}
+	}
+	return out
 }
 
 // Free is how many slots nobody holds.

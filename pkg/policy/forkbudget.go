@@ -251,6 +251,13 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 			Cause:   wontFitText(exp, room, fits, c.Margin),
 			Fix:     "the save waits for room (at most fork_budget.max_deferral); free memory or raise the cgroup's limit"}), st
 	}
+	if ahead := fv.Ahead(time.Time{}); len(ahead) > 0 {
+		// Saves that waited longer go first: this one waits its turn, even
+		// with a slot free now (the first of them takes it at its next tick).
+		hold.Action = ActSet
+		hold.Detail = "an automatic save is due: defer it, in turn behind " + strings.Join(ahead, ", ") + ", who waited first"
+		return []Decision{hold}, fs, st
+	}
 	st.TakenAt = in.Now
 	hold.Action = ActForkSlotTake
 	hold.Detail = "an automatic save is due: take a fork slot, or defer the save while " + orText(strings.Join(fv.Others, ", "), "others") + " hold every slot"
@@ -270,6 +277,9 @@ func (st *forkBudgetState) whileDeferred(in Input, c *ForkBudgetConfig, held Hel
 		return []Decision{undo(fmt.Sprintf("the save waited %s, fork_budget.max_deferral", round(d)))}, []Finding{forcedFinding(c, *st, fv)}
 	case !due:
 		return []Decision{undo("no automatic save is due any more")}, nil
+	case fits && !fv.Mine && fv.Free() > 0 && len(fv.Ahead(held.Since)) > 0:
+		ahead := fv.Ahead(held.Since)
+		return nil, deferredFindings(in, c, held, true, fv, "a fork slot is free, but "+strings.Join(ahead, ", ")+" waited first and go first")
 	case fits && (fv.Mine || fv.Free() > 0):
 		st.TakenAt = in.Now
 		return []Decision{{Remedy: RemedyForkBudget, Action: ActForkResume, Setting: SettingSave, Value: held.Original, Reason: IDForkDeferred,

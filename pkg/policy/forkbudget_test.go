@@ -36,6 +36,13 @@ func saveHeld(since time.Duration) func(*Input) {
 	}
 }
 
+// waiterSince: another instance has waited for a slot for d.
+func waiterSince(d time.Duration) func(*Input) {
+	return func(in *Input) {
+		in.Snapshot.Fork.Waiters = append(in.Snapshot.Fork.Waiters, monitor.ForkWaiter{Holder: "other 42", Since: now.Add(-d)})
+	}
+}
+
 type forkStep struct {
 	action  Action
 	setting string
@@ -97,6 +104,12 @@ func TestForkBudget(t *testing.T) {
 			ConfigOf[*ForkBudgetConfig](in.Remedies).Enabled = false
 		}},
 			want: []forkStep{{ActUndo, SettingSave, "3600 1 300 100"}, {ActForkSlotRelease, "", ""}}},
+		{name: "a save comes due, a slot free, another save waited first: wait in turn", setup: []func(*Input){saveDueNow, waiterSince(time.Minute)},
+			want: []forkStep{{ActSet, SettingSave, ""}}},
+		{name: "held, the slot frees, another save waited longer: keep waiting, say so", setup: []func(*Input){saveDueNow, saveHeld(time.Minute), waiterSince(2 * time.Minute)},
+			findings: map[string]Severity{IDForkDeferred: Warning}},
+		{name: "held, the slot frees, the other save waited less: take it", setup: []func(*Input){saveDueNow, saveHeld(2 * time.Minute), waiterSince(time.Minute)},
+			want: []forkStep{{ActForkResume, SettingSave, "3600 1 300 100"}}},
 		{name: "slots unreadable: no hold", setup: []func(*Input){saveDueNow, func(in *Input) { in.Snapshot.Fork = monitor.ForkView{Err: "permission denied"} }}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -135,6 +135,9 @@ func (e *Executor) event(d policy.Decision, name events.Name, extra ...zap.Field
 // Execute carries out one decision and reports the outcome. Failures are returned
 // in the outcome, not as errors: the caller feeds them back to the policy's backoff.
 func (e *Executor) Execute(ctx context.Context, d policy.Decision) policy.Outcome {
+	if d.Remedy == policy.RemedyForkBudget {
+		defer e.syncForkWait() // a hold of save began or ended: the turn follows
+	}
 	var err error
 	switch d.Action {
 	case policy.ActSet:
@@ -604,6 +607,7 @@ func (e *Executor) Reconcile(r monitor.RedisReading, fresh bool) []policy.Yield 
 	e.mu.Lock()
 	e.stranded = stranded
 	e.mu.Unlock()
+	e.syncForkWait()
 	return yielded
 }
 

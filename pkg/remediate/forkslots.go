@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,6 +21,31 @@ type ForkSlots interface {
 	Take() (bool, error)
 	// Release gives the instance's slot back.
 	Release() error
+	// Wait marks the instance as waiting for a slot since a time, for the
+	// others' turn (policy: monitor.ForkView.Ahead); StopWaiting ends it.
+	Wait(since time.Time) error
+	StopWaiting()
+}
+
+// syncForkWait makes the instance's waiting mark follow the ledger: it waits
+// for a slot exactly while fork_budget holds save off for want of one, since
+// the hold began. From the ledger, not from each decision, so a hold that ends
+// any way (given back, yielded to an operator, a restarted Redis) or that a
+// restarted guardian finds, keeps its turn right.
+func (e *Executor) syncForkWait() {
+	if e.Slots == nil || e.DryRun {
+		return
+	}
+	c, ok := e.Ledger.Get(policy.SettingSave)
+	if !ok || c.Remedy != policy.RemedyForkBudget || c.Reason != policy.IDForkDeferred {
+		e.Slots.StopWaiting()
+		return
+	}
+	if err := e.Slots.Wait(c.Time); err != nil {
+		// The turn is a courtesy: the save still waits for a free slot, and
+		// max_deferral bounds it.
+		e.Log.Debug("could not mark the save as waiting for a fork slot", zap.Error(err))
+	}
 }
 
 var errNoSlots = errors.New("this instance has no fork slots configured")

@@ -3,8 +3,10 @@ package remediate
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/redis-guardian/redis-guardian/pkg/events"
+	"github.com/redis-guardian/redis-guardian/pkg/monitor"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 )
 
@@ -12,6 +14,7 @@ import (
 type fakeSlots struct {
 	busy, mine bool
 	takes      int
+	waiting    time.Time
 }
 
 var _ ForkSlots = (*fakeSlots)(nil)
@@ -29,6 +32,10 @@ func (f *fakeSlots) Take() (bool, error) {
 }
 
 func (f *fakeSlots) Release() error { f.mine = false; return nil }
+
+func (f *fakeSlots) Wait(since time.Time) error { f.waiting = since; return nil }
+
+func (f *fakeSlots) StopWaiting() { f.waiting = time.Time{} }
 
 var takeOrHold = policy.Decision{Remedy: policy.RemedyForkBudget, Action: policy.ActForkSlotTake, Setting: policy.SettingSave, Value: "",
 	Reason: policy.IDForkDeferred, Detail: "a save is due"}
@@ -83,6 +90,54 @@ func TestForkResume(t *testing.T) {
 	}
 	if _, ok := l.Get(policy.SettingSave); ok || srv.config[policy.SettingSave] != "900 1" || !slots.mine {
 		t.Fatalf("slot free: save %q, mine %v; want save given back with the slot held", srv.config[policy.SettingSave], slots.mine)
+	}
+}
+
+// TestForkWaitFollowsTheHold: a save held for want of a slot marks the
+// instance as waiting since the hold began (its turn); the mark goes when the
+// hold ends, by the resume or any other way (here an operator's change the
+// reconcile yields to), and a hold a restarted guardian finds marks it again.
+func TestForkWaitFollowsTheHold(t *testing.T) {
+	t.Parallel()
+	l := openLedger(t, t.TempDir())
+	srv := newConfigServer(map[string]string{policy.SettingSave: "900 1"})
+	e, _ := newExecutor(t, srv, l)
+	slots := &fakeSlots{busy: true}
+	e.Slots = slots
+	if out := e.Execute(context.Background(), takeOrHold); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	c, ok := l.Get(policy.SettingSave)
+	if !ok || !slots.waiting.Equal(c.Time) {
+		t.Fatalf("held %v (%+v); waiting since %v, want since the hold", ok, c, slots.waiting)
+	}
+	resume := policy.Decision{Remedy: policy.RemedyForkBudget, Action: policy.ActForkResume, Setting: policy.SettingSave, Value: "900 1", Reason: policy.IDForkDeferred}
+	slots.busy = false
+	if out := e.Execute(context.Background(), resume); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	if !slots.waiting.IsZero() {
+		t.Fatalf("still waiting (since %v) after the save was given back with the slot", slots.waiting)
+	}
+
+	// A guardian that starts with the hold in its ledger waits again, in its
+	// old turn; an operator's save during the hold ends it.
+	_ = slots.Release()
+	slots.busy = true
+	if out := e.Execute(context.Background(), takeOrHold); !out.OK {
+		t.Fatalf("outcome %+v", out)
+	}
+	c, _ = l.Get(policy.SettingSave)
+	slots.StopWaiting()
+	e2, _ := newExecutor(t, srv, l)
+	e2.Slots = slots
+	e2.Reconcile(monitor.RedisReading{Config: monitor.RedisConfig{policy.SettingSave: ""}}, true)
+	if !slots.waiting.Equal(c.Time) {
+		t.Fatalf("a restarted guardian waits since %v, want the hold's %v", slots.waiting, c.Time)
+	}
+	e2.Reconcile(monitor.RedisReading{Config: monitor.RedisConfig{policy.SettingSave: "3600 1"}}, true)
+	if _, ok := l.Get(policy.SettingSave); ok || !slots.waiting.IsZero() {
+		t.Fatalf("after the operator's save: held %v, waiting since %v; want neither", ok, slots.waiting)
 	}
 }
 
