@@ -44,6 +44,11 @@ type Writer interface {
 	Changes() []remediate.Change
 	// Stranded are the ledger's entries of another Redis, by setting, with why.
 	Stranded() map[string]string
+	// KeptYields are the yields to operators a previous run kept; KeepYields
+	// keeps the current ones, so a restart does not take back what an operator
+	// took over in an episode.
+	KeptYields() []policy.Yield
+	KeepYields([]policy.Yield)
 }
 
 var (
@@ -256,9 +261,13 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 
 	var yielded []policy.Yield
 	if s.Redis.Err == nil && !stopping && l.Blocked == nil {
+		if !l.started {
+			// The episodes a previous run yielded to an operator stay theirs.
+			yielded = l.Writer.KeptYields()
+		}
 		// The ledger is the truth, but the live value wins: yield wherever someone
 		// else changed a held setting (also at start-up, for a previous run's entries).
-		yielded = l.Writer.Reconcile(s.Redis, s.Redis.ConfigTime.Equal(now) || !l.started)
+		yielded = append(yielded, l.Writer.Reconcile(s.Redis, s.Redis.ConfigTime.Equal(now) || !l.started)...)
 		l.started = true
 	}
 
@@ -286,6 +295,9 @@ func (l *loop) tick(parent context.Context, stopping bool) time.Duration {
 		}
 	}
 	l.state = policy.Observe(st, now, outs)
+	if l.started && l.Blocked == nil {
+		l.Writer.KeepYields(l.state.Yields())
+	}
 	if changed {
 		l.Reader.MarkConfigStale()
 	}

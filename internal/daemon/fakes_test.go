@@ -80,9 +80,20 @@ type fakeWriter struct {
 	yield    []policy.Yield // what the next Reconcile reports as yielded to an operator
 	calls    []string       // "reconcile", "execute <action> <setting>", in order
 	executed []policy.Decision
+	kept     []policy.Yield // the yields the loop last kept
 }
 
 var _ daemon.Writer = (*fakeWriter)(nil)
+
+// KeptYields: the fake starts with none kept.
+func (f *fakeWriter) KeptYields() []policy.Yield { return nil }
+
+// KeepYields records what the loop keeps.
+func (f *fakeWriter) KeepYields(ys []policy.Yield) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kept = ys
+}
 
 func newFakeWriter() *fakeWriter { return &fakeWriter{held: map[string]remediate.Change{}} }
 

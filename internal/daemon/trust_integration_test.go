@@ -618,3 +618,56 @@ func (p *replyDelayProxy) pipe(dst, src net.Conn, before func([]byte)) {
 		}
 	}
 }
+
+// TestYieldOutlivesGuardianRestart: the operator sets the toggle back to yes
+// while the guardian holds it, and the guardian yields; then the guardian is
+// killed and started again while the fault lasts. The restarted guardian must not
+// take the setting back in that episode: it reads its yield from the state dir.
+// (The soak, seed 20261208: set back at 18:57:31, the guardian killed at 18:57:44
+// and started again, no again at 18:57:47, no save succeeded in between.) Once a
+// save succeeds, the episode ends and the kept yield goes.
+func TestYieldOutlivesGuardianRestart(t *testing.T) {
+	t.Parallel()
+	srv := testredis.Start(t, testredis.Options{})
+	c := srv.Client(t)
+	stateDir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	writeConfig(t, cfg, stateDir, fastBinaryConfig, [2]string{instanceName, srv.Socket})
+	run := []string{"-c", cfg, "--state-dir", stateDir}
+	p := startBinary(t, run...)
+	lift := srv.DenyDir(t)
+	bgsave(t, c)
+	waitHeld(t, stateDir, policy.SettingStopWrites, func(ch remediate.Change) bool { return ch.Applied })
+	if err := c.ConfigSet(ctxT(t), policy.SettingStopWrites, "yes").Err(); err != nil {
+		t.Fatalf("the operator's CONFIG SET: %v", err)
+	}
+	p.waitOutput(eventRE(string(events.RemedyYielded)))
+	if err := p.signal(syscall.SIGKILL); err == nil {
+		t.Fatalf("redis-guardian exited cleanly on SIGKILL; output:\n%s", p.out.String())
+	}
+
+	p = startBinary(t, run...)
+	bgsave(t, c) // fails again: the dir is still denied
+	// The tick that reads the denied dir or the failed save is the one that
+	// would take the toggle back, right after it logs the finding; a second
+	// lets that tick's CONFIG SET, if any, be logged too.
+	p.waitOutput(regexp.MustCompile(`"finding":\s*"(` + policy.IDMisconfRDB + `|` + policy.IDBgsaveFailed + `|` + policy.IDDatadirNotWritable + `)"`))
+	time.Sleep(time.Second)
+	if got := configGet(t, c, policy.SettingStopWrites); got != "yes" {
+		t.Errorf("%s = %q after the guardian restarted, want the operator's yes; guardian output:\n%s", policy.SettingStopWrites, got, p.out.String())
+	}
+	if re := regexp.MustCompile(`remedy_applied.*` + policy.SettingStopWrites + `|` + policy.SettingStopWrites + `.*remedy_applied`); re.MatchString(p.out.String()) {
+		t.Errorf("the restarted guardian set %s again in the operator's episode:\n%s", policy.SettingStopWrites, p.out.String())
+	}
+	if _, err := os.Stat(remediate.YieldsPath(stateDir, instanceName)); err != nil {
+		t.Errorf("the yield is not kept in the state dir: %v", err)
+	}
+
+	lift()
+	bgsave(t, c)
+	srv.WaitFor(t, "a save to succeed", waitLong, testredis.SaveStatus("ok"))
+	waitFor(t, "the kept yield to go once a save succeeded", func() bool {
+		_, err := os.Stat(remediate.YieldsPath(stateDir, instanceName))
+		return os.IsNotExist(err)
+	})
+}

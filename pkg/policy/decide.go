@@ -176,7 +176,11 @@ func decide(in Input, st State) ([]Decision, []Finding, State) {
 func decideOver(reg []Remedy, in Input, st State) ([]Decision, []Finding, State) {
 	st = st.clone()
 	for _, y := range in.Yielded {
-		st.Shared.Yielded[y.key()] = in.Now
+		at := y.At
+		if at.IsZero() {
+			at = in.Now
+		}
+		st.Shared.Yielded[y.key()] = at
 	}
 	st.Shared.prune(in.Now)
 	s := in.Snapshot

@@ -227,7 +227,7 @@ func fullState() State {
 			},
 			FailedUntil: map[string]time.Time{RemedyRewriteDeferral: now.Add(-time.Second)},
 			FailCount:   map[string]int{RemedyRewriteDeferral: 2},
-			Yielded:     map[string]time.Time{Yield{RemedyRewriteDeferral, SettingRewritePercent}.key(): now.Add(-time.Minute)},
+			Yielded:     map[string]time.Time{Yield{Remedy: RemedyRewriteDeferral, Setting: SettingRewritePercent}.key(): now.Add(-time.Minute)},
 		},
 		remedies: map[string]any{
 			RemedyBgsaveRetry: bgsaveRetryState{SaveFailedAt: now.Add(-time.Hour), NextRetry: now.Add(-time.Second),

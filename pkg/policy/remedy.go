@@ -286,6 +286,21 @@ func SameValue(setting, a, b string) bool {
 	return norm(a) == norm(b)
 }
 
+// Holds reports whether remedy declares setting as one it may hold.
+func Holds(remedy, setting string) bool {
+	for _, r := range Registry {
+		if r.Name() != remedy {
+			continue
+		}
+		for _, s := range r.Settings() {
+			if s.Name == setting {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // CheckHeld says whether a ledger entry names a change some remedy makes: the
 // remedy declares the setting, and both the value set and the original to give
 // back are values of that setting the remedy may write. Anything else (a forged

@@ -41,7 +41,7 @@ func TestDecideReplicaGuard(t *testing.T) {
 		}},
 		{name: "replica, yielded to an operator", setup: func(in *Input, st *State) {
 			asReplica(in)
-			st.Shared.Yielded = map[string]time.Time{Yield{RemedyReplicaGuard, SettingStopWrites}.key(): now}
+			st.Shared.Yielded = map[string]time.Time{Yield{Remedy: RemedyReplicaGuard, Setting: SettingStopWrites}.key(): now}
 		}},
 		{name: "held on a replica: kept", setup: func(in *Input, _ *State) {
 			asReplica(in)

@@ -48,7 +48,7 @@ func TestDecideRewriteRetry(t *testing.T) {
 		}},
 		{name: "storm, yielded to an operator", setup: func(in *Input, st *State) {
 			storm(in)
-			st.Shared.Yielded = map[string]time.Time{Yield{RemedyRewriteRetry, SettingRewritePercent}.key(): now.Add(-time.Minute)}
+			st.Shared.Yielded = map[string]time.Time{Yield{Remedy: RemedyRewriteRetry, Setting: SettingRewritePercent}.key(): now.Add(-time.Minute)}
 		}},
 		{name: "a rewrite will not fit", setup: func(in *Input, _ *State) { in.Snapshot.Host.AOFDir.Free = uint64(10 * mib) },
 			want: set(IDAOFRewriteWontFit)},

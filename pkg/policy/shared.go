@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -160,27 +161,45 @@ func (s *Shared) prune(now time.Time) {
 type Yield struct {
 	Remedy  string
 	Setting string
+	// At is when the guardian yielded; zero means the tick's time. A yield a
+	// restarted guardian reads back from its state dir keeps its own.
+	At time.Time
 }
 
 func (y Yield) key() string { return y.Remedy + " " + y.Setting }
 
+// Yields lists the yields of the current episodes, sorted: what a guardian
+// keeps in its state dir, so its restart does not take back from an operator
+// what it gave them.
+func (s State) Yields() []Yield {
+	out := make([]Yield, 0, len(s.Shared.Yielded))
+	for k, at := range s.Shared.Yielded {
+		remedy, setting, _ := strings.Cut(k, " ")
+		out = append(out, Yield{Remedy: remedy, Setting: setting, At: at})
+	}
+	slices.SortFunc(out, func(a, b Yield) int { return strings.Compare(a.key(), b.key()) })
+	return out
+}
+
 // IsYielded reports whether the guardian yielded remedy's hold of setting to an
 // operator in the current episode of that remedy.
 func (s *Shared) IsYielded(remedy, setting string) bool {
-	_, ok := s.Yielded[Yield{remedy, setting}.key()]
+	_, ok := s.Yielded[Yield{Remedy: remedy, Setting: setting}.key()]
 	return ok
 }
 
 // YieldedAt is when the guardian yielded remedy's hold of setting (zero when
 // it did not).
 func (s *Shared) YieldedAt(remedy, setting string) time.Time {
-	return s.Yielded[Yield{remedy, setting}.key()]
+	return s.Yielded[Yield{Remedy: remedy, Setting: setting}.key()]
 }
 
 // EndEpisode forgets a remedy's yield of setting: the reason the remedy would take
 // the setting for has cleared, so its next episode may take it again. Each remedy
 // ends only its own: two remedies may hold one setting for different reasons.
-func (s *Shared) EndEpisode(remedy, setting string) { delete(s.Yielded, Yield{remedy, setting}.key()) }
+func (s *Shared) EndEpisode(remedy, setting string) {
+	delete(s.Yielded, Yield{Remedy: remedy, Setting: setting}.key())
+}
 
 // observe records one outcome: successes count against the rate limits, failures
 // back the remedy off so a denied command is not retried in a tight loop.

@@ -54,6 +54,8 @@ type Executor struct {
 	stranded   map[string]string // setting -> why its entry is not this Redis's
 	// overBudget: a child of this instance runs without a slot (logged once).
 	overBudget bool
+	// keptYields are the yields last kept in the state dir (KeepYields).
+	keptYields []policy.Yield
 }
 
 // recheckTimeout bounds the read that follows a SET or undo whose reply was lost:

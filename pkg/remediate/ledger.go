@@ -143,6 +143,7 @@ func OpenFileLedger(stateDir, instance string) (*FileLedger, error) {
 	}
 	l.insecure = insecureMode(stateDir, l.path)
 	removeStaleTemps(stateDir, filepath.Base(l.path))
+	removeStaleTemps(stateDir, filepath.Base(YieldsPath(stateDir, instance)))
 	if err := l.makeReserve(); err != nil {
 		if errors.Is(err, ErrUntrusted) {
 			_ = lock.Close()
@@ -595,9 +596,16 @@ func (l *FileLedger) write(durable bool) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(l.path)))
+	return writeAtomic(l.path, b, durable)
+}
+
+// writeAtomic writes a file of the state dir by rename of a temp file owned like
+// the dir, fsynced first when durable (else the returned sync does it after).
+func writeAtomic(path string, b []byte, durable bool) (func() error, error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
-		return nil, fmt.Errorf("create ledger temp file: %w", err)
+		return nil, fmt.Errorf("create temp file for %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
 	if err := matchDirOwner(tmp, dir); err != nil {
@@ -606,24 +614,23 @@ func (l *FileLedger) write(durable bool) (func() error, error) {
 	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return nil, fmt.Errorf("write ledger: %w", err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	if durable {
 		if err := tmp.Sync(); err != nil {
 			tmp.Close()
-			return nil, fmt.Errorf("fsync ledger: %w", err)
+			return nil, fmt.Errorf("fsync %s: %w", path, err)
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("close ledger: %w", err)
+		return nil, fmt.Errorf("close %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		return nil, fmt.Errorf("rename ledger into place: %w", err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("rename %s into place: %w", path, err)
 	}
 	if durable {
 		return noSync, syncDir(dir)
 	}
-	path := l.path
 	return func() error { return syncFile(path, dir) }, nil
 }
 
