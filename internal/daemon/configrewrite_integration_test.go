@@ -108,10 +108,7 @@ func TestConfigRewriteDuringHoldThenRestart(t *testing.T) {
 func restartDuringHold(t *testing.T, args []string, live string) {
 	srv := testredis.Start(t, testredis.Options{ConfigText: "stop-writes-on-bgsave-error yes\n", Args: args})
 	c := srv.Client(t)
-	stateDir := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	writeConfig(t, cfg, stateDir, fastBinaryConfig, [2]string{instanceName, srv.Socket})
-	run := []string{"-c", cfg, "--state-dir", stateDir}
+	stateDir, run := binaryConfig(t, srv)
 	p := startBinary(t, run...)
 	srv.FailFork(t)
 	bgsave(t, c)
@@ -201,4 +198,15 @@ func waitHeld(t *testing.T, stateDir, setting string, ok func(remediate.Change) 
 		}
 		time.Sleep(poll)
 	}
+}
+
+// binaryConfig writes the config of a guardian binary that watches srv as
+// instanceName with fast ticks, and returns its state dir and its run args
+// (the same for every start, so a restarted binary finds its state).
+func binaryConfig(t *testing.T, srv *testredis.Server) (stateDir string, run []string) {
+	t.Helper()
+	stateDir = t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	writeConfig(t, cfg, stateDir, fastBinaryConfig, [2]string{instanceName, srv.Socket})
+	return stateDir, []string{"-c", cfg, "--state-dir", stateDir}
 }

@@ -630,10 +630,7 @@ func TestYieldOutlivesGuardianRestart(t *testing.T) {
 	t.Parallel()
 	srv := testredis.Start(t, testredis.Options{})
 	c := srv.Client(t)
-	stateDir := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	writeConfig(t, cfg, stateDir, fastBinaryConfig, [2]string{instanceName, srv.Socket})
-	run := []string{"-c", cfg, "--state-dir", stateDir}
+	stateDir, run := binaryConfig(t, srv)
 	p := startBinary(t, run...)
 	lift := srv.DenyDir(t)
 	bgsave(t, c)

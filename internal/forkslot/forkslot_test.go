@@ -3,6 +3,7 @@ package forkslot
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,24 +136,7 @@ func TestMain(m *testing.M) {
 // once in eight loaded runs: "b.View after release ... Others:[?]").
 func TestOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holderEnv+"="+dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "held true <nil>" {
-		t.Fatalf("holder said %q, %v", line, err)
-	}
+	cmd, stdin := startHolder(t, holderEnv+"="+dir)
 	me := New(dir, 1, "me")
 	if ok, err := me.Take(); ok || err != nil {
 		t.Fatalf("Take while another process holds the slot = %v, %v; want false", ok, err)
@@ -266,23 +250,7 @@ func TestWaiterFilesAreInput(t *testing.T) {
 // Not parallel, for the reason TestOtherProcess gives.
 func TestWaiterOfAKilledProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holderEnv+"="+dir, waiterEnv+"=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "held true <nil>" {
-		t.Fatalf("waiter said %q, %v", line, err)
-	}
+	cmd, _ := startHolder(t, holderEnv+"="+dir, waiterEnv+"=1")
 	me := New(dir, 1, "me")
 	want := monitor.ForkWaiter{Holder: fmt.Sprintf("other-guardian %d", cmd.Process.Pid), Since: time.Unix(100, 0)}
 	if v := me.View(); !slices.Equal(v.Waiters, []monitor.ForkWaiter{want}) {
@@ -293,4 +261,29 @@ func TestWaiterOfAKilledProcess(t *testing.T) {
 	if v := me.View(); len(v.Waiters) != 0 {
 		t.Fatalf("View after the waiter was killed = %+v; want none", v)
 	}
+}
+
+// startHolder runs this test binary as a holder (or waiter) in another process
+// with env, and returns once it holds; closing stdin lets it exit.
+func startHolder(t *testing.T, env ...string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "held true <nil>" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	return cmd, stdin
 }
