@@ -38,6 +38,7 @@ type Metrics struct {
 	forkHeld       *prometheus.GaugeVec
 	forkBusy       *prometheus.GaugeVec
 	forkSlots      *prometheus.GaugeVec
+	forkWaiters    *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	last map[string]instState
@@ -94,6 +95,8 @@ func New(version string) *Metrics {
 			Help: "The host's fork slots held by any instance of any guardian, as the instance's last tick saw them."}, []string{"instance"}),
 		forkSlots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "fork_slots",
 			Help: "The host's fork slots (fork_budget.max_concurrent) as the instance uses them; 0 when they could not be read."}, []string{"instance"}),
+		forkWaiters: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "fork_waiters",
+			Help: "The host's instances whose due save waits for a fork slot (this one included), as the instance's last tick saw them."}, []string{"instance"}),
 		last: map[string]instState{},
 	}
 	for ev, c := range remedyCounters {
@@ -110,7 +113,7 @@ func New(version string) *Metrics {
 	}
 	m.Registry.MustRegister(m.up, m.findings, m.suppressed, m.held, m.heldSince, m.rejected, m.tickDuration, m.lastTick,
 		m.reloadOK, m.reloadTime, m.reloadsTotal, m.instancesTotal, build,
-		m.forkHeld, m.forkBusy, m.forkSlots,
+		m.forkHeld, m.forkBusy, m.forkSlots, m.forkWaiters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -125,6 +128,7 @@ func (m *Metrics) AddInstance(name string, remedies []string) {
 	m.forkHeld.WithLabelValues(name)
 	m.forkBusy.WithLabelValues(name)
 	m.forkSlots.WithLabelValues(name)
+	m.forkWaiters.WithLabelValues(name)
 	for _, r := range remedies {
 		for _, c := range m.remedies {
 			c.WithLabelValues(name, r)
@@ -151,6 +155,7 @@ func (m *Metrics) RemoveInstance(name string) {
 	m.forkHeld.DeletePartialMatch(l)
 	m.forkBusy.DeletePartialMatch(l)
 	m.forkSlots.DeletePartialMatch(l)
+	m.forkWaiters.DeletePartialMatch(l)
 	m.tickDuration.DeletePartialMatch(l)
 	m.lastTick.DeletePartialMatch(l)
 	for _, c := range m.remedies {
@@ -221,13 +226,17 @@ func (m *Metrics) Tick(r daemon.TickReport) {
 // read show as 0 slots, none busy.
 func (m *Metrics) fork(r daemon.TickReport) {
 	v := r.Fork
-	held, busy, slots := 0.0, 0.0, 0.0
+	held, busy, slots, waiters := 0.0, 0.0, 0.0, 0.0
 	if v.Known {
-		slots, busy = float64(v.Slots), float64(v.Slots-v.Free())
+		slots, busy, waiters = float64(v.Slots), float64(v.Slots-v.Free()), float64(len(v.Waiters))
 		if v.Mine {
 			held = 1
 		}
+		if !v.Waiting.IsZero() {
+			waiters++
+		}
 	}
+	m.forkWaiters.WithLabelValues(r.Instance).Set(waiters)
 	m.forkHeld.WithLabelValues(r.Instance).Set(held)
 	m.forkBusy.WithLabelValues(r.Instance).Set(busy)
 	m.forkSlots.WithLabelValues(r.Instance).Set(slots)

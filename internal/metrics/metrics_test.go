@@ -99,8 +99,9 @@ func TestForkSlots(t *testing.T) {
 	m.AddInstance("cache", nil)
 	m.AddInstance("lost", nil)
 	t0 := time.Unix(1_700_000_000, 0)
-	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Mine: true, Others: []string{"other 12"}}})
-	m.Tick(daemon.TickReport{Instance: "cache", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Others: []string{"main 1", "other 12"}}})
+	m.Tick(daemon.TickReport{Instance: "main", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Mine: true, Others: []string{"other 12"},
+		Waiters: []monitor.ForkWaiter{{Holder: "cache 1", Since: t0}}}})
+	m.Tick(daemon.TickReport{Instance: "cache", Start: t0, Up: true, Fork: monitor.ForkView{Known: true, Slots: 2, Others: []string{"main 1", "other 12"}, Waiting: t0}})
 	m.Tick(daemon.TickReport{Instance: "lost", Start: t0, Up: true, Fork: monitor.ForkView{Slots: 2, Err: "permission denied"}})
 	want := `
 # HELP redis_guardian_fork_slot_held 1 while the instance holds one of the host's fork slots (fork_budget: its fork child runs, or is about to).
@@ -118,9 +119,14 @@ redis_guardian_fork_slots_busy{instance="main"} 2
 redis_guardian_fork_slots{instance="cache"} 2
 redis_guardian_fork_slots{instance="lost"} 0
 redis_guardian_fork_slots{instance="main"} 2
+# HELP redis_guardian_fork_waiters The host's instances whose due save waits for a fork slot (this one included), as the instance's last tick saw them.
+# TYPE redis_guardian_fork_waiters gauge
+redis_guardian_fork_waiters{instance="cache"} 1
+redis_guardian_fork_waiters{instance="lost"} 0
+redis_guardian_fork_waiters{instance="main"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
-		"redis_guardian_fork_slot_held", "redis_guardian_fork_slots_busy", "redis_guardian_fork_slots"); err != nil {
+		"redis_guardian_fork_slot_held", "redis_guardian_fork_slots_busy", "redis_guardian_fork_slots", "redis_guardian_fork_waiters"); err != nil {
 		t.Error(err)
 	}
 }
