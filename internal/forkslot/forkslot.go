@@ -201,6 +201,36 @@ func (s *Slots) StopWaiting() {
 	s.wait, s.since = nil, time.Time{}
 }
 
+// maxBeyond bounds how many slot files past n a snapshot reads.
+const maxBeyond = 64
+
+// beyond lists the slots of dir numbered n or more that someone holds: a
+// guardian of the host whose max_concurrent is larger than n (the files are
+// the budget, so two guardians that disagree do not share one).
+func beyond(dir string, n int) []string {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	_ = d.Close()
+	var out []string
+	for _, name := range names {
+		i, err := strconv.Atoi(strings.TrimPrefix(name, "fork-slot-"))
+		if !strings.HasPrefix(name, "fork-slot-") || err != nil || i < n || i > 1<<16 {
+			continue
+		}
+		if len(out) == maxBeyond {
+			break
+		}
+		if h, err := queryHolder(filepath.Join(dir, name)); err == nil && h != "" {
+			out = append(out, fmt.Sprintf("%s held by %s", name, h))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Waiters lists the instances of the host that wait for a slot of dir, oldest
 // first, changing nothing: what `status` shows.
 func Waiters(dir string) []monitor.ForkWaiter { return readWaiters(dir, "", false) }
@@ -273,7 +303,7 @@ func readWaiter(p string, prune bool) (monitor.ForkWaiter, bool) {
 func (s *Slots) View() monitor.ForkView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := monitor.ForkView{Known: true, Slots: s.n, Waiting: s.since, Waiters: s.waitersLocked()}
+	v := monitor.ForkView{Known: true, Slots: s.n, Waiting: s.since, Waiters: s.waitersLocked(), Beyond: beyond(s.dir, s.n)}
 	for i := range s.n {
 		if s.held != nil && s.held.Name() == s.path(i) {
 			v.Mine = true

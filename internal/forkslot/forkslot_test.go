@@ -287,3 +287,30 @@ func startHolder(t *testing.T, env ...string) (*exec.Cmd, io.WriteCloser) {
 	}
 	return cmd, stdin
 }
+
+// TestSlotsBeyondMaxConcurrent: a guardian with max_concurrent 2 holds slot 1;
+// one with max_concurrent 1 sees that slot as beyond its budget (the two do not
+// share one budget), and nothing beyond once it is released.
+func TestSlotsBeyondMaxConcurrent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := New(dir, 2, "a"), New(dir, 2, "b")
+	for _, s := range []*Slots{a, b} {
+		if ok, err := s.Take(); !ok || err != nil {
+			t.Fatalf("Take = %v, %v", ok, err)
+		}
+	}
+	one := New(dir, 1, "one")
+	want := []string{fmt.Sprintf("fork-slot-1 held by b %d", os.Getpid())}
+	if v := one.View(); !slices.Equal(v.Beyond, want) || v.Free() != 0 {
+		t.Fatalf("View with max_concurrent 1 = %+v; want %q beyond, slot 0 busy", v, want)
+	}
+	if v := a.View(); len(v.Beyond) != 0 {
+		t.Fatalf("View with max_concurrent 2 = %+v; want nothing beyond", v)
+	}
+	_ = b.Release()
+	if v := one.View(); len(v.Beyond) != 0 {
+		t.Fatalf("View after the release = %+v; want nothing beyond", v)
+	}
+	_ = a.Release()
+}

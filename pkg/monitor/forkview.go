@@ -23,6 +23,10 @@ type ForkView struct {
 	// does not wait); Waiters are the other instances that wait, oldest first.
 	Waiting time.Time
 	Waiters []ForkWaiter
+	// Beyond are slots numbered Slots or more that someone holds ("fork-slot-1
+	// held by cache 42"): another guardian of the host runs with a larger
+	// max_concurrent, so the budget is not the one configured here.
+	Beyond []string
 }
 
 // ForkWaiter is an instance that waits for a fork slot.

@@ -1168,7 +1168,7 @@ func TestDiagnoseCoversEveryID(t *testing.T) {
 	// Findings a remedy raises about itself, and the ledger's, are covered by their own tests.
 	raisedByRemedies := map[string]bool{IDRewriteDeferredTooLong: true, IDLedgerUnreadable: true, IDLedgerStranded: true, IDStateDirInsecure: true,
 		IDHeldValueInConfigFile: true, IDConfigFileUnprotected: true, IDReplicaResyncLoop: true,
-		IDOOMShieldUnavailable: true, IDOOMScoreAdjIneffective: true, IDForkDeferred: true, IDForkWontFit: true,
+		IDOOMShieldUnavailable: true, IDOOMScoreAdjIneffective: true, IDForkDeferred: true, IDForkWontFit: true, IDForkBudgetMismatch: true,
 		IDOOMReliefRaised: true, IDOOMReliefNoRoom: true}
 	for _, id := range KnownIDs {
 		if !seen[id] && !raisedByRemedies[id] {

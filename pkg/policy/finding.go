@@ -140,7 +140,7 @@ var KnownIDs = []string{
 	IDLedgerUnreadable, IDLedgerStranded, IDHeldValueInConfigFile, IDConfigFileUnprotected,
 	IDAOFRewriteStorm, IDAOFRewriteWontFit, IDReplicaPanicRisk, IDReplicaResyncLoop,
 	IDForkNprocExhausted, IDForkCommitExhausted, IDStateDirInsecure,
-	IDForkDeferred, IDForkWontFit,
+	IDForkDeferred, IDForkWontFit, IDForkBudgetMismatch,
 	IDOOMShieldUnavailable, IDOOMScoreAdjIneffective,
 	IDOOMReliefRaised, IDOOMReliefNoRoom,
 }

@@ -70,8 +70,9 @@ const (
 
 // Finding ids of fork_budget.
 const (
-	IDForkDeferred = "fork_deferred"
-	IDForkWontFit  = "fork_wont_fit"
+	IDForkDeferred       = "fork_deferred"
+	IDForkWontFit        = "fork_wont_fit"
+	IDForkBudgetMismatch = "fork_budget_mismatch"
 )
 
 var saveSetting = Setting{Name: SettingSave, Normalize: normalizeSave, Valid: validSave}
@@ -195,6 +196,12 @@ func decideForkBudget(in Input, c *ForkBudgetConfig, st forkBudgetState, sh *Sha
 	}
 	if !c.Enabled {
 		return letGo("fork_budget is disabled"), fs, st
+	}
+	if fv.Known && len(fv.Beyond) > 0 {
+		fs = append(fs, Finding{ID: IDForkBudgetMismatch, Severity: Warning,
+			Summary: "another guardian of the host allows more fork children at once than this one",
+			Cause:   fmt.Sprintf("%s, beyond fork_budget.max_concurrent %d here", strings.Join(fv.Beyond, ", "), fv.Slots),
+			Fix:     "give every guardian of the host (every config, every @ unit) the same fork_budget.max_concurrent: the slots are numbered files in runtime_dir, and a guardian counts only those below its own max_concurrent"})
 	}
 	if !fv.Known {
 		if ours {

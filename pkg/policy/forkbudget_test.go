@@ -110,6 +110,10 @@ func TestForkBudget(t *testing.T) {
 			findings: map[string]Severity{IDForkDeferred: Warning}},
 		{name: "held, the slot frees, the other save waited less: take it", setup: []func(*Input){saveDueNow, saveHeld(2 * time.Minute), waiterSince(time.Minute)},
 			want: []forkStep{{ActForkResume, SettingSave, "3600 1 300 100"}}},
+		{name: "another guardian holds a slot beyond max_concurrent: say so", setup: []func(*Input){func(in *Input) {
+			in.Snapshot.Fork.Beyond = []string{"fork-slot-1 held by cache 42"}
+		}},
+			findings: map[string]Severity{IDForkBudgetMismatch: Warning}},
 		{name: "slots unreadable: no hold", setup: []func(*Input){saveDueNow, func(in *Input) { in.Snapshot.Fork = monitor.ForkView{Err: "permission denied"} }}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,7 +132,7 @@ func TestForkBudget(t *testing.T) {
 			}
 			gotF := map[string]Severity{}
 			for _, f := range res.Findings {
-				if f.ID == IDForkDeferred || f.ID == IDForkWontFit {
+				if f.ID == IDForkDeferred || f.ID == IDForkWontFit || f.ID == IDForkBudgetMismatch {
 					gotF[f.ID] = f.Severity
 				}
 			}
