@@ -207,13 +207,7 @@ const maxBeyond = 64
 // beyond lists the slots of dir numbered n or more that someone holds: a
 // guardian of the host whose max_concurrent is larger than n (the files are
 // the budget, so two guardians that disagree do not share one).
-func beyond(dir string, n int) []string {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil
-	}
-	names, _ := d.Readdirnames(-1)
-	_ = d.Close()
+func beyond(dir string, names []string, n int) []string {
 	var out []string
 	for _, name := range names {
 		i, err := strconv.Atoi(strings.TrimPrefix(name, "fork-slot-"))
@@ -233,22 +227,24 @@ func beyond(dir string, n int) []string {
 
 // Waiters lists the instances of the host that wait for a slot of dir, oldest
 // first, changing nothing: what `status` shows.
-func Waiters(dir string) []monitor.ForkWaiter { return readWaiters(dir, "", false) }
+func Waiters(dir string) []monitor.ForkWaiter { return readWaiters(dir, dirNames(dir), "", false) }
 
-// waitersLocked lists the other instances that wait for a slot, oldest first,
-// and removes the files dead waiters left.
-func (s *Slots) waitersLocked() []monitor.ForkWaiter { return readWaiters(s.dir, s.waitName, true) }
-
-// readWaiters lists the waiters of dir but skip. A waiter file it cannot read
-// is passed over: the turn is a courtesy, bounded by max_deferral, and must
-// never stop a snapshot.
-func readWaiters(dir, skip string, prune bool) []monitor.ForkWaiter {
+// dirNames lists the names in dir (none when it cannot be read).
+func dirNames(dir string) []string {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil
 	}
 	names, _ := d.Readdirnames(-1)
 	_ = d.Close()
+	return names
+}
+
+// readWaiters lists the waiters among the names of dir but skip. A waiter
+// file it cannot read is passed over: the turn is a courtesy, bounded by
+// max_deferral, and must never stop a snapshot. With prune, the files dead
+// waiters left are removed.
+func readWaiters(dir string, names []string, skip string, prune bool) []monitor.ForkWaiter {
 	var ws []monitor.ForkWaiter
 	for _, name := range names {
 		if !strings.HasPrefix(name, waitPrefix) || name == skip {
@@ -303,7 +299,9 @@ func readWaiter(p string, prune bool) (monitor.ForkWaiter, bool) {
 func (s *Slots) View() monitor.ForkView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := monitor.ForkView{Known: true, Slots: s.n, Waiting: s.since, Waiters: s.waitersLocked(), Beyond: beyond(s.dir, s.n)}
+	names := dirNames(s.dir)
+	v := monitor.ForkView{Known: true, Slots: s.n, Waiting: s.since,
+		Waiters: readWaiters(s.dir, names, s.waitName, true), Beyond: beyond(s.dir, names, s.n)}
 	for i := range s.n {
 		if s.held != nil && s.held.Name() == s.path(i) {
 			v.Mine = true
