@@ -69,3 +69,45 @@ func TestYieldsFileIsInput(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeYields: a yields file is input from a directory another uid may
+// write. Whatever its bytes, decodeYields returns an error naming the file, or
+// yields each naming a setting its remedy holds; it never panics.
+func FuzzDecodeYields(f *testing.F) {
+	at := time.Date(2026, 12, 6, 18, 57, 31, 0, time.UTC)
+	dir := f.TempDir()
+	l, err := OpenFileLedger(dir, "main")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.SaveYields([]policy.Yield{
+		{Remedy: policy.RemedyStopWrites, Setting: policy.SettingStopWrites, At: at},
+		{Remedy: policy.RemedyForkBudget, Setting: policy.SettingSave, At: at},
+	}); err != nil {
+		f.Fatal(err)
+	}
+	real, err := os.ReadFile(YieldsPath(dir, "main"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add([]byte(`{"version":1,"yields":[]}`))
+	f.Add([]byte(`{"version":1,"yields":[{"remedy":"stop_writes","setting":"requirepass","at":"x"}]}`))
+	f.Add([]byte(`{"version":1e400}`))
+	const path = "/var/lib/redis-guardian/main.yields.json"
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ys, err := decodeYields(path, b)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) || len(err.Error()) > len(path)+1024 {
+				t.Fatalf("error %q does not name the file or is unbounded", err)
+			}
+			return
+		}
+		for _, y := range ys {
+			if !policy.Holds(y.Remedy, y.Setting) {
+				t.Fatalf("decoded %+v, a setting its remedy does not hold", y)
+			}
+		}
+	})
+}
