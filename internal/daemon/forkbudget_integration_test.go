@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/redis-guardian/redis-guardian/internal/config"
+	"github.com/redis-guardian/redis-guardian/internal/daemon"
 	"github.com/redis-guardian/redis-guardian/internal/forkslot"
 	"github.com/redis-guardian/redis-guardian/internal/instance"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
@@ -255,7 +256,8 @@ func TestForkBudgetRealSaves(t *testing.T) {
 // startFleet runs one guardian (one config, one runtime dir) watching srvs, as
 // `redis-guardian run` with several instances builds them.
 // It returns the instances and a count of fork_budget's holds of save.
-func startFleet(t *testing.T, srvs []*testredis.Server, edit func(policy.Remedies)) ([]*instance.Built, *atomic.Int64) {
+// tune, when given, adjusts each instance's loop (its interval) before it runs.
+func startFleet(t *testing.T, srvs []*testredis.Server, edit func(policy.Remedies), tune ...func(i int, l *daemon.Instance)) ([]*instance.Built, *atomic.Int64) {
 	t.Helper()
 	holds := &atomic.Int64{}
 	onEvent := func(ev events.Name, remedy, _ string) {
@@ -277,6 +279,9 @@ func startFleet(t *testing.T, srvs []*testredis.Server, edit func(policy.Remedie
 		b, err := instance.Build(cfg, in, instance.Options{Log: log, OnEvent: onEvent})
 		if err != nil {
 			t.Fatalf("build instance %d: %v", i, err)
+		}
+		for _, f := range tune {
+			f(i, b.Loop)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
