@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -43,7 +44,9 @@ func TestStderrIsJournal(t *testing.T) {
 
 func TestRunRejectsBadLogFormat(t *testing.T) {
 	t.Parallel()
-	var out, errb bytes.Buffer
+	// errb becomes go-redis's process-wide log output once run gets that far
+	// (the second call): another test's background dial may write to it.
+	var out, errb syncOut
 	code := Run(context.Background(), []string{"run", "--log-format", "xml", "--addr", "/nonexistent.sock"}, Env{Stdout: &out, Stderr: &errb})
 	if code != 2 || !strings.Contains(errb.String(), `--log-format: "xml" is not one of auto, journal, console, json`) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
@@ -53,4 +56,28 @@ func TestRunRejectsBadLogFormat(t *testing.T) {
 	if code != 2 || !strings.Contains(errb.String(), "--metrics-listen") {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
+}
+
+// syncOut is a Run output that takes concurrent writes.
+type syncOut struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncOut) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncOut) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncOut) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
