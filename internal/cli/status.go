@@ -74,6 +74,9 @@ func fetchOrLedgers(ctx context.Context, cfg *config.Config, now time.Time) (sta
 			si.Error = err.Error()
 		}
 		si.Held = status.FromChanges(cs, now)
+		if ys, err := remediate.ReadYields(cfg.StateDir, in.Name); err == nil {
+			si.Yielded = status.FromYields(ys)
+		}
 		r.Instances = append(r.Instances, si)
 	}
 	r.Sort()

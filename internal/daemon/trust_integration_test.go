@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/redis-guardian/redis-guardian/internal/events"
+	"github.com/redis-guardian/redis-guardian/internal/status"
 	"github.com/redis-guardian/redis-guardian/internal/testredis"
 	"github.com/redis-guardian/redis-guardian/pkg/policy"
 	"github.com/redis-guardian/redis-guardian/pkg/remediate"
@@ -658,6 +659,15 @@ func TestYieldOutlivesGuardianRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(remediate.YieldsPath(stateDir, instanceName)); err != nil {
 		t.Errorf("the yield is not kept in the state dir: %v", err)
+	}
+	// status says so: the operator who wonders why MISCONF stays is told.
+	out, _ := runGuardianCommand(t, append([]string{"status", "--format", "json"}, run...)...)
+	var r status.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("status --format json: %v\n%s", err, out)
+	}
+	if len(r.Instances) != 1 || len(r.Instances[0].Yielded) != 1 || r.Instances[0].Yielded[0].Setting != policy.SettingStopWrites {
+		t.Errorf("status does not show the yield of %s: %s", policy.SettingStopWrites, out)
 	}
 
 	lift()

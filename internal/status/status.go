@@ -77,6 +77,9 @@ type Instance struct {
 	Held     []Held     `json:"held"`
 	// ForkSlot says the instance held a host fork slot at its last tick.
 	ForkSlot bool `json:"holds_fork_slot,omitempty"`
+	// Yielded are the settings the guardian gave over to an operator for the
+	// rest of their remedy's episode: it does not take them again until then.
+	Yielded []Yielded `json:"yielded,omitempty"`
 	// Error says why the instance's ledger could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -86,6 +89,22 @@ type Finding struct {
 	ID       string `json:"id"`
 	Severity string `json:"severity"`
 	Summary  string `json:"summary"`
+}
+
+// Yielded is a setting an operator took over from a remedy's hold.
+type Yielded struct {
+	Setting string    `json:"setting"`
+	Remedy  string    `json:"remedy"`
+	Since   time.Time `json:"since"`
+}
+
+// FromYields turns the policy's yields into Yielded.
+func FromYields(ys []policy.Yield) []Yielded {
+	var out []Yielded
+	for _, y := range ys {
+		out = append(out, Yielded{Setting: y.Setting, Remedy: y.Remedy, Since: y.At})
+	}
+	return out
 }
 
 // Held is one ledger entry: a setting the guardian holds changed.
@@ -219,6 +238,10 @@ func WriteText(w io.Writer, r Report) {
 		}
 		if in.ForkSlot {
 			fmt.Fprintln(w, "  holds a fork slot")
+		}
+		for _, y := range in.Yielded {
+			fmt.Fprintf(w, "  yielded %s to an operator %s ago (%s): not taken again until that episode ends\n", y.Setting,
+				r.Time.Sub(y.Since).Round(time.Second), y.Remedy)
 		}
 		for _, f := range in.Findings {
 			fmt.Fprintf(w, "  %s %s: %s\n", strings.ToUpper(f.Severity), f.ID, f.Summary)

@@ -70,3 +70,18 @@ func TestForkSlotsShown(t *testing.T) {
 		t.Errorf("a symlinked slot file read as %+v; want an error", f)
 	}
 }
+
+// TestYieldedShown: a setting given over to an operator is named, with how long
+// ago and by which remedy, so the operator who wonders why the guardian leaves
+// MISCONF alone is told.
+func TestYieldedShown(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	WriteText(&b, Report{Source: "ledger", Time: now, Instances: []Instance{{Name: "main",
+		Yielded: FromYields([]policy.Yield{{Remedy: policy.RemedyStopWrites, Setting: policy.SettingStopWrites, At: now.Add(-90 * time.Second)}})}}})
+	want := "  yielded stop-writes-on-bgsave-error to an operator 1m30s ago (stop_writes): not taken again until that episode ends\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("text lacks %q:\n%s", want, b.String())
+	}
+}

@@ -135,7 +135,8 @@ func (s *Supervisor) Status() status.Report {
 	r := status.Report{Source: "daemon", Version: s.version, Time: now}
 	for name, in := range s.insts {
 		exec := in.built.Executor
-		si := status.Instance{Name: name, Addr: exec.Addr, Findings: []status.Finding{}, Held: status.FromChanges(exec.Changes(), now)}
+		si := status.Instance{Name: name, Addr: exec.Addr, Findings: []status.Finding{}, Held: status.FromChanges(exec.Changes(), now),
+			Yielded: status.FromYields(exec.Yields())}
 		if last := in.last; last != nil {
 			up, end := last.Up, last.Start.Add(last.Duration)
 			si.Up, si.LastTick, si.Findings = &up, &end, status.FromFindings(last.Findings)

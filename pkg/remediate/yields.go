@@ -84,6 +84,12 @@ func yieldsPath(ledger string) string {
 	return filepath.Join(dir, base+".yields.json")
 }
 
+// ReadYields reads the yields kept in state_dir for an instance, without the
+// ledger's lock, for a look (status): it never writes. No file is no yields.
+func ReadYields(stateDir, instance string) ([]policy.Yield, error) {
+	return readYields(YieldsPath(stateDir, instance))
+}
+
 func readYields(path string) ([]policy.Yield, error) {
 	f, err := openRead(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -178,4 +184,11 @@ func (e *Executor) KeepYields(ys []policy.Yield) {
 	e.mu.Lock()
 	e.keptYields = slices.Clone(ys)
 	e.mu.Unlock()
+}
+
+// Yields are the yields to operators the executor last kept (status).
+func (e *Executor) Yields() []policy.Yield {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.keptYields)
 }
