@@ -41,7 +41,8 @@ type changeSample struct {
 func (st *forkBudgetState) earlySave(in Input, c *ForkBudgetConfig, save string, fits bool, last changeSample) (Decision, bool) {
 	s := in.Snapshot
 	info := s.Redis.Info
-	if !c.EarlySave || !fits || s.Fork.Free() == 0 || s.Fork.Mine || info.Loading || info.AOFRewriteScheduled ||
+	// (An early save never goes ahead of saves that wait their turn.)
+	if !c.EarlySave || !fits || s.Fork.Free() == 0 || s.Fork.Mine || len(s.Fork.Waiters) > 0 || info.Loading || info.AOFRewriteScheduled ||
 		info.RDBLastBgsaveStatus == "err" || info.RDBLastSaveTime <= 0 ||
 		!st.EarlyAt.IsZero() && in.Now.Sub(st.EarlyAt) < earlyEvery {
 		return Decision{}, false

@@ -397,6 +397,7 @@ func TestForkBudgetEarlySave(t *testing.T) {
 		{name: "a save since the previous tick", setup: func(prev, _ *Input) { prev.Snapshot.Redis.Info.RDBLastSaveTime-- }},
 		{name: "the previous tick could not read Redis", setup: func(prev, _ *Input) { prev.Snapshot.Redis.Err = errors.New("down") }},
 		{name: "the slot is taken", setup: func(_, in *Input) { slotTaken(in) }},
+		{name: "another save waits its turn", setup: func(_, in *Input) { waiterSince(time.Minute)(in) }},
 		{name: "the copy-on-write does not fit", setup: func(_, in *Input) {
 			in.Snapshot.Redis.Info.RDBLastCOWSize = 100 * mib
 			in.Snapshot.Host.MemAvailable = uint64(110 * mib)
