@@ -678,3 +678,26 @@ func TestYieldOutlivesGuardianRestart(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 }
+
+// TestRestoreForgetsYields: `restore` gives everything back and starts over: the
+// yields to operators a stopped guardian kept go too, so a reinstall does not
+// inherit them.
+func TestRestoreForgetsYields(t *testing.T) {
+	t.Parallel()
+	srv := testredis.Start(t, testredis.Options{})
+	stateDir, run := binaryConfig(t, srv)
+	l, err := remediate.OpenFileLedger(stateDir, instanceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SaveYields([]policy.Yield{{Remedy: policy.RemedyOOMShield, Setting: policy.SettingOOMScoreAdj, At: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Close()
+	if out, err := runGuardianCommand(t, append([]string{"restore"}, run...)...); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(remediate.YieldsPath(stateDir, instanceName)); !os.IsNotExist(err) {
+		t.Errorf("the yields file is still there after restore (%v)", err)
+	}
+}

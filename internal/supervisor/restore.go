@@ -25,7 +25,9 @@ func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, err
 	var errs []error
 	total := 0
 	for _, in := range cfg.Instances {
-		if _, err := os.Lstat(remediate.LedgerPath(cfg.StateDir, in.Name)); errors.Is(err, os.ErrNotExist) {
+		_, lerr := os.Lstat(remediate.LedgerPath(cfg.StateDir, in.Name))
+		_, yerr := os.Lstat(remediate.YieldsPath(cfg.StateDir, in.Name))
+		if errors.Is(lerr, os.ErrNotExist) && errors.Is(yerr, os.ErrNotExist) {
 			continue
 		}
 		b, err := instance.Build(cfg, in, instance.Options{Log: log, Timeout: 5 * time.Second})
@@ -48,6 +50,13 @@ func Restore(ctx context.Context, cfg *config.Config, log *zap.Logger) (int, err
 		rctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 		if err := b.Executor.RestoreAll(rctx, "redis-guardian restore"); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", in.Name, err))
+		} else if fl, ok := b.Ledger.(*remediate.FileLedger); ok {
+			// Everything is given back: the next guardian starts over, with no
+			// setting left given over to an operator (a removal, then a
+			// reinstall months later, must not inherit them).
+			if err := fl.SaveYields(nil); err != nil {
+				errs = append(errs, fmt.Errorf("instance %s: %w", in.Name, err))
+			}
 		}
 		cancel()
 		b.Close()
