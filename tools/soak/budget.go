@@ -56,11 +56,25 @@ var budgets = map[kind]budget{
 }
 
 // revertBudget is an operator_set that set stop-writes-on-bgsave-error back to yes
-// during a hold: the operator wins, so Redis rejects writes until the faults that
-// were active then are cleared and a save succeeds (Redis retries its save 5 s
-// after a failure, at its next save point: 10 s). Free until 20 s after the last
-// of those faults ends.
+// during a hold: the operator wins for the episode, and the guardian's promise
+// (README) is that it does not lift a failed save's MISCONF again until a save
+// succeeds after the operator's change. So Redis rejects writes, whichever fault
+// fails its saves meanwhile (the faults active at the revert, or new ones),
+// until the observer sees that save (the episode's end) or Redis restart. Free
+// until 2 s after that end; when the observer saw no end (the run ended first),
+// until 20 s after the last fault active at the revert ends (Redis retries its
+// save 5 s after a failure, at its next save point: 10 s).
+//
+// The hour's soak (seed 20261208) needed this: with the yields kept across
+// guardian restarts, an operator's episode outlived the faults active at the
+// revert, and the MISCONF of new faults in it was charged to them (9 violations,
+// each within an episode with no save succeeded since the revert).
 var revertBudget = budget{free: 20 * time.Second, untilEnd: true, extra: 50, grace: 5 * time.Second}
+
+// episodeFree is how long after a revert episode's end its MISCONF is still the
+// operator's: the observer reads every 100-200 ms, and a write sent just before
+// the successful save may come back rejected just after.
+const episodeFree = 2 * time.Second
 
 // window is one fault as the attribution sees it.
 type window struct {
@@ -74,7 +88,7 @@ type window struct {
 	last       time.Time
 }
 
-func windows(recs []*faultRec) []*window {
+func windows(recs []*faultRec, eps []episode) []*window {
 	var out []*window
 	for _, r := range recs {
 		if r.failed || r.start.IsZero() {
@@ -85,6 +99,9 @@ func windows(recs []*faultRec) []*window {
 		if r.revert {
 			b = revertBudget
 			end = lastOverlapEnd(recs, r)
+			if e, ok := episodeOf(eps, r); ok {
+				b.free, end = episodeFree, e
+			}
 		}
 		from := r.start
 		if b.untilEnd {
@@ -97,6 +114,21 @@ func windows(recs []*faultRec) []*window {
 		out = append(out, w)
 	}
 	return out
+}
+
+// episodeOf is when the episode of revert r ended, if the observer saw it end:
+// the first episode of r's instance that began at or after r's start.
+func episodeOf(eps []episode, r *faultRec) (time.Time, bool) {
+	var best episode
+	for _, e := range eps {
+		if e.inst != r.step.Inst || e.start.Before(r.start) {
+			continue
+		}
+		if best.start.IsZero() || e.start.Before(best.start) {
+			best = e
+		}
+	}
+	return best.end, !best.start.IsZero()
 }
 
 // lastOverlapEnd is when the last fault on r's instance that was active at r's
@@ -115,8 +147,8 @@ func lastOverlapEnd(recs []*faultRec, r *faultRec) time.Time {
 // it was sent: one in whose free time it falls if any, else the one with the most
 // of its extra left. It returns the windows and the violations: writes rejected
 // with no fault to explain them, and faults over their budget.
-func attribute(recs []*faultRec, rejected []rejection, names []string) ([]*window, []violation) {
-	ws := windows(recs)
+func attribute(recs []*faultRec, eps []episode, rejected []rejection, names []string) ([]*window, []violation) {
+	ws := windows(recs, eps)
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].sent.Before(rejected[j].sent) })
 	var out []violation
 	unexplained := map[int]int{}

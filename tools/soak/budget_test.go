@@ -32,7 +32,7 @@ func TestAttribute(t *testing.T) {
 	rejected = append(rejected, rej(0, 100, 3, "MISCONF")...)       // no fault at all
 	rejected = append(rejected, rej(0, 12, 2, "OOM")...)            // fork_fail explains no OOM
 	rejected = append(rejected, rej(0, 200, 500, "unavailable")...) // no reply: not a rejection
-	ws, vs := attribute(recs, rejected, []string{"a", "b"})
+	ws, vs := attribute(recs, nil, rejected, []string{"a", "b"})
 	got := map[kind][2]int{}
 	for _, w := range ws {
 		got[w.rec.step.Kind] = [2]int{w.charged, w.overBudget}
@@ -63,7 +63,42 @@ func TestRevertWindowRunsToTheOverlappingFaultsEnd(t *testing.T) {
 	for j := range 1000 { // MISCONF from the revert until the fault ends, and 20 s after
 		rejected = append(rejected, rejection{inst: 0, sent: t0.Add(6*time.Second + time.Duration(j)*70*time.Millisecond), class: "MISCONF"})
 	}
-	if _, vs := attribute([]*faultRec{fork, op}, rejected, []string{"a"}); len(vs) != 0 {
+	if _, vs := attribute([]*faultRec{fork, op}, nil, rejected, []string{"a"}); len(vs) != 0 {
 		t.Errorf("violations %+v, want none: the operator won until the fault's end", vs)
+	}
+}
+
+// TestRevertWindowRunsToTheEpisodeEnd: the operator's episode lasts until a save
+// succeeds after the revert, whichever faults fail the saves meanwhile: a new
+// fault's MISCONF inside it is the operator's, and one after its end is the
+// fault's again (the hour's soak, seed 20261208, charged such MISCONF to the
+// new faults: 9 violations).
+func TestRevertWindowRunsToTheEpisodeEnd(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first := &faultRec{step: step{Kind: kForkFail, Inst: 0}, start: t0, end: t0.Add(10 * time.Second)}
+	op := &faultRec{step: step{Kind: kOperatorSet, Inst: 0}, start: t0.Add(5 * time.Second), end: t0.Add(5 * time.Second), revert: true}
+	second := &faultRec{step: step{Kind: kDiskFull, Inst: 0}, start: t0.Add(40 * time.Second), end: t0.Add(50 * time.Second)}
+	third := &faultRec{step: step{Kind: kKillChild, Inst: 0}, start: t0.Add(70 * time.Second), end: t0.Add(71 * time.Second)}
+	eps := []episode{{inst: 0, start: t0.Add(5*time.Second + time.Millisecond), end: t0.Add(60 * time.Second)}}
+	var rejected []rejection
+	for j := range 500 { // MISCONF through the second fault, inside the episode
+		rejected = append(rejected, rejection{inst: 0, sent: t0.Add(40*time.Second + time.Duration(j)*20*time.Millisecond), class: "MISCONF"})
+	}
+	recs := []*faultRec{first, op, second, third}
+	if _, vs := attribute(recs, eps, rejected, []string{"a"}); len(vs) != 0 {
+		t.Errorf("violations %+v, want none: the operator's episode ran until 60 s", vs)
+	}
+	// Without the episode's end (the attribution before), the second fault was
+	// charged with the operator's MISCONF.
+	if _, vs := attribute(recs, nil, rejected, []string{"a"}); len(vs) != 1 || !strings.Contains(vs[0].what, "disk_full cost") {
+		t.Errorf("without the episode: violations %+v, want disk_full over its budget", vs)
+	}
+	// After the episode's end a new fault's MISCONF is the guardian's to lift.
+	for j := range 500 {
+		rejected = append(rejected, rejection{inst: 0, sent: t0.Add(70*time.Second + time.Duration(j)*2*time.Millisecond), class: "MISCONF"})
+	}
+	if _, vs := attribute(recs, eps, rejected, []string{"a"}); len(vs) != 1 || !strings.Contains(vs[0].what, "kill_child cost") || !strings.Contains(vs[0].what, "(500 in all)") {
+		t.Errorf("violations %+v, want kill_child over its budget after the episode ended", vs)
 	}
 }

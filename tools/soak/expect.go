@@ -25,6 +25,7 @@ func (o *observer) restarted(i int) {
 	in := o.inst[i]
 	in.paused = false
 	in.gen++
+	o.endEpisode(i, time.Now()) // the operator's runtime yes died with the process
 	in.expected, in.opVal, in.revertAt, in.revertSave = clone(in.base), map[string]string{}, time.Time{}, 0
 	in.miss = map[string]time.Time{}
 }

@@ -145,7 +145,7 @@ func (k *soak) soak(ctx context.Context, steps []step) int {
 		}
 	}
 	k.mu.Lock()
-	ws, budgetViolations := attribute(k.faults, rejected, k.names)
+	ws, budgetViolations := attribute(k.faults, k.obs.Episodes(), rejected, k.names)
 	s.windows, s.violations = ws, append(slices.Clone(k.violations), budgetViolations...)
 	s.injectErrs, s.rss = k.injectErrs, k.rss
 	k.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -82,6 +83,35 @@ type observer struct {
 
 	mu   sync.Mutex
 	inst []*instObs
+	// episodes are the operators' reverts whose episode the observer saw end (a
+	// save succeeded after the revert, or Redis restarted): the guardian leaves
+	// a failed save's MISCONF to the operator until then, whatever new fault
+	// fails the saves meanwhile.
+	episodes []episode
+}
+
+// episode is one operator's revert of stop-writes-on-bgsave-error, from the
+// revert to the moment its episode ended.
+type episode struct {
+	inst       int
+	start, end time.Time
+}
+
+// endEpisode records the end of instance i's revert episode; o.mu is held.
+func (o *observer) endEpisode(i int, at time.Time) {
+	in := o.inst[i]
+	if in.revertAt.IsZero() {
+		return
+	}
+	o.episodes = append(o.episodes, episode{inst: i, start: in.revertAt, end: at})
+	in.revertAt = time.Time{}
+}
+
+// Episodes are the revert episodes that ended.
+func (o *observer) Episodes() []episode {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.episodes)
 }
 
 // snapshot is what the observer expects of an instance at the start of a reading.
@@ -178,11 +208,11 @@ func (o *observer) judge(i int, snap snapshot, vals, info map[string]string, led
 			o.violateLocked(i, "operator:"+s, fmt.Sprintf("the operator's %s %q was overwritten with %q", s, v, vals[s]))
 		}
 	}
-	if !snap.revertAt.IsZero() && vals["stop-writes-on-bgsave-error"] == "no" {
+	if !snap.revertAt.IsZero() {
 		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
 		if last > snap.revertSave {
-			in.revertAt = time.Time{} // a save succeeded: that episode is over
-		} else {
+			o.endEpisode(i, now) // a save succeeded: that episode is over
+		} else if vals["stop-writes-on-bgsave-error"] == "no" {
 			o.violateLocked(i, "revert", fmt.Sprintf("stop-writes-on-bgsave-error set to no again after the operator set it back to yes at %s, with no save succeeded since",
 				snap.revertAt.Format("15:04:05.000")))
 		}
