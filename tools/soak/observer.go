@@ -69,10 +69,17 @@ type instObs struct {
 	opVal      map[string]string // an operator's values, never to be overwritten
 	revertAt   time.Time         // the operator set stop-writes back to yes during a hold
 	revertSave int64             // rdb_last_save_time before that revert
-	gen        int               // restarts of Redis: a reading across one is dropped
-	paused     bool
-	miss       map[string]time.Time // changed and unnamed since
-	open       map[string]bool      // violations reported and not cleared since
+	opSaved    bool              // a save succeeded after the revert: the guardian may lift again
+	// yieldMark is the second the observer first saw the guardian's entry gone
+	// after the revert (or rdb_last_save_time then, if later): the guardian
+	// learns of the operator's change at its next reading of the setting, and
+	// its episode ends at a save after the second it learnt it (README). 0
+	// until seen.
+	yieldMark int64
+	gen       int // restarts of Redis: a reading across one is dropped
+	paused    bool
+	miss      map[string]time.Time // changed and unnamed since
+	open      map[string]bool      // violations reported and not cleared since
 }
 
 // observer checks the invariants continuously from INFO, CONFIG GET and the
@@ -104,7 +111,7 @@ func (o *observer) endEpisode(i int, at time.Time) {
 		return
 	}
 	o.episodes = append(o.episodes, episode{inst: i, start: in.revertAt, end: at})
-	in.revertAt = time.Time{}
+	in.revertAt, in.opSaved, in.yieldMark = time.Time{}, false, 0
 }
 
 // Episodes are the revert episodes that ended.
@@ -208,11 +215,18 @@ func (o *observer) judge(i int, snap snapshot, vals, info map[string]string, led
 			o.violateLocked(i, "operator:"+s, fmt.Sprintf("the operator's %s %q was overwritten with %q", s, v, vals[s]))
 		}
 	}
-	if !snap.revertAt.IsZero() {
+	if !snap.revertAt.IsZero() && in.revertAt.Equal(snap.revertAt) {
 		last, _ := strconv.ParseInt(info["rdb_last_save_time"], 10, 64)
 		if last > snap.revertSave {
-			o.endEpisode(i, now) // a save succeeded: that episode is over
-		} else if vals["stop-writes-on-bgsave-error"] == "no" {
+			in.opSaved = true // a save after the operator's change: the guardian may lift again
+		}
+		if _, held := named(ledger, "stop-writes-on-bgsave-error"); !held && in.yieldMark == 0 {
+			in.yieldMark = max(last, now.Unix())
+		}
+		switch {
+		case in.yieldMark != 0 && last > in.yieldMark:
+			o.endEpisode(i, now) // the guardian's episode is over too
+		case vals["stop-writes-on-bgsave-error"] == "no" && !in.opSaved:
 			o.violateLocked(i, "revert", fmt.Sprintf("stop-writes-on-bgsave-error set to no again after the operator set it back to yes at %s, with no save succeeded since",
 				snap.revertAt.Format("15:04:05.000")))
 		}

@@ -84,8 +84,36 @@ func TestObserverRevertHoldsUntilASaveSucceeds(t *testing.T) {
 	o2, got2 := newTestObserver()
 	o2.operatorRevert(0, at)
 	reading(o2, held, map[string]string{"rdb_last_save_time": itoa(at + 1)}, ledger)
-	if len(*got2) != 0 || !o2.inst[0].revertAt.IsZero() {
-		t.Errorf("violations %v, revertAt %v: a save succeeded since, the episode is over", *got2, o2.inst[0].revertAt)
+	if len(*got2) != 0 || !o2.inst[0].opSaved {
+		t.Errorf("violations %v, opSaved %v: a save succeeded since, the guardian may lift again", *got2, o2.inst[0].opSaved)
+	}
+}
+
+// TestObserverEpisodeEndsAfterTheGuardianLearnt: the guardian learns of the
+// operator's revert at its next reading of the setting (its ledger entry goes
+// then), and its episode ends at a save after that second. A save between the
+// revert and that moment lets it lift again, but the MISCONF of a new fault in
+// between is still the operator's (the 15-minute soak, seed 20261208: a save
+// 1.4 s after the revert, in the second the guardian yielded, then a killed
+// child charged to the fault).
+func TestObserverEpisodeEndsAfterTheGuardianLearnt(t *testing.T) {
+	t.Parallel()
+	o, got := newTestObserver()
+	const at = 1000
+	o.operatorRevert(0, at)
+	ledger := entry{Setting: "stop-writes-on-bgsave-error", Value: "no", Remedy: "stop_writes"}
+	yes := map[string]string{"stop-writes-on-bgsave-error": "yes"}
+	reading(o, yes, map[string]string{"rdb_last_save_time": itoa(at)}, ledger)
+	now := time.Now().Unix()
+	// The entry is gone (the guardian yielded), and a save succeeded in the same
+	// second: still the operator's episode.
+	reading(o, yes, map[string]string{"rdb_last_save_time": itoa(now)})
+	if eps := o.Episodes(); len(eps) != 0 || !o.inst[0].opSaved {
+		t.Fatalf("episodes %+v, opSaved %v: want the episode on, the operator's save seen", eps, o.inst[0].opSaved)
+	}
+	reading(o, yes, map[string]string{"rdb_last_save_time": itoa(now + 1)})
+	if eps := o.Episodes(); len(eps) != 1 || len(*got) != 0 {
+		t.Fatalf("episodes %+v, violations %v: want the episode ended by the save after the guardian learnt", eps, *got)
 	}
 }
 
