@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,30 +27,12 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errb lockedBuffer
+	// Outputs that take concurrent writes: go-redis has one logger for the
+	// whole process, so another test's background dial may log into this
+	// run's stderr while the run writes to it.
+	var out, errb syncBuffer
 	code = cli.Run(ctx, args, cli.Env{Stdout: &out, Stderr: &errb})
 	return code, out.String(), errb.String()
-}
-
-// lockedBuffer is an output for cli.Run that tolerates concurrent writes:
-// go-redis has one logger for the whole process, so a background dial of
-// another test's client may log into this run's stderr while the run writes
-// to it (a data race the race detector saw in a loaded run).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // checkJSON runs `check --format json` with extra args and decodes the result.
